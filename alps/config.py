@@ -1,0 +1,337 @@
+"""Typed, frozen analysis configuration, validated once at the edge.
+
+The analysis YAML is loaded with :func:`load_config` into an :class:`AnalysisConfig`; every section
+is a frozen pydantic model that forbids unknown fields, so a typo or a bad value is reported with
+the dotted name of the field (``simulation.signal.events_per_mass: Input should be greater than
+0``). The objects pickle, which is how the processor ships them to Dask workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AnalysisConfig",
+    "ConfigError",
+    "DetectorConfig",
+    "GeneratorCuts",
+    "HistogramConfig",
+    "InjectionConfig",
+    "KinfitConfig",
+    "LimitsConfig",
+    "MassGrid",
+    "MassResolution",
+    "PreselectionConfig",
+    "ProcessingConfig",
+    "SignalConfig",
+    "SimulationConfig",
+    "SystematicsConfig",
+    "TrainingConfig",
+    "config_hash",
+    "default_config_path",
+    "load_config",
+]
+
+BACKGROUND_PROCESSES = (
+    "ggg",
+    "gg",
+    "eeg",
+    "pi0g",
+    "etag",
+    "etapg",
+    "pi0gg",
+    "etagg",
+    "etapgg",
+    "mumug",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names the field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MassGrid(_Frozen):
+    """Masses in GeV: either an explicit list or a start/stop/step range (stop included)."""
+
+    start: float | None = Field(default=None, gt=0)
+    stop: float | None = Field(default=None, gt=0)
+    step: float | None = Field(default=None, gt=0)
+    values: tuple[float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> MassGrid:
+        has_range = None not in (self.start, self.stop, self.step)
+        if has_range == (self.values is not None):
+            raise ValueError("give either start/stop/step or values, not both or neither")
+        if has_range and self.stop < self.start:  # type: ignore[operator]
+            raise ValueError("stop must not be below start")
+        if self.values is not None and any(v <= 0 for v in self.values):
+            raise ValueError("masses must be positive")
+        return self
+
+    def masses(self) -> np.ndarray:
+        """The grid as an array of GeV, rounded to the MeV."""
+        if self.values is not None:
+            return np.round(np.asarray(self.values, dtype=np.float64), 4)
+        n = int(np.floor((self.stop - self.start) / self.step + 1e-6)) + 1  # type: ignore[operator]
+        return np.round(self.start + self.step * np.arange(n), 4)  # type: ignore[operator]
+
+
+class GeneratorCuts(_Frozen):
+    """Generator-level phase-space cuts, lab frame; looser than any selection downstream."""
+
+    theta_min_deg: float = Field(default=12.4, ge=0, le=90)
+    theta_max_deg: float = Field(default=155.1, ge=90, le=180)
+    photon_e_min_GeV: float = Field(default=0.08, gt=0)
+
+
+class InjectionConfig(_Frozen):
+    """A signal hidden in the pseudo-data."""
+
+    mass_GeV: float = Field(gt=0)
+    coupling_GeV: float = Field(gt=0, description="g_a_gamma_gamma in GeV^-1")
+
+
+class SignalConfig(_Frozen):
+    masses: MassGrid = MassGrid(start=0.175, stop=10.375, step=0.05)
+    coupling_GeV: float = Field(default=1.0e-3, gt=0, description="reference g_agg in GeV^-1")
+    events_per_mass: int = Field(default=5000, gt=0)
+
+
+class DataConfig(_Frozen):
+    enabled: bool = True
+    inject: InjectionConfig | None = None
+
+
+class DetectorConfig(_Frozen):
+    """Fast ECL/CDC simulation parameters that physics.md marks as estimates."""
+
+    merge_distance_cm: float = Field(default=5.4, ge=0)
+    endcap_angle_scale: float = Field(default=1.5, gt=0)
+    gap_resolution_scale: float = Field(default=2.0, gt=0)
+    gap_energy_loss: float = Field(default=0.05, ge=0, lt=1)
+    leakage_probability: float = Field(default=0.25, ge=0, le=1)
+    leakage_mean: float = Field(default=0.015, ge=0, lt=0.5)
+    time_constant_ns: float = Field(default=1.0, gt=0)
+    time_floor_ns: float = Field(default=1.0, gt=0)
+    background_time_window_ns: float = Field(default=200.0, gt=0)
+    background_energy_GeV: float = Field(default=0.035, gt=0)
+    background_tail_fraction: float = Field(default=0.1, ge=0, le=1)
+    background_tail_energy_GeV: float = Field(default=0.12, gt=0)
+    fake_track_rate: float = Field(default=0.05, ge=0)
+    muon_cluster_GeV: float = Field(default=0.2, gt=0)
+
+
+class SimulationConfig(_Frozen):
+    backgrounds: tuple[str, ...] = BACKGROUND_PROCESSES
+    mc_luminosity_factor: float = Field(default=1.0, gt=0)
+    events_per_file: int = Field(default=250_000, gt=0)
+    cuts: GeneratorCuts = GeneratorCuts()
+    signal: SignalConfig = SignalConfig()
+    data: DataConfig = DataConfig()
+    detector: DetectorConfig = DetectorConfig()
+
+    @field_validator("backgrounds")
+    @classmethod
+    def _known_backgrounds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(BACKGROUND_PROCESSES))
+        if unknown:
+            raise ValueError(f"unknown processes {unknown}; known: {list(BACKGROUND_PROCESSES)}")
+        return value
+
+
+class PreselectionConfig(_Frozen):
+    """physics.md "Pre-selection (seed)"."""
+
+    photon_e_min_GeV: float = Field(default=0.1, ge=0)
+    theta_min_deg: float = Field(default=17.0, ge=0, le=90)
+    theta_max_deg: float = Field(default=150.0, ge=90, le=180)
+    time_window_ns: float = Field(default=200.0, gt=0)
+    n_photons: Literal[3] = 3
+    m3g_min_fraction: float = Field(default=0.8, gt=0)
+    m3g_max_fraction: float = Field(default=1.05, gt=0)
+    timing_nsigma: float = Field(default=3.0, gt=0)
+    track_dr_max_cm: float = Field(default=1.0, gt=0)
+    track_dz_max_cm: float = Field(default=3.0, gt=0)
+    track_theta_min_deg: float = Field(default=17.0, ge=0)
+    track_theta_max_deg: float = Field(default=150.0, le=180)
+
+
+class KinfitConfig(_Frozen):
+    max_iterations: int = Field(default=20, gt=0, le=1000)
+    chi2_tolerance: float = Field(default=1e-4, gt=0)
+    constraint_tolerance_GeV: float = Field(default=1e-7, gt=0)
+    covariance: Literal["clusters", "calibration"] = "calibration"
+
+
+class MassResolution(_Frozen):
+    """sigma(M_gg) = p0 + p1 m + p2 m^2 in GeV, fitted to signal MC (alps shapes refits it)."""
+
+    p0: float = Field(default=0.006, gt=0)
+    p1: float = 0.008
+    p2: float = 0.0
+
+    def sigma(self, mass: np.ndarray | float) -> np.ndarray:
+        mass = np.asarray(mass, dtype=np.float64)
+        return np.asarray(self.p0 + self.p1 * mass + self.p2 * mass**2)
+
+
+class HistogramConfig(_Frozen):
+    mass_min_GeV: float = Field(default=0.0, ge=0)
+    mass_max_GeV: float = Field(default=10.6, gt=0)
+    bin_width_sigma: float = Field(default=0.5, gt=0, description="bin width in units of sigma_m")
+    score_edges: tuple[float, ...] = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+    resolution: MassResolution = MassResolution()
+
+    @field_validator("score_edges")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(value) < 2 or any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("score edges must be at least two increasing numbers")
+        return value
+
+
+class SystematicsConfig(_Frozen):
+    """Variations filled in the same pass as the nominal histograms."""
+
+    energy_scale: float = Field(default=0.003, ge=0, description="relative photon energy scale")
+    energy_resolution: float = Field(default=0.10, ge=0, description="relative resolution scale")
+    trigger: bool = True
+    luminosity: float = Field(default=0.0066, ge=0, description="relative uncertainty")
+
+
+class ProcessingConfig(_Frozen):
+    chunk_size: int = Field(default=200_000, gt=0)
+    skip_bad_files: bool = False
+    retries: int = Field(default=3, ge=0)
+    workers: int | None = Field(default=None, gt=0)
+    threads_per_worker: int = Field(default=1, gt=0)
+
+
+class TrainingConfig(_Frozen):
+    features: tuple[str, ...] = (
+        "E_high",
+        "E_low",
+        "u_high",
+        "t_high",
+        "sphericity",
+        "fw_r2",
+        "cleo_cone0",
+        "theta_recoil",
+        "chi2",
+    )
+    hidden_layers: int = Field(default=10, gt=0)
+    width: int = Field(default=30, gt=0)
+    activation: Literal["leaky_relu", "relu", "elu", "tanh", "silu"] = "leaky_relu"
+    bce_epochs: int = Field(default=200, ge=0)
+    bce_batch_size: int = Field(default=2048, gt=0)
+    punzi_epochs: int = Field(default=500, ge=0)
+    punzi_batch_size: int = Field(default=20_000, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    window_nsigma: float = Field(default=10.0, gt=0)
+    punzi_a: float = Field(default=5.0, gt=0)
+    punzi_b: float = Field(default=1.28, gt=0)
+    held_out_masses: int = Field(default=22, ge=0)
+    soft_cut_sharpness: float = Field(default=20.0, gt=0)
+    max_background_candidates: int = Field(default=2_000_000, gt=0)
+    working_point: float | None = Field(default=None, gt=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    grid: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
+    xgboost_rounds: int = Field(default=300, gt=0)
+    xgboost_depth: int = Field(default=6, gt=0)
+
+
+class LimitsConfig(_Frozen):
+    masses: MassGrid = MassGrid(start=0.175, stop=9.6, step=0.05)
+    scan_range_GeV: tuple[float, float] = (0.2, 9.7)
+    window_nsigma: float = Field(default=10.0, gt=0)
+    efficiency_window_nsigma: float = Field(default=20.0, gt=0)
+    excluded_mesons: tuple[Literal["pi0", "eta", "etaprime"], ...] = ("pi0", "eta", "etaprime")
+    exclusion_nsigma: float = Field(default=5.0, ge=0)
+    confidence_level: float = Field(default=0.95, gt=0, lt=1)
+    background_polynomial_order: int = Field(default=3, ge=0, le=6)
+    trigger_uncertainty: float = Field(default=0.01, ge=0)
+    efficiency_uncertainty: float = Field(default=0.03, ge=0)
+    lee_method: Literal["gross-vitells", "toys"] = "gross-vitells"
+    lee_toys: int = Field(default=200, ge=0)
+    decay_volume: Literal["ecl"] = "ecl"
+
+
+class AnalysisConfig(_Frozen):
+    """The whole analysis; ``alps <stage>`` reads the parts it needs."""
+
+    name: str = "alps"
+    seed: int = Field(default=20260101, ge=0)
+    run_slice: str = "2018"
+    run_registry: Path | None = None
+    simulation: SimulationConfig = SimulationConfig()
+    preselection: PreselectionConfig = PreselectionConfig()
+    kinfit: KinfitConfig = KinfitConfig()
+    histograms: HistogramConfig = HistogramConfig()
+    systematics: SystematicsConfig = SystematicsConfig()
+    processing: ProcessingConfig = ProcessingConfig()
+    training: TrainingConfig = TrainingConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    def section_hash(self, *sections: str) -> str:
+        """Content hash of the named top-level sections (all when none is named)."""
+        data = self.model_dump(mode="json")
+        chosen = {k: data[k] for k in sections} if sections else data
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_config_path() -> Path:
+    """The analysis YAML shipped with the package (the embedded default slice)."""
+    return Path(str(resources.files("alps") / "data" / "default.yaml"))
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> AnalysisConfig:
+    """Load and validate an analysis YAML (the shipped default when ``path`` is None).
+
+    ``overrides`` replace top-level fields before validation (the command line uses this).
+    Raises :class:`ConfigError` naming every bad or unknown field.
+    """
+    source = Path(path) if path is not None else default_config_path()
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {source}: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration {source} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration {source} must be a mapping at the top level")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    if raw.get("run_registry") is not None:
+        registry = Path(raw["run_registry"])
+        raw["run_registry"] = registry if registry.is_absolute() else source.parent / registry
+    try:
+        return AnalysisConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(source))) from None
+
+
+def config_hash(config: AnalysisConfig, *sections: str) -> str:
+    """Short content hash of ``config`` (or of some of its sections), for provenance and caching."""
+    return config.section_hash(*sections)

@@ -1,0 +1,1 @@
+"""Shared pytest configuration; small seeded inputs are built by fixtures in the test modules."""
