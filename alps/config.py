@@ -9,6 +9,7 @@ the dotted name of the field (``simulation.signal.events_per_mass: Input should 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from importlib import resources
 from pathlib import Path
@@ -95,6 +96,9 @@ class GeneratorCuts(_Frozen):
     theta_min_deg: float = Field(default=12.4, ge=0, le=90)
     theta_max_deg: float = Field(default=155.1, ge=90, le=180)
     photon_e_min_GeV: float = Field(default=0.08, gt=0)
+    mumug_photon_e_min_GeV: float = Field(default=0.5, gt=0)
+    lepton_photon_angle_min_deg: float = Field(default=10.0, ge=0, le=90)
+    calibration_events: int = Field(default=100_000, ge=1000)
 
 
 class InjectionConfig(_Frozen):
@@ -198,7 +202,7 @@ class HistogramConfig(_Frozen):
     @field_validator("score_edges")
     @classmethod
     def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(value) < 2 or any(b <= a for a, b in zip(value, value[1:])):
+        if len(value) < 2 or any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("score edges must be at least two increasing numbers")
         return value
 
@@ -251,6 +255,18 @@ class TrainingConfig(_Frozen):
     grid: dict[str, tuple[Any, ...]] = Field(default_factory=dict)
     xgboost_rounds: int = Field(default=300, gt=0)
     xgboost_depth: int = Field(default=6, gt=0)
+    validation_fraction: float = Field(
+        default=0.3, gt=0, lt=1, description="events kept apart to evaluate sigma_min"
+    )
+    soft_cut_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="score t of the soft cut inside the Punzi loss"
+    )
+    early_stopping_patience: int = Field(
+        default=0, ge=0, description="Punzi epochs without validation gain before stopping; 0 off"
+    )
+    select_top_features: int = Field(
+        default=0, ge=0, description="use the N top-ranked features instead of `features`; 0 off"
+    )
 
 
 class LimitsConfig(_Frozen):

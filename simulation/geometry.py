@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
-    "BARREL_RADIUS_CM",
     "BACKWARD_Z_CM",
+    "BARREL_RADIUS_CM",
     "CDC_THETA_DEG",
     "CRYSTAL_SIZE_CM",
     "ECL_THETA_DEG",
@@ -69,7 +69,9 @@ def distance_to_ecl(direction: FloatArray, origin: FloatArray | None = None) -> 
     b = 2.0 * (v[..., 0] * d[..., 0] + v[..., 1] * d[..., 1])
     c = v[..., 0] ** 2 + v[..., 1] ** 2 - BARREL_RADIUS_CM**2
     with np.errstate(divide="ignore", invalid="ignore"):
-        lam_barrel = np.where(a > 0, (-b + np.sqrt(np.clip(b * b - 4 * a * c, 0, None))) / (2 * a), np.inf)
+        lam_barrel = np.where(
+            a > 0, (-b + np.sqrt(np.clip(b * b - 4 * a * c, 0, None))) / (2 * a), np.inf
+        )
         lam_fwd = np.where(d[..., 2] > 0, (FORWARD_Z_CM - v[..., 2]) / d[..., 2], np.inf)
         lam_bwd = np.where(d[..., 2] < 0, (BACKWARD_Z_CM - v[..., 2]) / d[..., 2], np.inf)
     return np.asarray(np.minimum(lam_barrel, np.minimum(lam_fwd, lam_bwd)))

@@ -50,7 +50,7 @@ def boost(p: FloatArray, beta: FloatArray) -> FloatArray:
     bp = np.sum(beta * p[..., 1:], axis=-1)
     safe_b2 = np.where(b2 > 0.0, b2, 1.0)
     coeff = np.where(b2 > 0.0, (gamma - 1.0) / safe_b2, 0.0) * bp + gamma * p[..., 0]
-    out = np.empty(np.broadcast_shapes(p.shape, beta.shape[:-1] + (4,)), dtype=np.float64)
+    out = np.empty(np.broadcast_shapes(p.shape, (*beta.shape[:-1], 4)), dtype=np.float64)
     out[..., 0] = gamma * (p[..., 0] + bp)
     out[..., 1:] = p[..., 1:] + coeff[..., None] * beta
     return out
@@ -93,7 +93,7 @@ def two_body_decay(
     m2 = np.asarray(m2, dtype=np.float64)
     e1 = (m_parent**2 + m1**2 - m2**2) / (2.0 * m_parent)
     p_star = np.sqrt(np.clip(e1**2 - m1**2, 0.0, None))
-    d1 = np.empty(direction.shape[:-1] + (4,), dtype=np.float64)
+    d1 = np.empty((*direction.shape[:-1], 4), dtype=np.float64)
     d1[..., 0] = e1
     d1[..., 1:] = p_star[..., None] * direction
     d2 = np.empty_like(d1)
@@ -116,7 +116,9 @@ class CollisionFrame:
         self.sqrt_s: FloatArray = np.sqrt(self.s)
         self.beta: FloatArray = total[..., 1:] / total[..., :1]
         e_cm = boost(p_electron, -self.beta)
-        self.axis: FloatArray = e_cm[..., 1:] / np.linalg.norm(e_cm[..., 1:], axis=-1, keepdims=True)
+        self.axis: FloatArray = e_cm[..., 1:] / np.linalg.norm(
+            e_cm[..., 1:], axis=-1, keepdims=True
+        )
 
     def to_lab(self, p: FloatArray) -> FloatArray:
         """Momenta ``(n, ..., 4)`` given in the frame (z* along the electron) to the lab."""

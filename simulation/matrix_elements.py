@@ -96,7 +96,9 @@ def me2_ggg(k: FloatArray, sqrt_s: FloatArray) -> FloatArray:
 
 
 @nb.njit(cache=True)
-def _lepton_legs(k: FloatArray, sqrt_s: float) -> tuple[FloatArray, float, float, float, float, float, float]:
+def _lepton_legs(
+    k: FloatArray, sqrt_s: float
+) -> tuple[FloatArray, float, float, float, float, float, float]:
     half = 0.5 * sqrt_s
     legs = np.empty((4, 4))
     legs[0, 0], legs[0, 1], legs[0, 2], legs[0, 3] = half, 0.0, 0.0, half
@@ -153,7 +155,7 @@ def me2_bhabha_gamma(k: FloatArray, sqrt_s: FloatArray) -> FloatArray:
     e6 = E2**3
     for i in range(n):
         legs, s, s1, t, t1, u, u1 = _lepton_legs(k[i], sqrt_s[i])
-        big = (s * s1 * (s * s + s1 * s1) + t * t1 * (t * t + t1 * t1) + u * u1 * (u * u + u1 * u1))
+        big = s * s1 * (s * s + s1 * s1) + t * t1 * (t * t + t1 * t1) + u * u1 * (u * u + u1 * u1)
         out[i] = e6 * big / (s * s1 * t * t1) * _eikonal(legs, k[i, 2])
     return out
 

@@ -74,9 +74,7 @@ def beam_four_momenta(
     return p_electron, p_positron
 
 
-def sigma_alp(
-    mass: npt.ArrayLike, coupling: npt.ArrayLike, sqrt_s: npt.ArrayLike
-) -> FloatArray:
+def sigma_alp(mass: npt.ArrayLike, coupling: npt.ArrayLike, sqrt_s: npt.ArrayLike) -> FloatArray:
     """Cross-section of e+e- -> gamma a in pb.
 
     sigma = alpha g^2 / 24 * (1 - m_a^2/s)^3 (Dolan et al., JHEP 12 (2017) 094, Eq. 2.4;

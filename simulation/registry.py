@@ -148,7 +148,11 @@ class RunRegistry(Sequence[RunBlock]):
                 blocks = [b for b in blocks if lo <= b.exp <= hi]
             elif key == "runs":
                 lo, hi = _parse_range(value, key)
-                blocks = [_clip_runs(b, int(lo), int(hi)) for b in blocks if b.run_hi >= lo and b.run_lo <= hi]
+                blocks = [
+                    _clip_runs(b, int(lo), int(hi))
+                    for b in blocks
+                    if b.run_hi >= lo and b.run_lo <= hi
+                ]
             elif key == "period":
                 blocks = [b for b in blocks if b.period == value.strip()]
             elif key == "lumi":
@@ -185,7 +189,9 @@ def _clip_runs(block: RunBlock, lo: int, hi: int) -> RunBlock:
     if (new_lo, new_hi) == (block.run_lo, block.run_hi):
         return block
     fraction = (new_hi - new_lo + 1) / block.n_runs
-    return dataclasses.replace(block, run_lo=new_lo, run_hi=new_hi, lumi_pb=block.lumi_pb * fraction)
+    return dataclasses.replace(
+        block, run_lo=new_lo, run_hi=new_hi, lumi_pb=block.lumi_pb * fraction
+    )
 
 
 def _first_lumi(blocks: list[RunBlock], limit_pb: float) -> list[RunBlock]:

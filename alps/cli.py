@@ -1,0 +1,91 @@
+"""The ``alps`` command line: one subcommand per stage, ``alps run`` for the whole chain.
+
+Each subcommand parses its options, loads and validates the configuration, and runs its stage
+through :func:`alps.pipeline.run_stages` (so a stage with unchanged inputs is skipped).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import ConfigError, load_config
+from .pipeline import STAGES, RunContext, run_stages
+
+__all__ = ["main"]
+
+
+def _common(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help="analysis YAML (default: the shipped default slice)"),
+        click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+                     default=Path("alps-output"), show_default=True, help="work directory"),
+        click.option("--cluster", default="local", show_default=True,
+                     help="profile of dask_config.yaml"),
+        click.option("--scheduler", default=None, help="address of a running Dask scheduler"),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="local workers, or batch jobs, instead of the profile's"),
+        click.option("--seed", type=click.IntRange(min=0), default=None, help="override the seed"),
+        click.option("--slice", "run_slice", default=None,
+                     help="run-registry slice, e.g. 2018, run1, exp=12, lumi=10"),
+        click.option("--quiet", is_flag=True, help="no progress bars"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _context(config_path: Path | None, workdir: Path, cluster: str, scheduler: str | None,
+             workers: int | None, seed: int | None, run_slice: str | None, quiet: bool) -> RunContext:  # fmt: skip
+    try:
+        config = load_config(config_path, seed=seed, run_slice=run_slice)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    workdir.mkdir(parents=True, exist_ok=True)
+    return RunContext(
+        config, workdir, cluster, scheduler, workers, progress=not quiet, echo=click.echo
+    )
+
+
+def _run(ctx: RunContext, names: list[str], force: str | None = None) -> None:
+    try:
+        run_stages(ctx, [STAGES[name] for name in names], force=force)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        ctx.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alps")
+def main() -> None:
+    """Belle II search for axion-like particles in e+e- -> gamma a, a -> gamma gamma.
+
+    Stages: generate | calibrate | process | train | limits | report; `alps run` chains them,
+    skipping stages whose inputs are unchanged.
+    """
+
+
+@main.command()
+@_common
+def generate(**options: Any) -> None:
+    """Generate run-dependent MC and pseudo-data ntuples (ROOT) under WORKDIR/ntuples."""
+    _run(_context(**options), ["generate"], force="generate")
+
+
+@main.command()
+@_common
+@click.option("--force", "force", default=None, help="re-run from this stage on")
+def run(force: str | None, **options: Any) -> None:
+    """Run the whole chain on the configuration, skipping what is up to date."""
+    _run(_context(**options), list(STAGES), force=force)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The analysis chain as cached stages: each stage runs one library function.
+
+A stage is skipped when its record in ``<workdir>/.alps/<stage>.json`` holds the same content
+hash: the hash of the configuration sections the stage reads, of its own options and of the
+hashes of the stages it reads from. ``--force STAGE`` re-runs that stage and everything after it.
+An interrupted run resumes: finished stages have records, the unfinished one has none (and the
+generation stage itself skips files that are already complete).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import AnalysisConfig
+
+__all__ = ["STAGES", "RunContext", "Stage", "run_stages", "stage_hash"]
+
+
+@dataclass
+class RunContext:
+    """What every stage gets: the configuration, the work directory and a lazy Dask client."""
+
+    config: AnalysisConfig
+    workdir: Path
+    cluster: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    progress: bool = True
+    echo: Callable[[str], None] = print
+    _client_cm: Any = field(default=None, repr=False)
+    _client: Any = field(default=None, repr=False)
+
+    def client(self) -> Any:
+        """The Dask client, started on first use and kept for the rest of the run."""
+        if self._client is None:
+            from .cluster import dask_client
+
+            self._client_cm = dask_client(
+                self.cluster, scheduler=self.scheduler, workers=self.workers
+            )
+            self._client = self._client_cm.__enter__()
+            self.echo(f"dask: {self._client.dashboard_link or self._client.scheduler.address}")
+        return self._client
+
+    def close(self) -> None:
+        if self._client_cm is not None:
+            self._client_cm.__exit__(None, None, None)
+            self._client_cm = self._client = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A cached step: the config sections it reads (dotted paths; ``-a.b`` removes a field),
+    the stages whose output it reads, the files it must leave behind, and its function."""
+
+    name: str
+    sections: tuple[str, ...]
+    depends: tuple[str, ...]
+    outputs: tuple[str, ...]
+    run: Callable[[RunContext], Any]
+    description: str = ""
+
+
+def _pick(data: dict[str, Any], sections: Iterable[str]) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    for section in sections:
+        if section.startswith("-"):
+            continue
+        node: Any = data
+        for part in section.split("."):
+            node = node[part]
+        chosen[section] = node
+    for section in sections:
+        if not section.startswith("-"):
+            continue
+        *parents, leaf = section[1:].split(".")
+        for key, node in chosen.items():
+            if section[1:].startswith(key + "."):
+                target = node
+                for part in parents[len(key.split(".")) :]:
+                    target = target[part]
+                target.pop(leaf, None)
+    return chosen
+
+
+def stage_hash(stage: Stage, config: AnalysisConfig, upstream: dict[str, str]) -> str:
+    data = json.loads(config.model_dump_json())
+    if data.get("run_registry"):
+        data["run_registry_sha256"] = hashlib.sha256(
+            Path(data["run_registry"]).read_bytes()
+        ).hexdigest()
+    payload = {
+        "stage": stage.name,
+        "config": _pick(data, stage.sections),
+        "upstream": {name: upstream[name] for name in stage.depends},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _record_path(workdir: Path, name: str) -> Path:
+    return workdir / ".alps" / f"{name}.json"
+
+
+def _read_record(workdir: Path, name: str) -> dict[str, Any] | None:
+    path = _record_path(workdir, name)
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+    except (OSError, ValueError):
+        return None
+
+
+def run_stages(
+    ctx: RunContext,
+    stages: Sequence[Stage],
+    *,
+    force: str | None = None,
+) -> dict[str, str]:
+    """Run (or skip) the stages in order; returns each stage's outcome ("ran" or "skipped")."""
+    names = [s.name for s in stages]
+    if force is not None and force not in names:
+        raise ValueError(f"--force {force!r}: not a stage of this run ({', '.join(names)})")
+    forced = False
+    hashes: dict[str, str] = {}
+    outcome: dict[str, str] = {}
+    for stage in stages:
+        forced = forced or stage.name == force
+        for dep in stage.depends:
+            if dep not in hashes:
+                record = _read_record(ctx.workdir, dep)
+                if record is None:
+                    raise RuntimeError(f"stage {stage.name!r} needs {dep!r}, which has not run")
+                hashes[dep] = record["hash"]
+        digest = stage_hash(stage, ctx.config, hashes)
+        record = _read_record(ctx.workdir, stage.name)
+        complete = all((ctx.workdir / out).exists() for out in stage.outputs)
+        if not forced and record is not None and record.get("hash") == digest and complete:
+            ctx.echo(f"[{stage.name}] up to date, skipped")
+            hashes[stage.name] = digest
+            outcome[stage.name] = "skipped"
+            continue
+        ctx.echo(f"[{stage.name}] {stage.description or 'running'}")
+        start = time.perf_counter()
+        _record_path(ctx.workdir, stage.name).unlink(missing_ok=True)
+        stage.run(ctx)
+        elapsed = time.perf_counter() - start
+        path = _record_path(ctx.workdir, stage.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            json.dumps({"hash": digest, "seconds": round(elapsed, 2), "finished": time.time()})
+        )
+        ctx.echo(f"[{stage.name}] done in {elapsed:.1f} s")
+        hashes[stage.name] = digest
+        outcome[stage.name] = "ran"
+    return outcome
+
+
+def _generate(ctx: RunContext) -> Any:
+    from simulation.production import generate_samples
+
+    client = ctx.client()
+    return generate_samples(ctx.config, ctx.workdir, client=client, progress=ctx.progress)
+
+
+STAGES: dict[str, Stage] = {
+    "generate": Stage(
+        "generate",
+        ("seed", "run_slice", "run_registry", "simulation"),
+        (),
+        ("ntuples/manifest.json",),
+        _generate,
+        "generating run-dependent MC and pseudo-data",
+    ),
+}

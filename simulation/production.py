@@ -1,0 +1,442 @@
+"""Run-dependent production: plan per run block, generate + simulate + write files as tasks.
+
+MC is produced per run block in proportion to its luminosity with that block's beams and
+detector: N = round(sigma * L * mc_luminosity_factor) events of weight sigma * L / N (at least
+``MC_MIN_EVENTS`` so rare processes still have a usable sample). Signal: ``events_per_mass`` per
+mass, shared among the blocks by luminosity. Pseudo-data: per block, each process's count is drawn
+from a Poisson law of mean sigma * L, simulated with the data's own "true" detector (the registry's
+``data_*`` columns) and mixed into one stream; an ALP signal is added when ``inject`` is set.
+
+Each output file is one task with its own seed, derived from (seed, sample, block, file), so the
+same configuration gives identical files whatever the number of workers or the order of the tasks.
+A file whose ``meta`` records the same task hash is not made again (an interrupted production
+resumes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from alps.config import AnalysisConfig
+
+from .detector import DetectorConditions, RecoEvents, simulate
+from .events import PROCESS_CODES, TruthEvents
+from .generators import AlpGenerator, BeamConditions, Calibration, Generator, background_generator
+from .ntuple import NtupleContent, read_meta, write_ntuple
+from .registry import RunBlock, RunRegistry, load_registry
+
+__all__ = [
+    "DATA_SAMPLE",
+    "FileTask",
+    "ProcessShare",
+    "generate_samples",
+    "make_generator",
+    "plan_production",
+    "run_task",
+    "selected_registry",
+    "signal_mass",
+    "signal_sample",
+]
+
+DATA_SAMPLE = "data"
+INJECTED_PROCESS = "alp_inject"
+MC_MIN_EVENTS = 200
+GENERATOR_VERSION = "alps-simulation 1"
+
+
+def signal_sample(mass: float) -> str:
+    """Dataset name of the signal at ``mass`` GeV: ``alp_m<MeV>``."""
+    return f"alp_m{round(mass * 1000)}"
+
+
+def signal_mass(sample: str) -> float:
+    """Inverse of :func:`signal_sample`."""
+    if not sample.startswith("alp_m"):
+        raise ValueError(f"{sample!r} is not a signal sample name")
+    return int(sample[5:]) / 1000.0
+
+
+def _seed(*keys: object) -> np.random.SeedSequence:
+    return np.random.SeedSequence([zlib.crc32(str(k).encode()) for k in keys])
+
+
+def selected_registry(config: AnalysisConfig) -> RunRegistry:
+    """The run blocks of the configuration's slice."""
+    return load_registry(config.run_registry).select(config.run_slice)
+
+
+def make_generator(process: str, config: AnalysisConfig) -> Generator:
+    if process.startswith("alp_m"):
+        return AlpGenerator(signal_mass(process), config.simulation.signal.coupling_GeV)
+    if process == INJECTED_PROCESS:
+        inject = config.simulation.data.inject
+        if inject is None:
+            raise ValueError("no signal injection configured")
+        return AlpGenerator(inject.mass_GeV, inject.coupling_GeV)
+    return background_generator(process, config.simulation.cuts)
+
+
+@dataclass(frozen=True)
+class ProcessShare:
+    """Events of one process in one file: count, calibration, per-event weight."""
+
+    process: str
+    n_events: int
+    calibration: Calibration
+    sigma_effective_pb: float
+    weight: float
+    force_track_loss: bool = False
+
+
+@dataclass(frozen=True)
+class FileTask:
+    sample: str
+    block: RunBlock
+    block_index: int
+    file_index: int
+    shares: tuple[ProcessShare, ...]
+    data: bool
+    luminosity_pb: float
+    relpath: str
+
+    @property
+    def n_events(self) -> int:
+        return sum(s.n_events for s in self.shares)
+
+    def task_hash(self, config: AnalysisConfig) -> str:
+        payload = {
+            "task": asdict(self),
+            "config": config.model_dump(mode="json", include={"seed", "simulation"}),
+            "generator": GENERATOR_VERSION,
+        }
+        return hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()[:20]
+
+
+def _calibrate(
+    process: str, block: RunBlock, block_index: int, config: AnalysisConfig
+) -> Calibration:
+    rng = np.random.default_rng(_seed(config.seed, "calibration", process, block_index))
+    generator = make_generator(process, config)
+    return generator.calibrate(rng, BeamConditions.from_block(block), config.simulation.cuts)
+
+
+def _effective(process: str, calibration: Calibration, block: RunBlock) -> tuple[float, bool]:
+    """Effective cross-section and whether tracks are forced lost (e e gamma: both tracks)."""
+    if process == "eeg":
+        return calibration.sigma_pb * block.trk_ineff**2, True
+    return calibration.sigma_pb, False
+
+
+def _split(total: int, size: int) -> list[int]:
+    n_files = max(1, math.ceil(total / size))
+    return [len(a) for a in np.array_split(np.arange(total), n_files)]
+
+
+def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
+    exact = total * shares / shares.sum()
+    counts = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: total - counts.sum()]] += 1
+    return counts
+
+
+def _map(
+    function: Callable[..., Any],
+    items: list[Any],
+    client: Any,
+    progress: bool,
+    desc: str,
+    **kwargs: Any,
+) -> list[Any]:
+    """Apply ``function`` to each item, on the Dask ``client`` if given, with a progress bar."""
+    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="task")
+    results: list[Any] = [None] * len(items)
+    if client is None:
+        for i, item in enumerate(items):
+            results[i] = function(item, **kwargs)
+            bar.update()
+    else:
+        from distributed import as_completed
+
+        futures = client.map(function, items, pure=False, **kwargs)
+        index = {f.key: i for i, f in enumerate(futures)}
+        for future in as_completed(futures):
+            results[index[future.key]] = future.result()
+            bar.update()
+    bar.close()
+    return results
+
+
+def _calibrate_item(item: tuple[str, RunBlock, int], config: AnalysisConfig) -> Calibration:
+    return _calibrate(item[0], item[1], item[2], config)
+
+
+def plan_production(
+    config: AnalysisConfig,
+    registry: RunRegistry | None = None,
+    *,
+    client: Any = None,
+    progress: bool = False,
+    samples: Iterable[str] | None = None,
+) -> list[FileTask]:
+    """All file tasks of the configuration (optionally only some samples)."""
+    registry = registry if registry is not None else selected_registry(config)
+    sim = config.simulation
+    masses = sim.signal.masses.masses()
+    wanted = set(samples) if samples is not None else None
+    mc_samples = [p for p in sim.backgrounds] + [signal_sample(m) for m in masses]
+    if wanted is not None:
+        mc_samples = [s for s in mc_samples if s in wanted]
+    want_data = sim.data.enabled and (wanted is None or DATA_SAMPLE in wanted)
+    data_processes = list(sim.backgrounds) + ([INJECTED_PROCESS] if sim.data.inject else [])
+    processes = sorted(set(mc_samples) | (set(data_processes) if want_data else set()))
+    items = [(p, block, i) for p in processes for i, block in enumerate(registry)]
+    calibrations = dict(
+        zip(
+            [(p, i) for p, _, i in items],
+            _map(_calibrate_item, items, client, progress, "calibrating generators", config=config),
+        )
+    )
+    tasks: list[FileTask] = []
+    lumis = np.array([b.lumi_pb for b in registry])
+    for sample in mc_samples:
+        if sample.startswith("alp_m"):
+            per_block = _largest_remainder(sim.signal.events_per_mass, lumis)
+        else:
+            per_block = None
+        for i, block in enumerate(registry):
+            calibration = calibrations[(sample, i)]
+            sigma, force = _effective(sample, calibration, block)
+            if per_block is not None:
+                n_block = int(per_block[i])
+            else:
+                n_block = max(
+                    round(sigma * block.lumi_pb * sim.mc_luminosity_factor), MC_MIN_EVENTS
+                )
+            if n_block == 0:
+                continue
+            weight = sigma * block.lumi_pb / n_block
+            for j, n in enumerate(_split(n_block, sim.events_per_file)):
+                share = ProcessShare(sample, n, calibration, sigma, weight, force)
+                tasks.append(
+                    FileTask(
+                        sample,
+                        block,
+                        i,
+                        j,
+                        (share,),
+                        False,
+                        block.lumi_pb * n / n_block,
+                        f"{sample}/{sample}_{block.name}_{j:04d}.root",
+                    )
+                )
+    if want_data:
+        for i, block in enumerate(registry):
+            rng = np.random.default_rng(_seed(config.seed, "data-counts", i))
+            counts = {}
+            for process in data_processes:
+                sigma, _ = _effective(process, calibrations[(process, i)], block)
+                counts[process] = int(rng.poisson(sigma * block.lumi_pb))
+            total = sum(counts.values())
+            n_files = max(1, math.ceil(total / sim.events_per_file))
+            split = {
+                p: [len(a) for a in np.array_split(np.arange(c), n_files)]
+                for p, c in counts.items()
+            }
+            for j in range(n_files):
+                shares = tuple(
+                    ProcessShare(
+                        p,
+                        split[p][j],
+                        calibrations[(p, i)],
+                        *_effective(p, calibrations[(p, i)], block)[:1],
+                        1.0,
+                        _effective(p, calibrations[(p, i)], block)[1],
+                    )
+                    for p in data_processes
+                    if split[p][j] > 0
+                )
+                n_file = sum(s.n_events for s in shares)
+                tasks.append(
+                    FileTask(
+                        DATA_SAMPLE,
+                        block,
+                        i,
+                        j,
+                        shares,
+                        True,
+                        block.lumi_pb * n_file / max(total, 1),
+                        f"{DATA_SAMPLE}/{DATA_SAMPLE}_{block.name}_{j:04d}.root",
+                    )
+                )
+    return tasks
+
+
+def _event_arrays(
+    rng: np.random.Generator, truth: TruthEvents, share: ProcessShare, block: RunBlock
+) -> dict[str, np.ndarray]:
+    n = len(truth)
+    beams = BeamConditions.from_block(block).nominal
+    total = beams[0] + beams[1]
+    return {
+        "exp": np.full(n, block.exp),
+        "run": rng.integers(block.run_lo, block.run_hi + 1, n),
+        "beam_E": np.full(n, total[0]),
+        "beam_px": np.full(n, total[1]),
+        "beam_py": np.full(n, total[2]),
+        "beam_pz": np.full(n, total[3]),
+        "weight": np.full(n, share.weight),
+        "mc_process": np.full(
+            n, PROCESS_CODES["alp" if share.process.startswith("alp") else share.process]
+        ),
+        "mc_ma": np.full(n, truth.mc_ma),
+        "mc_decay_r": truth.decay_r,
+    }
+
+
+def _simulate_share(
+    rng: np.random.Generator, task: FileTask, share: ProcessShare, config: AnalysisConfig
+) -> tuple[dict[str, np.ndarray], RecoEvents, TruthEvents]:
+    generator = make_generator(share.process, config)
+    beams = BeamConditions.from_block(task.block)
+    truth = generator.generate(
+        rng, beams, share.n_events, config.simulation.cuts, share.calibration
+    )
+    conditions = DetectorConditions.for_block(task.block, data=task.data)
+    reco = simulate(
+        truth, conditions, config.simulation.detector, rng, data=task.data,
+        force_track_loss=share.force_track_loss,
+    )  # fmt: skip
+    return _event_arrays(rng, truth, share, task.block), reco, truth
+
+
+def _block_meta(block: RunBlock) -> dict[str, Any]:
+    """The registry entry, without the pseudo-data's hidden detector truth."""
+    return {k: v for k, v in block.as_dict().items() if not k.startswith("data_")}
+
+
+def run_task(task: FileTask, config: AnalysisConfig, workdir: str | Path) -> dict[str, Any]:
+    """Generate, simulate and write one file; skip it if it exists with the same task hash."""
+    target = Path(workdir) / "ntuples" / task.relpath
+    digest = task.task_hash(config)
+    if target.exists():
+        try:
+            if read_meta(target).get("task_hash") == digest:
+                return {"path": task.relpath, "events": task.n_events, "skipped": True}
+        except Exception:
+            pass
+    seed = _seed(config.seed, task.sample, task.block_index, task.file_index)
+    rng = np.random.default_rng(seed)
+    parts = [_simulate_share(rng, task, share, config) for share in task.shares]
+    contents = [
+        NtupleContent.build(ev, reco, None if task.data else truth) for ev, reco, truth in parts
+    ]
+    content = _concatenate(contents)
+    order = (
+        np.lexsort((rng.random(task.n_events), content["run"]))
+        if task.data
+        else np.argsort(content["run"], kind="stable")
+    )
+    content = NtupleContent({k: v[order] for k, v in content.items()})
+    content["event"] = task.file_index * 10_000_000 + np.arange(task.n_events, dtype=np.int64)
+    meta = {
+        "sample": task.sample,
+        "data": task.data,
+        "period": task.block.period,
+        "luminosity_pb": task.luminosity_pb,
+        "block": _block_meta(task.block),
+        "seed": {
+            "base": config.seed,
+            "entropy": list(map(int, seed.entropy))
+            if isinstance(seed.entropy, list)
+            else seed.entropy,
+        },
+        "generator": GENERATOR_VERSION,
+        "task_hash": digest,
+        "events": task.n_events,
+        "process_codes": PROCESS_CODES,
+        "processes": {
+            s.process: {
+                "events": s.n_events,
+                "cross_section_pb": s.calibration.sigma_pb,
+                "cross_section_err_pb": s.calibration.sigma_err_pb,
+                "effective_cross_section_pb": s.sigma_effective_pb,
+                "event_weight": s.weight,
+                "tracks_forced_lost": s.force_track_loss,
+            }
+            for s in task.shares
+        },
+    }
+    if task.sample.startswith("alp_m"):
+        meta["mc_ma"] = signal_mass(task.sample)
+        meta["coupling_GeV"] = config.simulation.signal.coupling_GeV
+    write_ntuple(target, content, meta)
+    return {"path": task.relpath, "events": task.n_events, "skipped": False}
+
+
+def _concatenate(contents: list[NtupleContent]) -> NtupleContent:
+    if len(contents) == 1:
+        return contents[0]
+    import awkward as ak
+
+    out = NtupleContent()
+    for key in contents[0]:
+        values = [c[key] for c in contents]
+        out[key] = (
+            ak.concatenate(values) if isinstance(values[0], ak.Array) else np.concatenate(values)
+        )
+    return out
+
+
+def generate_samples(
+    config: AnalysisConfig,
+    workdir: str | Path,
+    *,
+    client: Any = None,
+    progress: bool = True,
+    samples: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Produce every ntuple of the configuration under ``workdir/ntuples`` and a manifest.
+
+    Returns the manifest: per file its sample, run period, block, events and luminosity.
+    """
+    workdir = Path(workdir)
+    registry = selected_registry(config)
+    tasks = plan_production(config, registry, client=client, progress=progress, samples=samples)
+    results = _map(
+        run_task, tasks, client, progress, "generating ntuples", config=config, workdir=str(workdir)
+    )
+    manifest = {
+        "run_slice": config.run_slice,
+        "luminosity_pb": {
+            p: sum(b.lumi_pb for b in registry if b.period == p) for p in registry.periods
+        },
+        "files": [
+            {
+                "path": task.relpath,
+                "sample": task.sample,
+                "period": task.block.period,
+                "block": task.block.name,
+                "events": task.n_events,
+                "luminosity_pb": task.luminosity_pb,
+                "skipped": result["skipped"],
+            }
+            for task, result in zip(tasks, results)
+        ],
+    }
+    path = workdir / "ntuples" / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=1))
+    return manifest
