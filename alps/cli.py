@@ -47,6 +47,12 @@ def _context(config_path: Path | None, workdir: Path, cluster: str, scheduler: s
         config = load_config(config_path, seed=seed, run_slice=run_slice)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from simulation.production import selected_registry
+
+    try:
+        selected_registry(config)
+    except ValueError as exc:
+        raise click.UsageError(f"run_slice / run_registry: {exc}") from None
     workdir.mkdir(parents=True, exist_ok=True)
     return RunContext(
         config, workdir, cluster, scheduler, workers, progress=not quiet, echo=click.echo
@@ -77,6 +83,13 @@ def main() -> None:
 def generate(**options: Any) -> None:
     """Generate run-dependent MC and pseudo-data ntuples (ROOT) under WORKDIR/ntuples."""
     _run(_context(**options), ["generate"], force="generate")
+
+
+@main.command()
+@_common
+def process(**options: Any) -> None:
+    """Process the ntuples into histograms (WORKDIR/histograms) and skims (WORKDIR/skims)."""
+    _run(_context(**options), ["process"], force="process")
 
 
 @main.command()

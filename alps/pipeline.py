@@ -168,6 +168,26 @@ def _generate(ctx: RunContext) -> Any:
     return generate_samples(ctx.config, ctx.workdir, client=client, progress=ctx.progress)
 
 
+def _process(ctx: RunContext) -> Any:
+    from processors.run import run_processing
+
+    result = run_processing(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
+    ctx.echo(f"[process] {result.events} events -> {result.histogram_file}")
+    for item in result.skipped:
+        ctx.echo(f"[process] skipped {item['file']}: {item['error']}")
+    return result
+
+
+#: configuration that changes what the processor computes (chunking and workers do not)
+_PROCESS_SECTIONS = (
+    "preselection",
+    "kinfit",
+    "histograms",
+    "systematics",
+    "seed",
+    "simulation.detector",
+)
+
 STAGES: dict[str, Stage] = {
     "generate": Stage(
         "generate",
@@ -176,5 +196,13 @@ STAGES: dict[str, Stage] = {
         ("ntuples/manifest.json",),
         _generate,
         "generating run-dependent MC and pseudo-data",
+    ),
+    "process": Stage(
+        "process",
+        _PROCESS_SECTIONS,
+        ("generate",),
+        ("histograms/mgg.hist.zip", "skims/summary.json"),
+        _process,
+        "pre-selection, kinematic fit, candidates, histograms and skims",
     ),
 }

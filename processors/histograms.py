@@ -1,0 +1,118 @@
+"""The histograms the processor fills: the contract with every later stage (design.md).
+
+``mgg`` (and ``mgg_score`` when a model is given) has the axes dataset, period, variation, truth,
+mgg [, score]; the others monitor the reconstruction (cutflow, generated weights, kinematic-fit
+pulls and chi2, the mass resolution of signal, feature distributions) and feed the calibration
+(the trigger turn-on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import hist
+import numpy as np
+
+__all__ = [
+    "FEATURE_BINNING",
+    "VARIATIONS",
+    "make_histograms",
+]
+
+#: variation names in the order the processor fills them
+VARIATIONS = (
+    "nominal",
+    "escale_up",
+    "escale_down",
+    "eres_up",
+    "eres_down",
+    "trigger_up",
+    "trigger_down",
+    "lumi_up",
+    "lumi_down",
+)
+
+#: features monitored for data/MC comparisons: name -> (bins, low, high)
+FEATURE_BINNING = {
+    "E_high": (40, 3.0, 6.0),
+    "E_mid": (40, 0.0, 5.5),
+    "E_low": (40, 0.0, 3.0),
+    "theta_recoil": (40, 0.2, 2.7),
+    "E_recoil": (50, 0.0, 5.5),
+    "chi2": (40, 0.0, 40.0),
+    "sphericity": (40, 0.0, 1.0),
+    "fw_r2": (40, 0.0, 1.0),
+    "thrust": (40, 0.6, 1.0),
+    "cleo_cone0": (40, 0.0, 1.0),
+    "cos_helicity": (20, 0.0, 1.0),
+    "E_extra": (40, 0.0, 1.0),
+}
+
+
+def _categories() -> list[hist.axis.StrCategory]:
+    return [
+        hist.axis.StrCategory([], growth=True, name="dataset", label="Dataset"),
+        hist.axis.StrCategory([], growth=True, name="period", label="Run period"),
+    ]
+
+
+def make_histograms(
+    mass_edges: Sequence[float], score_edges: Sequence[float] | None
+) -> dict[str, hist.Hist]:
+    """Empty histograms of one chunk (category axes grow as they are filled)."""
+    mass_axis = hist.axis.Variable(mass_edges, name="mgg", label=r"$M_{\gamma\gamma}$ [GeV]")
+    main_axes = [
+        *_categories(),
+        hist.axis.StrCategory(
+            list(VARIATIONS[:1]), growth=True, name="variation", label="Variation"
+        ),
+        hist.axis.StrCategory(["matched", "unmatched"], name="truth", label="Truth match"),
+        mass_axis,
+    ]
+    out = {"mgg": hist.Hist(*main_axes, storage=hist.storage.Weight())}
+    if score_edges is not None:
+        out["mgg_score"] = hist.Hist(
+            *main_axes, hist.axis.Variable(score_edges, name="score", label="Selection score"),
+            storage=hist.storage.Weight(),
+        )  # fmt: skip
+    out["cutflow"] = hist.Hist(
+        *_categories(),
+        hist.axis.StrCategory([], growth=True, name="cut", label="Cut"),
+        storage=hist.storage.Weight(),
+    )
+    out["generated"] = hist.Hist(*_categories(), storage=hist.storage.Weight())
+    out["kinfit_pull"] = hist.Hist(
+        hist.axis.StrCategory([], growth=True, name="dataset"),
+        hist.axis.StrCategory(["E", "theta", "phi"], name="quantity"),
+        hist.axis.Regular(60, -6.0, 6.0, name="pull", label="Pull"),
+        storage=hist.storage.Weight(),
+    )
+    out["kinfit_chi2"] = hist.Hist(
+        hist.axis.StrCategory([], growth=True, name="dataset"),
+        hist.axis.Regular(60, 0.0, 30.0, name="chi2", label=r"$\chi^2$"),
+        hist.axis.Regular(20, 0.0, 1.0, name="pvalue", label="p-value"),
+        storage=hist.storage.Weight(),
+    )
+    out["mass_resolution"] = hist.Hist(
+        hist.axis.StrCategory([], growth=True, name="dataset"),
+        hist.axis.StrCategory(["raw", "fit"], name="kind"),
+        hist.axis.Regular(400, -0.2, 0.2, name="residual", label=r"$M_{\gamma\gamma}/m_a - 1$"),
+        storage=hist.storage.Weight(),
+    )
+    for name, (bins, lo, hi) in FEATURE_BINNING.items():
+        out[f"feature_{name}"] = hist.Hist(
+            *_categories(),
+            hist.axis.Regular(bins, lo, hi, name="value", label=name),
+            storage=hist.storage.Weight(),
+        )
+    out["trigger_turnon"] = hist.Hist(
+        *_categories(),
+        hist.axis.Variable(
+            np.concatenate([np.arange(0.0, 3.0, 0.05), [3.5, 4.0, 6.0, 8.0, 12.0]]),
+            name="esum",
+            label=r"$\sum E$ [GeV]",
+        ),
+        hist.axis.Boolean(name="fired"),
+        storage=hist.storage.Weight(),
+    )
+    return out
