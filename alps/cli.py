@@ -87,6 +87,13 @@ def generate(**options: Any) -> None:
 
 @main.command()
 @_common
+def calibrate(**options: Any) -> None:
+    """Measure photon resolution and scale (mu mu gamma) and trigger efficiency: WORKDIR/calibration."""
+    _run(_context(**options), ["calibrate"], force="calibrate")
+
+
+@main.command()
+@_common
 def process(**options: Any) -> None:
     """Process the ntuples into histograms (WORKDIR/histograms) and skims (WORKDIR/skims)."""
     _run(_context(**options), ["process"], force="process")

@@ -168,6 +168,15 @@ def _generate(ctx: RunContext) -> Any:
     return generate_samples(ctx.config, ctx.workdir, client=client, progress=ctx.progress)
 
 
+def _calibrate(ctx: RunContext) -> Any:
+    from processors.calibrate import run_calibration
+
+    result = run_calibration(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
+    for period, regions in result.energy_scale.items():
+        ctx.echo(f"[calibrate] {period}: energy scale data/MC by region {regions}")
+    return result
+
+
 def _process(ctx: RunContext) -> Any:
     from processors.run import run_processing
 
@@ -197,10 +206,18 @@ STAGES: dict[str, Stage] = {
         _generate,
         "generating run-dependent MC and pseudo-data",
     ),
+    "calibrate": Stage(
+        "calibrate",
+        ("processing.skip_bad_files",),
+        ("generate",),
+        ("calibration/corrections.json", "calibration/results.json"),
+        _calibrate,
+        "photon resolution and scale from mu mu gamma, trigger efficiency",
+    ),
     "process": Stage(
         "process",
         _PROCESS_SECTIONS,
-        ("generate",),
+        ("generate", "calibrate"),
         ("histograms/mgg.hist.zip", "skims/summary.json"),
         _process,
         "pre-selection, kinematic fit, candidates, histograms and skims",

@@ -134,14 +134,18 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 _numpy(events.event, np.int64)[:, None],
                 out["position"],
             )
-            corrected = corrections.correct_mc_energy(
+            energy, theta, phi = corrections.correct_mc(
                 period,
                 out["region"],
                 np.where(valid, out["E"], 1.0),
+                out["theta"],
+                out["phi"],
                 keys,
                 self.settings.config.seed,
             )
-            out["E"] = np.where(valid, corrected, np.nan)
+            out["E"] = np.where(valid, energy, np.nan)
+            out["theta"] = np.where(valid, theta, out["theta"])
+            out["phi"] = np.where(valid, phi, out["phi"])
         return out
 
     def _true_energy(self, events: Any, cands: dict[str, np.ndarray], is_data: bool) -> FloatArray:
@@ -218,16 +222,7 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         beam = np.stack([_numpy(events[f"beam_{c}"]) for c in ("E", "px", "py", "pz")], axis=1)
         e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         trg_esum = _numpy(events.trg_esum, bool)
-        trg_ncl = _numpy(events.trg_ncl, bool)
         esum = _numpy(ak.sum(events.cluster.E, axis=1))
-        reference = trg_ncl
-        hists["trigger_turnon"].fill(
-            dataset=sample,
-            period=period,
-            esum=esum[reference],
-            fired=trg_esum[reference],
-            weight=weight[reference],
-        )
 
         cands = self._candidates(events, is_data, period)
         trk = events.track

@@ -5,11 +5,13 @@ The file (``calibration/corrections.json``, a correctionlib CorrectionSet) holds
 ``photon_energy_scale`` (period: str, region: int, energy: real) -> E_data / E_MC
     the photon energy scale of data relative to MC, from e+e- -> mu+mu- gamma;
 ``photon_energy_resolution`` (sample: "data" | "mc", period, region, energy) -> sigma_E / E
-    the measured relative resolution;
+    the measured relative resolution; ``photon_theta_resolution`` and ``photon_phi_resolution``
+    likewise, in rad;
 ``trigger_efficiency`` (sample, period, esum: real, variation: "nominal" | "up" | "down")
     the efficiency of ``trg_esum`` measured with ``trg_ncl`` as reference.
 
-MC is shifted by the scale and smeared by sqrt(sigma_data^2 - sigma_MC^2) with a Gaussian number
+MC energies are shifted by the scale, and energies and angles smeared by
+sqrt(sigma_data^2 - sigma_MC^2), each with a Gaussian number
 that is a pure function of (seed, experiment, run, event, cluster position), so the corrected
 energies are the same whatever the chunking or the number of workers.
 """
@@ -100,10 +102,16 @@ class Corrections:
         )
 
     def resolution(
-        self, sample: str, period: str, region: npt.ArrayLike, energy: npt.ArrayLike
+        self,
+        sample: str,
+        period: str,
+        region: npt.ArrayLike,
+        energy: npt.ArrayLike,
+        quantity: str = "energy",
     ) -> FloatArray:
+        """sigma_E/E (``quantity="energy"``) or sigma_theta, sigma_phi in rad."""
         return self._evaluate(
-            "photon_energy_resolution",
+            f"photon_{quantity}_resolution",
             sample,
             period,
             np.asarray(region, dtype=np.int64),
@@ -125,17 +133,41 @@ class Corrections:
         data = self.trigger_efficiency("data", period, esum, variation)
         return np.where(mc > 0, data / np.where(mc > 0, mc, 1.0), 1.0)
 
-    def correct_mc_energy(
+    def extra_smearing(
+        self, period: str, region: npt.ArrayLike, energy: npt.ArrayLike, quantity: str
+    ) -> FloatArray:
+        """sqrt(sigma_data^2 - sigma_MC^2), zero where MC is already worse."""
+        sigma_data = self.resolution("data", period, region, energy, quantity)
+        sigma_mc = self.resolution("mc", period, region, energy, quantity)
+        return np.sqrt(np.clip(sigma_data**2 - sigma_mc**2, 0.0, None))
+
+    def correct_mc(
         self,
         period: str,
         region: npt.ArrayLike,
         energy: FloatArray,
+        theta: FloatArray,
+        phi: FloatArray,
         keys: tuple[npt.ArrayLike, ...],
         seed: int,
-    ) -> FloatArray:
-        """MC energies shifted to the data scale and smeared to the data resolution."""
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """MC photons shifted to the data energy scale and smeared to the data resolution."""
         scale = self.energy_scale(period, region, energy)
-        sigma_data = self.resolution("data", period, region, energy)
-        sigma_mc = self.resolution("mc", period, region, energy)
-        extra = np.sqrt(np.clip(sigma_data**2 - sigma_mc**2, 0.0, None))
-        return np.asarray(energy * scale * (1.0 + extra * hashed_normal(seed, *keys)))
+        e = (
+            energy
+            * scale
+            * (
+                1.0
+                + self.extra_smearing(period, region, energy, "energy")
+                * hashed_normal(seed, *keys, 0)
+            )
+        )
+        t = theta + self.extra_smearing(period, region, energy, "theta") * hashed_normal(
+            seed, *keys, 1
+        )
+        p = phi + self.extra_smearing(period, region, energy, "phi") * hashed_normal(seed, *keys, 2)
+        return (
+            np.asarray(e),
+            np.clip(t, 1e-4, np.pi - 1e-4),
+            np.remainder(p + np.pi, 2.0 * np.pi) - np.pi,
+        )

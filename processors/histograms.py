@@ -2,8 +2,8 @@
 
 ``mgg`` (and ``mgg_score`` when a model is given) has the axes dataset, period, variation, truth,
 mgg [, score]; the others monitor the reconstruction (cutflow, generated weights, kinematic-fit
-pulls and chi2, the mass resolution of signal, feature distributions) and feed the calibration
-(the trigger turn-on).
+pulls and chi2, the mass resolution of signal, feature distributions)
+(the trigger turn-on is measured in the calibration pass).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import hist
-import numpy as np
 
 __all__ = [
     "FEATURE_BINNING",
@@ -105,14 +104,4 @@ def make_histograms(
             hist.axis.Regular(bins, lo, hi, name="value", label=name),
             storage=hist.storage.Weight(),
         )
-    out["trigger_turnon"] = hist.Hist(
-        *_categories(),
-        hist.axis.Variable(
-            np.concatenate([np.arange(0.0, 3.0, 0.05), [3.5, 4.0, 6.0, 8.0, 12.0]]),
-            name="esum",
-            label=r"$\sum E$ [GeV]",
-        ),
-        hist.axis.Boolean(name="fired"),
-        storage=hist.storage.Weight(),
-    )
     return out

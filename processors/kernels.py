@@ -6,7 +6,7 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["top_candidates"]
+__all__ = ["segment_argmax", "top_candidates"]
 
 
 @nb.njit(cache=True)
@@ -46,4 +46,21 @@ def top_candidates(
                 out[i, pos] = j
                 if filled < k:
                     filled += 1
+    return out
+
+
+@nb.njit(cache=True)
+def segment_argmax(
+    offsets: npt.NDArray[np.int64], values: npt.NDArray[np.floating]
+) -> npt.NDArray[np.int64]:
+    """Flat index of the largest value in each segment ``[offsets[i], offsets[i + 1])``; -1 if
+    the segment is empty."""
+    n = len(offsets) - 1
+    out = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        best = -np.inf
+        for j in range(offsets[i], offsets[i + 1]):
+            if values[j] > best:
+                best = values[j]
+                out[i] = j
     return out
