@@ -217,7 +217,7 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         )
         n = len(events)
         weight = _numpy(events.weight)
-        _fill_categories(hists["generated"], weight, dataset=sample, period=period)
+        _add_to_bin(hists["generated"], weight, dataset=sample, period=period)
 
         beam = np.stack([_numpy(events[f"beam_{c}"]) for c in ("E", "px", "py", "pz")], axis=1)
         e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
@@ -251,6 +251,15 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 )
 
         true_energy = self._true_energy(events, cands, is_data)
+        # only triggered events with three loose candidates can pass in any variation: the
+        # variations work on that pool, the cutflow counts the rest as failing
+        pool = np.flatnonzero(trg_esum & np.isfinite(cands["E"][:, 2]))
+        cands = {k: v[pool] for k, v in cands.items()}
+        true_energy = true_energy[pool]
+        # every per-candidate field in one (m, 5, F) table, reordered once per variation
+        names = [k for k in cands if k != "position"]
+        cands["_table"] = np.stack([cands[k].astype(np.float64) for k in names], axis=2)
+        cands["_names"] = names  # type: ignore[assignment]
         delta_s, delta_r = cfg.systematics.energy_scale, cfg.systematics.energy_resolution
         energy_variations = {"nominal": cands["E"]}
         if not is_data:
@@ -264,11 +273,20 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         skim_rows: list[dict[str, np.ndarray]] = []
         for variation, energy in energy_variations.items():
             result = self._reconstruct(
-                events, cands, energy, beam, e_cms, trg_esum, no_track, is_data, period
+                events,
+                pool,
+                cands,
+                energy,
+                beam[pool],
+                e_cms[pool],
+                no_track[pool],
+                is_data,
+                period,
             )
             if variation == "nominal":
+                nominal_weight = weight * trigger_weight["nominal"]
                 self._fill_cutflow(
-                    hists, result["selection"], weight * trigger_weight["nominal"], sample, period
+                    hists, result["selection"], nominal_weight, pool, trg_esum, sample, period
                 )
             sel = result["selected"]
             if not sel.any():
@@ -303,19 +321,25 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
     def _reconstruct(
         self,
         events: Any,
+        pool: npt.NDArray[np.int64],
         cands: dict[str, np.ndarray],
         energy: FloatArray,
         beam: FloatArray,
         e_cms: FloatArray,
-        trg_esum: npt.NDArray[np.bool_],
         no_track: npt.NDArray[np.bool_],
         is_data: bool,
         period: str,
     ) -> dict[str, Any]:
+        """Selection, fit and features of the pool's events (arrays indexed like ``pool``;
+        the result's ``selected`` is a mask over all events, ``rows`` their indices)."""
         cfg = self.settings.config
         pre = cfg.preselection
         three, order = self._select(energy, cands)
-        pick = {k: np.take_along_axis(v, order, axis=1) for k, v in cands.items()}
+        names, table = cands["_names"], cands["_table"]
+        stacked = np.take_along_axis(table, order[:, :, None], axis=1)
+        pick = {k: stacked[:, :, i] for i, k in enumerate(names)}
+        pick["region"] = pick["region"].astype(np.int64)
+        pick["mcIndex"] = pick["mcIndex"].astype(np.int64)
         e3 = np.where(three[:, None], np.take_along_axis(energy, order, axis=1), 1.0)
         p3 = photon_momenta(e3, pick["theta"], pick["phi"])
         total = p3.sum(axis=1)
@@ -332,14 +356,13 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 / np.hypot(sigma_t[:, i], sigma_t[:, j]),
             )
         selection = PackedSelection()
-        selection.add("trigger", trg_esum)
         selection.add("three_photons", three)
         selection.add(
             "m3g", three & (ratio > pre.m3g_min_fraction) & (ratio < pre.m3g_max_fraction)
         )
         selection.add("timing", three & (spread < pre.timing_nsigma))
         selection.add("no_good_track", no_track)
-        before_fit = selection.all(*CUTS[:-1])
+        before_fit = selection.all(*CUTS[1:-1])
         idx = np.flatnonzero(before_fit)
         converged = np.zeros(len(e3), dtype=bool)
         fit = None
@@ -353,30 +376,32 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
             )  # fmt: skip
             converged[idx] = fit.converged
         selection.add("fit_converged", converged)
-        selected = selection.all(*CUTS)
+        selected = np.zeros(len(events), dtype=bool)
+        selected[pool[selection.all(*CUTS[1:])]] = True
         result: dict[str, Any] = {"selection": selection, "selected": selected}
         if not selected.any() or fit is None:
             result["mgg"] = np.zeros((0, 3))
             return result
         ok = fit.converged
-        rows = idx[ok]
+        local = idx[ok]
+        rows = pool[local]
         p_fit = photon_momenta(fit.E[ok], fit.theta[ok], fit.phi[ok])
-        features = event_features(p_fit, beam[rows])
-        cand = candidate_features(p_fit, p3[rows], beam[rows])
-        mc_index = pick["mcIndex"][rows]
+        features = event_features(p_fit, beam[local])
+        cand = candidate_features(p_fit, p3[local], beam[local])
+        mc_index = pick["mcIndex"][local]
         from_alp = self._from_alp(events, rows, mc_index, is_data)
         matched = np.stack([from_alp[:, i] & from_alp[:, j] for i, j, _ in PAIRS], axis=1)
-        e_all = cands["E"][rows]
+        e_all = cands["E"][local]
         features["chi2"] = fit.chi2[ok]
         features["fit_pvalue"] = fit.pvalue[ok]
         total_e = np.nansum(np.where(np.isfinite(e_all), e_all, 0.0), axis=1)
-        features["E_extra"] = np.clip(total_e - e3[rows].sum(axis=1), 0.0, None)
+        features["E_extra"] = np.clip(total_e - e3[local].sum(axis=1), 0.0, None)
         features["n_extra"] = (np.isfinite(e_all).sum(axis=1) - 3).astype(np.float64)
-        features["time_spread"] = spread[rows]
+        features["time_spread"] = spread[local]
         result.update(
             rows=rows, mgg=cand["mgg"], matched=matched, features=features, candidate=cand,
             pulls=fit.pulls[ok], fit_chi2=fit.chi2[ok], fit_pvalue=fit.pvalue[ok],
-            region=pick["region"][rows], gap=np.any(pick["region"][rows] == REGION_GAP, axis=1),
+            region=pick["region"][local], gap=np.any(pick["region"][local] == REGION_GAP, axis=1),
         )  # fmt: skip
         return result
 
@@ -406,15 +431,19 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         hists: dict[str, Any],
         selection: PackedSelection,
         weight: FloatArray,
+        pool: npt.NDArray[np.int64],
+        trigger: npt.NDArray[np.bool_],
         sample: str,
         period: str,
     ) -> None:
-        _fill_categories(hists["cutflow"], weight, dataset=sample, period=period, cut="all")
-        for i in range(len(CUTS)):
-            passed = selection.all(*CUTS[: i + 1])
-            _fill_categories(
-                hists["cutflow"], weight[passed], dataset=sample, period=period, cut=CUTS[i]
-            )
+        """Weighted events after each successive cut; events outside the pool fail the second."""
+        histogram = hists["cutflow"]
+        _add_to_bin(histogram, weight, dataset=sample, period=period, cut="all")
+        _add_to_bin(histogram, weight[trigger], dataset=sample, period=period, cut=CUTS[0])
+        pooled = weight[pool]
+        for i in range(1, len(CUTS)):
+            passed = selection.all(*CUTS[1 : i + 1])
+            _add_to_bin(histogram, pooled[passed], dataset=sample, period=period, cut=CUTS[i])
 
     def _fill_main(
         self,
@@ -530,9 +559,13 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         return accumulator
 
 
-def _fill_categories(histogram: Any, weight: FloatArray, **categories: str) -> None:
-    """Fill a histogram of category axes only with one entry per weight (keeps sum w^2)."""
-    histogram.fill(**{k: np.full(len(weight), v) for k, v in categories.items()}, weight=weight)
+def _add_to_bin(histogram: Any, weight: FloatArray, **categories: str) -> None:
+    """Add sum(w) and sum(w^2) of ``weight`` to the bin of a category-only histogram."""
+    histogram.fill(**{k: [v] for k, v in categories.items()}, weight=[0.0])  # grows the axes
+    index = tuple(axis.index(categories[axis.name]) for axis in histogram.axes)
+    view = histogram.view(flow=False)
+    view.value[index] += float(np.sum(weight))
+    view.variance[index] += float(np.sum(np.square(weight)))
 
 
 def _candidate_table(result: dict[str, Any]) -> dict[str, np.ndarray]:
