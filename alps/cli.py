@@ -94,9 +94,42 @@ def calibrate(**options: Any) -> None:
 
 @main.command()
 @_common
-def process(**options: Any) -> None:
+@click.option(
+    "--with-model",
+    is_flag=True,
+    help="fill the score axis with the trained selection (WORKDIR/models)",
+)
+def process(with_model: bool, **options: Any) -> None:
     """Process the ntuples into histograms (WORKDIR/histograms) and skims (WORKDIR/skims)."""
-    _run(_context(**options), ["process"], force="process")
+    stage = "score" if with_model else "process"
+    _run(_context(**options), [stage], force=stage)
+
+
+@main.command()
+@_common
+def train(**options: Any) -> None:
+    """Train the selection (Punzi net, XGBoost) on the skims and choose the working point."""
+    _run(_context(**options), ["train"], force="train")
+
+
+@main.command()
+@_common
+@click.option("--working-point", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=None,
+              help="score cut (default: training.working_point, else the trained choice)")  # fmt: skip
+def limits(working_point: float | None, **options: Any) -> None:
+    """Signal shapes, pyhf workspaces, CLs limits and significances from the stored histograms."""
+    ctx = _context(**options)
+    if working_point is not None:
+        training = ctx.config.training.model_copy(update={"working_point": working_point})
+        ctx.config = ctx.config.model_copy(update={"training": training})
+    _run(ctx, ["shapes", "limits"], force="shapes")
+
+
+@main.command()
+@_common
+def report(**options: Any) -> None:
+    """Write the HTML report (WORKDIR/report/index.html) from the stored outputs."""
+    _run(_context(**options), ["report"], force="report")
 
 
 @main.command()

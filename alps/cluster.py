@@ -108,7 +108,13 @@ def job_script(profile: ClusterProfile) -> str:
     """The batch job script a jobqueue profile would submit (nothing is submitted)."""
     if profile.type not in ("slurm", "htcondor", "pbs"):
         raise ValueError(f"profile {profile.name!r} ({profile.type}) submits no batch jobs")
-    cluster = _jobqueue_class(profile.type)(**_jobqueue_options(profile))
+    options = _jobqueue_options(profile)
+    # nothing is submitted: keep the temporary scheduler off the default dashboard port
+    options["scheduler_options"] = {
+        **options.get("scheduler_options", {}),
+        "dashboard_address": ":0",
+    }
+    cluster = _jobqueue_class(profile.type)(**options)
     try:
         return str(cluster.job_script())
     finally:

@@ -214,7 +214,7 @@ class SystematicsConfig(_Frozen):
 
     energy_scale: float = Field(default=0.003, ge=0, description="relative photon energy scale")
     energy_resolution: float = Field(default=0.10, ge=0, description="relative resolution scale")
-    trigger: bool = True
+    trigger: bool = Field(default=True, description="fill trigger-efficiency up/down variations")
     luminosity: float = Field(default=0.0066, ge=0, description="relative uncertainty")
 
 
@@ -222,8 +222,6 @@ class ProcessingConfig(_Frozen):
     chunk_size: int = Field(default=200_000, gt=0)
     skip_bad_files: bool = False
     retries: int = Field(default=3, ge=0)
-    workers: int | None = Field(default=None, gt=0)
-    threads_per_worker: int = Field(default=1, gt=0)
 
 
 class TrainingConfig(_Frozen):

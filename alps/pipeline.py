@@ -187,6 +187,71 @@ def _process(ctx: RunContext) -> Any:
     return result
 
 
+def _train(ctx: RunContext) -> Any:
+    from models import train_models
+
+    result = train_models(
+        ctx.workdir / "skims", ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress
+    )
+    ctx.echo(f"[train] working point: score >= {working_point(ctx)}")
+    return result
+
+
+def _score(ctx: RunContext) -> Any:
+    from processors.run import run_processing
+
+    result = run_processing(
+        ctx.config,
+        ctx.workdir,
+        client=ctx.client(),
+        model_dir=ctx.workdir / "models",
+        progress=ctx.progress,
+    )
+    ctx.echo(f"[score] {result.events} events -> {result.histogram_file}")
+    return result
+
+
+def working_point(ctx: RunContext) -> float:
+    """The score cut: ``training.working_point`` when set, else the one training chose."""
+    if ctx.config.training.working_point is not None:
+        return float(ctx.config.training.working_point)
+    path = ctx.workdir / "models" / "working_point.json"
+    try:
+        return float(json.loads(path.read_text())["cut"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise RuntimeError(
+            f"no working point: set training.working_point or run `alps train` ({exc})"
+        ) from exc
+
+
+def _shapes(ctx: RunContext) -> Any:
+    from limits import fit_signal_shapes
+
+    return fit_signal_shapes(
+        ctx.workdir / "histograms" / "mgg_score.hist.zip", ctx.config, ctx.workdir,
+        working_point=working_point(ctx), client=ctx.client(), progress=ctx.progress,
+    )  # fmt: skip
+
+
+def _limits(ctx: RunContext) -> Any:
+    from limits import run_limits
+
+    result = run_limits(
+        ctx.workdir / "histograms" / "mgg_score.hist.zip", ctx.config, ctx.workdir,
+        client=ctx.client(), working_point=working_point(ctx), progress=ctx.progress,
+    )  # fmt: skip
+    ctx.echo(f"[limits] {ctx.workdir / 'limits' / 'limits.json'}")
+    return result
+
+
+def _report(ctx: RunContext) -> Any:
+    from .report import build_report
+
+    path = build_report(ctx.config, ctx.workdir)
+    ctx.echo(f"[report] {path}")
+    return path
+
+
 #: configuration that changes what the processor computes (chunking and workers do not)
 _PROCESS_SECTIONS = (
     "preselection",
@@ -221,5 +286,45 @@ STAGES: dict[str, Stage] = {
         ("histograms/mgg.hist.zip", "skims/summary.json"),
         _process,
         "pre-selection, kinematic fit, candidates, histograms and skims",
+    ),
+    "train": Stage(
+        "train",
+        ("seed", "training", "-training.working_point", "histograms.resolution"),
+        ("process",),
+        ("models/punzi.pt", "models/working_point.json"),
+        _train,
+        "feature ranking, XGBoost, Punzi net, working point",
+    ),
+    "score": Stage(
+        "score",
+        _PROCESS_SECTIONS,
+        ("generate", "calibrate", "train"),
+        ("histograms/mgg_score.hist.zip",),
+        _score,
+        "processing again with the selection score",
+    ),
+    "shapes": Stage(
+        "shapes",
+        ("limits", "training.working_point", "histograms.resolution"),
+        ("score", "train"),
+        ("shapes/shapes.json",),
+        _shapes,
+        "signal shapes and their interpolation in mass",
+    ),
+    "limits": Stage(
+        "limits",
+        ("limits", "training.working_point", "systematics.luminosity"),
+        ("score", "train", "shapes"),
+        ("limits/limits.json",),
+        _limits,
+        "pyhf models, CLs limits, significance, coupling exclusion",
+    ),
+    "report": Stage(
+        "report",
+        (),
+        ("generate", "calibrate", "process", "train", "score", "shapes", "limits"),
+        ("report/index.html",),
+        _report,
+        "HTML report",
     ),
 }

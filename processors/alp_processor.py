@@ -295,11 +295,12 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
             if variation == "nominal" and not is_data:
                 lumi = cfg.systematics.luminosity
                 weights.update({
-                    "trigger_up": (weight * trigger_weight["trigger_up"])[sel],
-                    "trigger_down": (weight * trigger_weight["trigger_down"])[sel],
                     "lumi_up": weights["nominal"] * (1.0 + lumi),
                     "lumi_down": weights["nominal"] * (1.0 - lumi),
                 })  # fmt: skip
+                if cfg.systematics.trigger:
+                    weights["trigger_up"] = (weight * trigger_weight["trigger_up"])[sel]
+                    weights["trigger_down"] = (weight * trigger_weight["trigger_down"])[sel]
             truth = result["matched"] if not is_data else np.zeros_like(result["mgg"], dtype=bool)
             scores = self._scores(result) if self.settings.scorer is not None else None
             for name, w in weights.items():

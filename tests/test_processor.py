@@ -241,7 +241,7 @@ def test_same_histograms_whatever_workers_and_chunks(
 
     work = tmp_path / "w"
     shutil.copytree(ntuples / "ntuples", work / "ntuples")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
         run_processing(
             processing_config(chunk_size=700),
             work,

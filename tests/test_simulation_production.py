@@ -124,7 +124,7 @@ def test_same_seed_same_files_whatever_the_workers(
     from distributed import Client, LocalCluster
 
     workdir, manifest = produced
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
         again = generate_samples(tiny_config(), tmp_path, client=client, progress=False)
     assert [f["path"] for f in again["files"]] == [f["path"] for f in manifest["files"]]
     for entry in manifest["files"]:

@@ -1,0 +1,327 @@
+"""The HTML report (``report/index.html`` and its PNGs), built from the stored outputs only.
+
+Sections: overview and stage timings, cutflow, data/MC comparisons with ratio panels and
+chi2/ndf, kinematic-fit pulls and chi2, the mass resolution before and after the fit, the
+calibration, the trigger efficiency, the selection (Punzi net against XGBoost and cuts), signal
+shapes and efficiency, the limits (Brazil bands for sigma and g_agg, local significance) and the
+provenance. A section whose inputs are missing says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import AnalysisConfig
+from .histio import read_histograms, read_provenance
+from .plots import (
+    plot_data_mc,
+    plot_fit_quality,
+    plot_mass_resolution,
+    plot_resolution_bins,
+    plot_trigger,
+)
+
+__all__ = ["build_report"]
+
+_STYLE = """
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #aaa; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #eee; } img { max-width: 100%; margin: 0.5em 0; }
+.note { color: #555; font-size: 0.9em; } pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "nan" if not np.isfinite(value) else f"{value:.4g}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _image(name: str, caption: str = "") -> str:
+    return f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}"><figcaption class="note">{html.escape(caption)}</figcaption></figure>'
+
+
+def _missing(what: str) -> str:
+    return f'<p class="note">{html.escape(what)} not available (its stage has not run).</p>'
+
+
+def _copy_images(source: Path, target: Path, prefix: str) -> list[str]:
+    names = []
+    for png in sorted(source.glob("*.png")) if source.is_dir() else []:
+        name = f"{prefix}_{png.name}"
+        shutil.copyfile(png, target / name)
+        names.append(name)
+    return names
+
+
+def _cutflow(hists: Mapping[str, Any]) -> str:
+    cutflow = hists["cutflow"]
+    cuts = list(cutflow.axes["cut"])
+    rows = []
+    for dataset in cutflow.axes["dataset"]:
+        values = [
+            float(
+                cutflow[{"dataset": dataset, "cut": c}].project().value
+                if "period" in cutflow.axes.name
+                else cutflow[{"dataset": dataset, "cut": c}].value
+            )
+            for c in cuts
+        ]
+        rows.append([dataset, *values, values[-1] / values[0] if values[0] else float("nan")])
+    return _table(["dataset", *cuts, "efficiency"], rows)
+
+
+def _sum_periods(h: Any) -> Any:
+    return h[{"period": sum}] if "period" in h.axes.name else h
+
+
+def _data_mc(hists: Mapping[str, Any], out: Path) -> str:
+    parts = []
+    rows = []
+    backgrounds_all = [
+        d for d in hists["mgg"].axes["dataset"] if d != "data" and not d.startswith("alp_m")
+    ]
+    for key, h in hists.items():
+        if not key.startswith("feature_"):
+            continue
+        h = _sum_periods(h)
+        datasets = list(h.axes["dataset"])
+        if "data" not in datasets:
+            continue
+        backgrounds = {d: h[{"dataset": d}] for d in backgrounds_all if d in datasets}
+        name = key[len("feature_") :]
+        stats = plot_data_mc(
+            h[{"dataset": "data"}], backgrounds, out / f"datamc_{name}.png", xlabel=name, title=name
+        )
+        rows.append(
+            [name, stats["data"], stats["mc"], stats["chi2"], stats["ndf"], stats["p_value"]]
+        )
+        parts.append(_image(f"datamc_{name}.png", f"{name}: data/MC after the corrections"))
+    mgg = hists["mgg"][{"period": sum, "variation": "nominal", "truth": sum}]
+    if "data" in mgg.axes["dataset"]:
+        backgrounds = {d: mgg[{"dataset": d}] for d in backgrounds_all}
+        stats = plot_data_mc(mgg[{"dataset": "data"}], backgrounds, out / "datamc_mgg.png", xlabel=r"$M_{\gamma\gamma}$ [GeV]",
+                             title="all candidates after pre-selection", rebin=10)  # fmt: skip
+        rows.insert(
+            0,
+            [
+                "M_gg (all candidates)",
+                stats["data"],
+                stats["mc"],
+                stats["chi2"],
+                stats["ndf"],
+                stats["p_value"],
+            ],
+        )
+        parts.insert(
+            0,
+            _image(
+                "datamc_mgg.png",
+                "diphoton mass of every candidate (three per event), data against MC",
+            ),
+        )
+    table = _table(["distribution", "data", "MC", "chi2", "ndf", "p-value"], rows)
+    return table + "".join(parts)
+
+
+def _fit_section(hists: Mapping[str, Any], out: Path) -> str:
+    datasets = [
+        d
+        for d in ("ggg", "alp_m1175", "alp_m5175", "data")
+        if d in hists["kinfit_pull"].axes["dataset"]
+    ]
+    summary = plot_fit_quality(
+        hists["kinfit_pull"], hists["kinfit_chi2"], datasets, out / "kinfit_pulls.png"
+    )
+    rows = [[k, v["mean"], v["width"]] for k, v in summary.items()]
+    resolution = plot_mass_resolution(hists["mass_resolution"], out / "mass_resolution.png")
+    res_rows = [
+        [
+            r["mass_GeV"],
+            r["sigma_raw_MeV"],
+            r["sigma_fit_MeV"],
+            r["sigma_fit_MeV"] / r["sigma_raw_MeV"],
+        ]
+        for r in resolution
+    ]
+    return (
+        "<h3>Pulls and chi2</h3>" + _table(["dataset:quantity", "pull mean", "pull width"], rows)
+        + _image("kinfit_pulls.png", "kinematic-fit pulls (photon energy resolution tails make the MC pulls non-Gaussian) and p-values")
+        + "<h3>Mass resolution</h3>" + _image("mass_resolution.png", "signal M_gg resolution before and after the fit")
+        + _table(["m_a [GeV]", "sigma raw [MeV]", "sigma fit [MeV]", "fit/raw"], res_rows)
+    )  # fmt: skip
+
+
+def _calibration(workdir: Path, out: Path) -> str:
+    results_path = workdir / "calibration" / "results.json"
+    if not results_path.exists():
+        return _missing("Calibration")
+    results = json.loads(results_path.read_text())
+    rows = []
+    for quantity, by_sample in results["resolution_scale"].items():
+        for period, regions in by_sample["data"].items():
+            for region, (k_data, e_data) in regions.items():
+                k_mc, e_mc = by_sample["mc"][period][region]
+                rows.append(
+                    [
+                        quantity,
+                        period,
+                        region,
+                        k_data,
+                        e_data,
+                        k_mc,
+                        e_mc,
+                        k_data / k_mc if k_mc else float("nan"),
+                    ]
+                )
+    scale_rows = [
+        [p, r, v[0], v[1]]
+        for p, regions in results["energy_scale"].items()
+        for r, v in regions.items()
+    ]
+    plot_resolution_bins(results["bins"], out / "calibration_bins.png")
+    hists = read_histograms(workdir / "calibration" / "calibration.hist.zip", ["trigger_turnon"])
+    plot_trigger(hists["trigger_turnon"], results["trigger"], out / "trigger.png")
+    trig_rows = [
+        [
+            t["sample"],
+            t["period"],
+            t["eps_max"],
+            t["mu"],
+            t["errors"][1],
+            t["width"],
+            t["errors"][2],
+        ]
+        for t in results["trigger"]
+    ]
+    return (
+        "<p>Resolution factors k relative to the physics.md form (data/MC is what the MC is smeared by):</p>"
+        + _table(["quantity", "period", "region", "k data", "err", "k MC", "err", "data/MC"], rows)
+        + "<p>Photon energy scale, data over MC:</p>" + _table(["period", "region", "scale", "err"], scale_rows)
+        + _image("calibration_bins.png", "measured resolution per bin (mu mu gamma)")
+        + "<h2>Trigger efficiency</h2>" + _table(["sample", "period", "eps_max", "mu [GeV]", "err", "width [GeV]", "err"], trig_rows)
+        + _image("trigger.png", "trg_esum efficiency measured with trg_ncl as reference")
+    )  # fmt: skip
+
+
+def _selection(workdir: Path, out: Path) -> str:
+    model_dir = workdir / "models"
+    if not model_dir.is_dir():
+        return _missing("The selection")
+    parts = []
+    for name in ("ranking.json", "working_point.json"):
+        path = model_dir / name
+        if path.exists():
+            parts.append(
+                f"<h3>{name}</h3><pre>{html.escape(json.dumps(json.loads(path.read_text()), indent=1)[:4000])}</pre>"
+            )
+    sensitivity = model_dir / "sensitivity.json"
+    if sensitivity.exists():
+        parts.append(
+            f"<h3>sensitivity.json (sigma_min per mass)</h3><pre>{html.escape(sensitivity.read_text()[:6000])}</pre>"
+        )
+    parts += [_image(name, name) for name in _copy_images(model_dir, out, "models")]
+    return "".join(parts)
+
+
+def _limits(workdir: Path, out: Path) -> str:
+    parts = []
+    shapes = workdir / "shapes"
+    parts += [_image(name, name) for name in _copy_images(shapes, out, "shapes")]
+    path = workdir / "limits" / "limits.json"
+    if not path.exists():
+        return "".join(parts) + _missing("The limits")
+    limits = json.loads(path.read_text())
+    parts += [_image(name, name) for name in _copy_images(workdir / "limits", out, "limits")]
+    masses = limits["masses_GeV"]
+    finite = [x for x in limits["observed"]["g_GeV-1"] if x is not None]
+    summary = [
+        ["masses", len(masses)],
+        ["luminosity [fb^-1]", limits["luminosity_fb-1"]],
+        ["global significance", limits["global_significance"]],
+        [
+            "largest local significance",
+            max((x for x in limits["local_significance"] if x is not None), default=float("nan")),
+        ],
+        ["best observed g limit [GeV^-1]", min(finite) if finite else float("nan")],
+        ["excluded mass regions [GeV]", json.dumps(limits["excluded_mass_regions_GeV"])],
+    ]
+    return _table(["quantity", "value"], summary) + "".join(parts)
+
+
+def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
+    """Write ``workdir/report/index.html`` (with its PNGs) and return its path."""
+    workdir = Path(workdir)
+    out = workdir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    sections: list[tuple[str, str]] = []
+    stages = []
+    for record in sorted((workdir / ".alps").glob("*.json")):
+        data = json.loads(record.read_text())
+        stages.append([record.stem, data.get("seconds", float("nan")), data.get("hash", "")])
+    manifest_path = workdir / "ntuples" / "manifest.json"
+    overview = f"<p>Configuration <b>{html.escape(config.name)}</b>, run slice <code>{html.escape(config.run_slice)}</code>, seed {config.seed}.</p>"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        events: dict[str, int] = {}
+        for entry in manifest["files"]:
+            events[entry["sample"]] = events.get(entry["sample"], 0) + int(entry["events"])
+        lumi = sum(manifest["luminosity_pb"].values())
+        overview += f"<p>Integrated luminosity {lumi / 1000:.3f} fb<sup>-1</sup>; {sum(events.values())} events in {len(manifest['files'])} files.</p>"
+        overview += _table(["sample", "events"], sorted(events.items()))
+    overview += _table(["stage", "seconds", "input hash"], stages)
+    sections.append(("Overview", overview))
+    histogram_path = workdir / "histograms" / "mgg.hist.zip"
+    if histogram_path.exists():
+        hists = read_histograms(histogram_path)
+        sections.append(
+            ("Cutflow (weighted events)", _cutflow({"cutflow": hists["cutflow"][{"period": sum}]}))
+        )
+        sections.append(("Data and MC after corrections", _data_mc(hists, out)))
+        sections.append(("Kinematic fit", _fit_section(hists, out)))
+        provenance = read_provenance(histogram_path)
+    else:
+        sections.append(("Processing", _missing("The processed histograms")))
+        provenance = {}
+    sections.append(("Calibration", _calibration(workdir, out)))
+    sections.append(("Selection: Punzi net, XGBoost, cuts", _selection(workdir, out)))
+    sections.append(("Signal shapes and limits", _limits(workdir, out)))
+    prov = {
+        k: provenance.get(k)
+        for k in ("versions", "git_revision", "calibration", "model", "skipped")
+    }
+    prov["inputs"] = len(provenance.get("inputs", []))
+    sections.append(
+        ("Provenance", f"<pre>{html.escape(json.dumps(prov, indent=1, default=str))}</pre>")
+    )
+    body = "".join(
+        f'<h2 id="s{i}">{html.escape(title)}</h2>{content}'
+        for i, (title, content) in enumerate(sections)
+    )
+    index = "".join(
+        f'<li><a href="#s{i}">{html.escape(title)}</a></li>'
+        for i, (title, _) in enumerate(sections)
+    )
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ALP search report</title><style>{_STYLE}</style></head>"
+        f"<body><h1>Belle II ALP &rarr; &gamma;&gamma; search</h1><p class='note'>Built {time.strftime('%Y-%m-%d %H:%M')} "
+        f"from the stored outputs in {html.escape(str(workdir))}.</p><ul>{index}</ul>{body}</body></html>"
+    )
+    path = out / "index.html"
+    path.write_text(page)
+    return path
