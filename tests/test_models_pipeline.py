@@ -1,0 +1,98 @@
+"""``models.train_models`` end to end on toy skims: files, working point, grid on Dask."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alps.config import AnalysisConfig
+from models import load_scorer, train_models
+from models.synthetic import write_toy_skims
+
+TINY = {
+    "hidden_layers": 3,
+    "width": 12,
+    "bce_epochs": 2,
+    "punzi_epochs": 3,
+    "bce_batch_size": 1024,
+    "punzi_batch_size": 5000,
+    "held_out_masses": 2,
+    "xgboost_rounds": 20,
+    "xgboost_depth": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def skims(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline") / "skims"
+    write_toy_skims(path, (0.5, 1.0, 1.5, 2.0, 2.5, 3.0), 400, 1000, seed=4)
+    return path
+
+
+def test_train_models_writes_every_output(skims: Path, tmp_path: Path) -> None:
+    config = AnalysisConfig.model_validate({"training": TINY})
+    result = train_models(skims, config, tmp_path, progress=False)
+    model_dir = tmp_path / "models"
+    for name in (
+        "punzi.pt",
+        "punzi.json",
+        "xgboost.json",
+        "ranking.json",
+        "working_point.json",
+        "sensitivity.json",
+        "sensitivity.md",
+        "sensitivity.png",
+        "ranking.png",
+        "working_point.png",
+        "training.png",
+    ):
+        assert (model_dir / name).stat().st_size > 0, name
+    assert not (model_dir / "grid.json").exists()
+
+    wp = json.loads((model_dir / "working_point.json").read_text())
+    edges = list(config.histograms.score_edges)
+    assert wp["cut"] in edges[:-1] and edges[wp["first_score_bin_kept"]] == wp["cut"]
+    assert wp["best_mean_sigma_min_pb_unbinned"] <= wp["mean_sigma_min_pb"]
+
+    sens = json.loads((model_dir / "sensitivity.json").read_text())
+    assert sens["masses_GeV"] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert sum(sens["held_out"]) == 2 and not sens["held_out"][0]
+    assert all(s > 0 for s in sens["punzi"]["sigma_min_pb"])
+    for name in ("xgboost", "cut_based"):
+        # null where a selection keeps no signal of a mass (σ_min infinite)
+        sigma = sens[name]["sigma_min_pb"]
+        assert len(sigma) == 6 and all(s is None or s > 0 for s in sigma)
+    assert len(sens["generalisation"]) == 2
+    assert sens["mean_sigma_min_pb"]["punzi"]["trained"] == pytest.approx(wp["mean_sigma_min_pb"])
+
+    ranking = json.loads((model_dir / "ranking.json").read_text())
+    assert ranking["selected"] == list(config.training.features)
+    assert {"name", "rank", "gain", "permutation", "permutation_std"} <= set(ranking["features"][0])
+
+    meta = json.loads((model_dir / "punzi.json").read_text())
+    assert meta["provenance"]["inputs"][0]["sha256"]
+    assert meta["provenance"]["sample"]["validation_fraction"] == 0.3
+    assert result.features == config.training.features
+    scorer = load_scorer(model_dir)
+    assert scorer.features == config.training.features
+
+
+def test_grid_search_runs_on_dask_and_keeps_the_best(skims: Path, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    config = AnalysisConfig.model_validate(
+        {"training": {**TINY, "grid": {"width": [6, 12]}, "select_top_features": 5}}
+    )
+    with (
+        distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = train_models(skims, config, tmp_path, client=client, progress=False)
+    grid = json.loads((tmp_path / "models" / "grid.json").read_text())["points"]
+    assert [p["width"] for p in grid] == [6, 12]
+    best = min(grid, key=lambda p: p["mean_sigma_min_pb"])
+    assert best["best"]
+    assert result.punzi.spec.width == best["width"]
+    assert len(result.features) == 5 and result.features == result.ranking.top(5)
+    assert (tmp_path / "models" / "grid.png").exists()
