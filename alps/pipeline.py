@@ -212,9 +212,15 @@ def _score(ctx: RunContext) -> Any:
 
 
 def working_point(ctx: RunContext) -> float:
-    """The score cut: ``training.working_point`` when set, else the one training chose."""
-    if ctx.config.training.working_point is not None:
-        return float(ctx.config.training.working_point)
+    """The score cut: ``training.working_point`` when set (snapped to the nearest score-bin edge,
+    since the histograms are binned in score), else the one training chose."""
+    configured = ctx.config.training.working_point
+    if configured is not None:
+        edges = [e for e in ctx.config.histograms.score_edges if 0.0 < e < 1.0]
+        snapped = min(edges, key=lambda e: abs(e - configured))
+        if snapped != configured:
+            ctx.echo(f"working point {configured} snapped to the score edge {snapped}")
+        return float(snapped)
     path = ctx.workdir / "models" / "working_point.json"
     try:
         return float(json.loads(path.read_text())["cut"])

@@ -422,9 +422,11 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         return found & (np.take_along_axis(table, np.where(found, mc_index, 0), axis=1) > 0)
 
     def _scores(self, result: dict[str, Any]) -> FloatArray:
+        """Selection scores per candidate, with the features laid out as in the skims (event-level
+        features repeated for the three pairings)."""
         scorer = self.settings.scorer
         columns = _candidate_table(result)
-        matrix = np.stack([columns[name].ravel() for name in scorer.features], axis=1)
+        matrix = np.stack([_per_candidate(columns[name]) for name in scorer.features], axis=1)
         return np.asarray(scorer(matrix), dtype=np.float64).reshape(result["mgg"].shape)
 
     @staticmethod
@@ -530,8 +532,7 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
             "weight": np.repeat(weight, 3),
         }
         for name in _SKIM_FEATURES + _SKIM_CANDIDATE:
-            values = table[name]
-            out[name] = values.ravel() if values.ndim == 2 else np.repeat(values, 3)
+            out[name] = _per_candidate(table[name])
         if scores is not None:
             out["score"] = scores.ravel()
         return out
@@ -567,6 +568,12 @@ def _add_to_bin(histogram: Any, weight: FloatArray, **categories: str) -> None:
     view = histogram.view(flow=False)
     view.value[index] += float(np.sum(weight))
     view.variance[index] += float(np.sum(np.square(weight)))
+
+
+def _per_candidate(values: np.ndarray) -> np.ndarray:
+    """One value per candidate: candidate-level ``(m, 3)`` arrays flattened event by event,
+    event-level ``(m,)`` arrays repeated for the three pairings."""
+    return values.ravel() if values.ndim == 2 else np.repeat(values, 3)
 
 
 def _candidate_table(result: dict[str, Any]) -> dict[str, np.ndarray]:

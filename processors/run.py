@@ -207,7 +207,7 @@ def run_processing(
             chain = chain.__cause__ or chain.__context__
         raise
     skipped += output.pop("skipped", [])
-    skims = sorted(output.pop("skims", []))
+    output.pop("skims", None)
     histograms = {k: v for k, v in output.items() if not isinstance(v, list)}
     name = "mgg"
     if scorer is not None:
@@ -227,7 +227,7 @@ def run_processing(
     )
     path = write_histograms(workdir / "histograms" / f"{name}.hist.zip", histograms, record)
     if skim_dir is not None:
-        _write_skim_summary(skim_dir, histograms["generated"], manifest, skims)
+        _write_skim_summary(skim_dir, histograms["generated"], manifest)
     events = int(sum(f["events"] for f in manifest["files"]))
     return ProcessingResult(path, skim_dir, events, tuple(skipped))
 
@@ -244,9 +244,8 @@ def _period_facts(config: AnalysisConfig, manifest: dict[str, Any]) -> dict[str,
     return {p: s / w for p, (s, w) in sums.items() if w > 0}
 
 
-def _write_skim_summary(
-    skim_dir: Path, generated: Any, manifest: dict[str, Any], skims: list[str]
-) -> None:
+def _write_skim_summary(skim_dir: Path, generated: Any, manifest: dict[str, Any]) -> None:
+    """``skims/summary.json``: dataset -> generated weight and events, ALP mass, luminosity."""
     events: dict[str, int] = defaultdict(int)
     lumi: dict[str, float] = defaultdict(float)
     for entry in manifest["files"]:
@@ -261,13 +260,4 @@ def _write_skim_summary(
             "luminosity_pb": lumi[dataset],
         }
     skim_dir.mkdir(parents=True, exist_ok=True)
-    (skim_dir / "summary.json").write_text(
-        json.dumps(
-            {
-                "datasets": summary,
-                "files": skims,
-                "luminosity_pb": sum(manifest["luminosity_pb"].values()),
-            },
-            indent=1,
-        )
-    )
+    (skim_dir / "summary.json").write_text(json.dumps(summary, indent=1))

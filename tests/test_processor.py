@@ -211,7 +211,8 @@ def test_skims_written(processed: Path) -> None:
 
     skims = processed.parent.parent / "skims"
     summary = json.loads((skims / "summary.json").read_text())
-    assert summary["datasets"]["alp_m1000"]["mc_ma"] == 1.0
+    assert summary["alp_m1000"]["mc_ma"] == 1.0
+    assert summary["ggg"]["generated_weight"] > 0
     frame = pd.concat([pd.read_parquet(p) for p in (skims / "alp_m1000").glob("*.parquet")])
     assert set(frame["pair"]) == {0, 1, 2}
     for column in (
