@@ -65,6 +65,8 @@ class Stage:
     outputs: tuple[str, ...]
     run: Callable[[RunContext], Any]
     description: str = ""
+    #: stages whose hashes enter this one's when they have run, without being required
+    soft_depends: tuple[str, ...] = ()
 
 
 def _pick(data: dict[str, Any], sections: Iterable[str]) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def stage_hash(stage: Stage, config: AnalysisConfig, upstream: dict[str, str]) -
     payload = {
         "stage": stage.name,
         "config": _pick(data, stage.sections),
-        "upstream": {name: upstream[name] for name in stage.depends},
+        "upstream": {name: upstream[name] for name in stage.depends + stage.soft_depends if name in upstream},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -131,12 +133,13 @@ def run_stages(
     outcome: dict[str, str] = {}
     for stage in stages:
         forced = forced or stage.name == force
-        for dep in stage.depends:
+        for dep in stage.depends + stage.soft_depends:
             if dep not in hashes:
                 record = _read_record(ctx.workdir, dep)
-                if record is None:
+                if record is not None:
+                    hashes[dep] = record["hash"]
+                elif dep in stage.depends:
                     raise RuntimeError(f"stage {stage.name!r} needs {dep!r}, which has not run")
-                hashes[dep] = record["hash"]
         digest = stage_hash(stage, ctx.config, hashes)
         record = _read_record(ctx.workdir, stage.name)
         complete = all((ctx.workdir / out).exists() for out in stage.outputs)
@@ -328,9 +331,10 @@ STAGES: dict[str, Stage] = {
     "report": Stage(
         "report",
         (),
-        ("generate", "calibrate", "process", "train", "score", "shapes", "limits"),
+        ("generate",),
         ("report/index.html",),
         _report,
         "HTML report",
+        soft_depends=("calibrate", "process", "train", "score", "shapes", "limits"),
     ),
 }

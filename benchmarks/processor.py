@@ -100,7 +100,7 @@ def main() -> None:
 
         rates = {}
         for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
                 client.run(lambda: __import__("processors.alp_processor"))
                 run_processing(
                     warm, workdir / "warm", client=client, progress=False, write_skims=False

@@ -1,0 +1,188 @@
+"""The statistical model of one mass hypothesis, from the stored histograms and the signal model.
+
+Puts together what :mod:`limits.workspace` documents: the window's observed counts (dataset
+"data"), the Bernstein background basis, the signal template from the interpolated shape
+normalised to L x epsilon x sigma, and the systematics: variations named ``<x>_up``/``<x>_down``
+in the histograms become a ``histosys`` (energy scale, resolution and any other variation that
+may change the shape) or, for ``trigger`` and ``lumi``, a ``normsys``; a missing luminosity or
+trigger variation falls back to the configured relative uncertainty; the efficiency ``normsys``
+is the configured uncertainty added in quadrature to the efficiency's MC statistical error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alps.config import AnalysisConfig
+from limits.inputs import Spectra
+from limits.interpolation import ShapeModel
+from limits.shapes import ShapeParameters, signal_bin_fractions
+from limits.workspace import bernstein_bin_integrals, build_workspace, mass_window
+from simulation.physics import MESON_MASSES
+
+__all__ = [
+    "NORM_ONLY",
+    "MassModelInfo",
+    "excluded_regions",
+    "is_excluded",
+    "mass_workspace",
+    "signal_per_pb",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: variation groups that change only the normalisation (normsys); all others are histosys
+NORM_ONLY = {"trigger": "trigger", "lumi": "luminosity"}
+#: fewer bins than this in a window and the mass is not analysed
+MIN_BINS = 8
+
+
+@dataclass(frozen=True)
+class MassModelInfo:
+    """What went into one mass's workspace: sigma_ref (pb), expected signal events per pb,
+    interpolated efficiency (prompt decays), window (GeV) and its number of bins."""
+
+    mass: float
+    sigma_ref_pb: float
+    signal_per_pb: float
+    efficiency: float
+    window: tuple[float, float]
+    n_bins: int
+    systematics: tuple[str, ...]
+
+
+def excluded_regions(config: AnalysisConfig) -> list[tuple[float, float]]:
+    """|m - m_P| < exclusion_nsigma sigma_m(m_P) for the configured mesons, as GeV intervals."""
+    res = config.histograms.resolution
+    out = []
+    for key in config.limits.excluded_mesons:
+        m_p = MESON_MASSES[key]
+        half = config.limits.exclusion_nsigma * float(res.sigma(m_p))
+        out.append((m_p - half, m_p + half))
+    return out
+
+
+def is_excluded(mass: float, regions: list[tuple[float, float]]) -> bool:
+    return any(lo < mass < hi for lo, hi in regions)
+
+
+def signal_per_pb(
+    lower: FloatArray,
+    upper: FloatArray,
+    mass: float,
+    params: ShapeParameters,
+    shape_model: ShapeModel,
+    luminosity_pb: float,
+    efficiency: float,
+) -> FloatArray:
+    """Expected signal per bin for sigma = 1 pb: L epsilon (peak + combinatorial) per bin."""
+    half = shape_model.window_nsigma * shape_model.sigma_m(mass)
+    eff_half = shape_model.efficiency_nsigma * params.sigma
+    peak, comb = signal_bin_fractions(
+        lower, upper, mass, params, (mass - half, mass + half), (mass - eff_half, mass + eff_half)
+    )
+    return luminosity_pb * efficiency * (peak + comb)
+
+
+def mass_workspace(
+    spectra: Spectra,
+    shape_model: ShapeModel,
+    config: AnalysisConfig,
+    mass: float,
+    *,
+    prompt_fraction_ref: float = 1.0,
+    regions: list[tuple[float, float]] | None = None,
+) -> tuple[dict[str, Any], MassModelInfo] | None:
+    """The pyhf workspace of ``mass`` (GeV) and what went into it; None when the window has too
+    few bins or no signal is expected. ``prompt_fraction_ref`` is P_decay at the reference
+    coupling of the signal MC: the efficiency is divided by it to refer to ALPs that decay
+    inside the detector."""
+    lcfg = config.limits
+    res = config.histograms.resolution
+    regions = excluded_regions(config) if regions is None else regions
+    sigma_m = float(res.sigma(mass))
+    window = mass_window(
+        spectra.edges, mass, sigma_m, lcfg.window_nsigma, lcfg.scan_range_GeV, regions
+    )
+    if len(window.bins) < MIN_BINS:
+        return None
+    lower, upper = window.edges(spectra.edges)
+    idx = np.asarray(window.bins)
+    observed = spectra.get("data")[0][idx]
+    params = shape_model.parameters(mass)
+    eff = shape_model.efficiency(mass) / max(prompt_fraction_ref, 1e-12)
+    lumi = spectra.luminosity_total_pb
+
+    def template(p: ShapeParameters, scale: float = 1.0) -> FloatArray:
+        return scale * signal_per_pb(lower, upper, mass, p, shape_model, lumi, eff)
+
+    nominal = template(params)
+    if not np.isfinite(nominal).all() or nominal.sum() <= 0:
+        return None
+    histosys: dict[str, tuple[FloatArray, FloatArray]] = {}
+    normsys: dict[str, tuple[float, float]] = {}
+    groups = sorted(
+        {v.rsplit("_", 1)[0] for v in spectra.variations if v.endswith(("_up", "_down"))}
+    )
+    for group in groups:
+        effects = []
+        for direction in ("up", "down"):
+            name = f"{group}_{direction}"
+            shift = shape_model.systematic(name, "shift", mass)
+            width = shape_model.systematic(name, "width", mass)
+            yld = shape_model.systematic(name, "yield", mass)
+            effects.append((shift, width, yld))
+        if any(e[2] is None for e in effects):
+            continue
+        if group in NORM_ONLY:
+            hi, lo = 1.0 + effects[0][2], 1.0 + effects[1][2]  # type: ignore[operator]
+            if abs(hi - 1.0) > 1e-6 or abs(lo - 1.0) > 1e-6:
+                normsys[NORM_ONLY[group]] = (hi, lo)
+            continue
+        varied = []
+        for shift, width, yld in effects:
+            p = replace(
+                params,
+                offset=params.offset + (shift or 0.0) * mass,
+                sigma=params.sigma * (1.0 + (width or 0.0)),
+            )
+            varied.append(template(p, 1.0 + (yld or 0.0)))
+        if not (np.allclose(varied[0], nominal) and np.allclose(varied[1], nominal)):
+            histosys[group] = (varied[0], varied[1])
+    if "luminosity" not in normsys and config.systematics.luminosity > 0:
+        u = config.systematics.luminosity
+        normsys["luminosity"] = (1.0 + u, 1.0 - u)
+    if "trigger" not in normsys and config.systematics.trigger and lcfg.trigger_uncertainty > 0:
+        u = lcfg.trigger_uncertainty
+        normsys["trigger"] = (1.0 + u, 1.0 - u)
+    stat = (
+        float(shape_model.efficiency_rel_error(mass)) if shape_model.efficiency_rel_error else 0.0
+    )
+    u_eff = float(np.hypot(lcfg.efficiency_uncertainty, max(stat, 0.0)))
+    if u_eff > 0:
+        normsys["efficiency"] = (1.0 + u_eff, max(1.0 - u_eff, 0.01))
+    basis = bernstein_bin_integrals(
+        lower, upper, window.lo, window.hi, lcfg.background_polynomial_order
+    )
+    spec, sigma_ref = build_workspace(
+        mass=mass,
+        observed=observed,
+        background_basis=basis,
+        signal_per_pb=nominal,
+        histosys_per_pb=histosys,
+        normsys=normsys,
+    )
+    info = MassModelInfo(
+        mass=mass,
+        sigma_ref_pb=sigma_ref,
+        signal_per_pb=float(nominal.sum()),
+        efficiency=eff,
+        window=(window.lo, window.hi),
+        n_bins=len(window.bins),
+        systematics=tuple(sorted([*histosys, *normsys])),
+    )
+    return spec, info

@@ -1,0 +1,229 @@
+"""The limits stage: histogram file in, ``shapes/``, ``workspaces/`` and ``limits/`` out.
+
+:func:`fit_signal_shapes` is the shapes step alone (fits, interpolation and its check, plots);
+:func:`run_limits` is the whole stage that ``alps limits`` calls. Mass points run as tasks on the
+Dask cluster of the processing when a ``distributed.Client`` is given, in sequence otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from alps.config import AnalysisConfig, config_hash
+from alps.histio import file_checksum, git_revision, package_versions
+from limits.coupling import coupling_limit, decay_geometry, decay_probability
+from limits.inputs import Spectra
+from limits.interpolation import ShapeModel
+from limits.io import read_spectra, write_json
+from limits.mass_model import excluded_regions, is_excluded, mass_workspace
+from limits.plots import plot_brazil, plot_shape_fits, plot_shape_parameters, plot_significance
+from limits.results import LimitsResult
+from limits.scan import analyse_workspaces
+from limits.signal_model import build_shape_model
+from limits.significance import gross_vitells
+from limits.toys import null_spectrum, scan_toys
+from limits.workspace import mass_label, mass_window
+
+__all__ = ["fit_signal_shapes", "resolve_working_point", "run_limits"]
+
+
+def resolve_working_point(working_point: float | None, config: AnalysisConfig) -> float | None:
+    """The working point: the argument, else ``training.working_point``, else None (no cut)."""
+    return working_point if working_point is not None else config.training.working_point
+
+
+def _bar(total: int, desc: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def _shape_provenance(path: Path, config: AnalysisConfig) -> dict[str, Any]:
+    return {
+        "input": {"path": str(path), "sha256": file_checksum(path)},
+        "config_hash": config_hash(config),
+        "config_hash_sections": config_hash(config, "histograms", "systematics", "limits"),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+    }
+
+
+def fit_signal_shapes(
+    histogram_path: str | Path,
+    config: AnalysisConfig,
+    workdir: str | Path,
+    *,
+    working_point: float | None = None,
+    client: Any | None = None,
+    progress: bool = True,
+    spectra: Spectra | None = None,
+) -> ShapeModel:
+    """Fit the signal shape at every simulated mass, interpolate in m_a, check the interpolation
+    on held-out masses; write ``shapes/shapes.json`` and ``shapes/*.png`` under ``workdir``."""
+    path = Path(histogram_path)
+    out = Path(workdir) / "shapes"
+    wp = resolve_working_point(working_point, config)
+    spectra = read_spectra(path, wp) if spectra is None else spectra
+    n = len(spectra.signal_masses())
+    with _bar(n, "signal shapes", progress) as bar:
+        model = build_shape_model(spectra, config, client=client, progress=bar.update)
+    record = model.to_dict()
+    record["provenance"] = _shape_provenance(path, config)
+    write_json(out / "shapes.json", record)
+    plot_shape_parameters(model, out / "parameters.png")
+    plot_shape_fits(spectra, model, out / "fits.png")
+    return model
+
+
+def run_limits(
+    histogram_path: str | Path,
+    config: AnalysisConfig,
+    workdir: str | Path,
+    *,
+    client: Any | None = None,
+    working_point: float | None = None,
+    progress: bool = True,
+) -> LimitsResult:
+    """The limits stage (see the module docstring); returns the :class:`LimitsResult` that is
+    also written to ``workdir/limits/limits.json``."""
+    t0 = time.perf_counter()
+    path = Path(histogram_path)
+    workdir = Path(workdir)
+    lcfg = config.limits
+    level = 1.0 - lcfg.confidence_level
+    wp = resolve_working_point(working_point, config)
+    spectra = read_spectra(path, wp)
+    if "data" not in spectra.datasets:
+        raise ValueError(f"{path}: no dataset 'data' (the observed pseudo-data) in the histograms")
+    t_read = time.perf_counter()
+    shape_model = fit_signal_shapes(
+        path, config, workdir, working_point=wp, client=client, progress=progress, spectra=spectra
+    )
+    t_shapes = time.perf_counter()
+
+    regions = excluded_regions(config)
+    masses = [float(m) for m in lcfg.masses.masses()]
+    res = config.histograms.resolution
+    g_ref = spectra.coupling
+    specs, infos, geometries, windows, analysed = [], [], [], [], []
+    for mass in masses:
+        if is_excluded(mass, regions):
+            continue
+        geo = decay_geometry(mass)
+        p_ref = decay_probability(geo, g_ref) if np.isfinite(g_ref) else 1.0
+        built = mass_workspace(
+            spectra, shape_model, config, mass, prompt_fraction_ref=p_ref, regions=regions
+        )
+        if built is None:
+            continue
+        spec, info = built
+        specs.append(spec)
+        infos.append(info)
+        geometries.append(geo)
+        window = mass_window(
+            spectra.edges,
+            mass,
+            float(res.sigma(mass)),
+            lcfg.window_nsigma,
+            lcfg.scan_range_GeV,
+            regions,
+        )
+        windows.append(window.bins)
+        analysed.append(mass)
+        write_json(workdir / "workspaces" / f"{mass_label(mass)}.json", spec, indent=None)
+    t_ws = time.perf_counter()
+
+    with _bar(len(specs), "mass points", progress) as bar:
+        results = analyse_workspaces(specs, level=level, client=client, progress=bar.update)
+    t_scan = time.perf_counter()
+
+    lumi, sqrt_s = spectra.luminosity_pb, spectra.sqrt_s_GeV
+    by_mass = {}
+    for mass, info, geo, r in zip(analysed, infos, geometries, results):
+        obs = r.limit.observed * info.sigma_ref_pb
+        exp = [v * info.sigma_ref_pb for v in r.limit.expected]
+        by_mass[mass] = {
+            "xsec_obs": obs,
+            "xsec_exp": exp,
+            "g_obs": coupling_limit(obs, geo, lumi, sqrt_s),
+            "g_exp": [coupling_limit(v, geo, lumi, sqrt_s) for v in exp],
+            "z": r.discovery.z,
+            "p": r.discovery.p0,
+            "yield": r.discovery.mu_hat * r.signal_per_mu,
+            "yield_err": r.discovery.mu_hat_error * r.signal_per_mu,
+            "sigma_ref": info.sigma_ref_pb,
+            "efficiency": info.efficiency,
+            "systematics": info.systematics,
+        }
+    # global significance: segments are the runs of analysed masses between excluded regions
+    z = np.array([by_mass[m]["z"] for m in analysed])
+    segment = np.cumsum(
+        [0] + [int(any(a < lo < b for lo, _ in regions)) for a, b in itertools.pairwise(analysed)]
+    )
+    if lcfg.lee_method == "toys" and lcfg.lee_toys > 0:
+        null = null_spectrum(specs, windows, len(spectra.edges) - 1)
+        toys = scan_toys(specs, windows, null, lcfg.lee_toys, config.seed, client=client)
+        from limits.significance import global_from_toys
+
+        glob = global_from_toys(z, analysed, [t[0] for t in toys])
+    else:
+        glob = gross_vitells(z, analysed, segment)
+    t_end = time.perf_counter()
+
+    result = LimitsResult.assemble(
+        masses=masses,
+        by_mass=by_mass,
+        global_significance=glob,
+        excluded=regions,
+        luminosity_fb=spectra.luminosity_total_pb / 1000.0,
+        working_point=spectra.working_point,
+        confidence_level=lcfg.confidence_level,
+        provenance={
+            "input": {"path": str(path), "sha256": file_checksum(path)},
+            "config_hash": config_hash(config),
+            "config_hash_sections": config_hash(config, "histograms", "systematics", "limits"),
+            "shapes": str(workdir / "shapes" / "shapes.json"),
+            "workspaces": str(workdir / "workspaces"),
+            "method": "asymptotic CLs, q~_mu (arXiv:1007.1727); limits agree with pyhf upper_limits",
+            "lee_method": glob.method,
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+        },
+        timings_s={
+            "read": t_read - t0,
+            "shapes": t_shapes - t_read,
+            "workspaces": t_ws - t_shapes,
+            "scan": t_scan - t_ws,
+            "coupling_and_lee": t_end - t_scan,
+        },
+    )
+    out = workdir / "limits"
+    write_json(out / "limits.json", result.to_json_dict())
+    plot_brazil(
+        masses,
+        result.observed_xsec_pb,
+        result.expected_xsec_pb,
+        out / "xsec.png",
+        ylabel=r"$\sigma(e^+e^-\to\gamma a)$ [pb]",
+        excluded=regions,
+    )
+    plot_brazil(
+        masses,
+        result.observed_g,
+        result.expected_g,
+        out / "coupling.png",
+        ylabel=r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]",
+        excluded=regions,
+    )
+    plot_significance(
+        masses,
+        result.local_significance,
+        out / "significance.png",
+        excluded=regions,
+        global_z=glob.z_global,
+    )
+    return result
