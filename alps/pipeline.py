@@ -261,12 +261,14 @@ def _report(ctx: RunContext) -> Any:
     return path
 
 
-#: configuration that changes what the processor computes (chunking and workers do not)
+#: configuration that changes what the processor computes (chunking and workers do not; the
+#: luminosity uncertainty is a normalisation the limits take from the configuration)
 _PROCESS_SECTIONS = (
     "preselection",
     "kinfit",
     "histograms",
     "systematics",
+    "-systematics.luminosity",
     "seed",
     "simulation.detector",
 )

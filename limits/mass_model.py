@@ -4,9 +4,10 @@ Puts together what :mod:`limits.workspace` documents: the window's observed coun
 "data"), the Bernstein background basis, the signal template from the interpolated shape
 normalised to L x epsilon x sigma, and the systematics: variations named ``<x>_up``/``<x>_down``
 in the histograms become a ``histosys`` (energy scale, resolution and any other variation that
-may change the shape) or, for ``trigger`` and ``lumi``, a ``normsys``; a missing luminosity or
-trigger variation falls back to the configured relative uncertainty; the efficiency ``normsys``
-is the configured uncertainty added in quadrature to the efficiency's MC statistical error.
+may change the shape) or, for ``trigger``, a ``normsys`` (the configured relative uncertainty when
+the variation is absent); the luminosity uncertainty is always the configured one (a
+normalisation, so the stored lumi_up/down are not needed and changing it re-runs only the limits);
+the efficiency ``normsys`` is the configured uncertainty added in quadrature to the efficiency's MC statistical error.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 #: variation groups that change only the normalisation (normsys); all others are histosys
-NORM_ONLY = {"trigger": "trigger", "lumi": "luminosity"}
+NORM_ONLY = {"trigger": "trigger"}
+#: variations the model takes from the configuration instead: the luminosity uncertainty is a pure
+#: normalisation (``systematics.luminosity``), so changing it re-runs the limits alone
+FROM_CONFIG = ("lumi",)
 #: fewer bins than this in a window and the mass is not analysed
 MIN_BINS = 8
 
@@ -129,6 +133,8 @@ def mass_workspace(
         {v.rsplit("_", 1)[0] for v in spectra.variations if v.endswith(("_up", "_down"))}
     )
     for group in groups:
+        if group in FROM_CONFIG:
+            continue
         effects = []
         for direction in ("up", "down"):
             name = f"{group}_{direction}"
@@ -153,7 +159,7 @@ def mass_workspace(
             varied.append(template(p, 1.0 + (yld or 0.0)))
         if not (np.allclose(varied[0], nominal) and np.allclose(varied[1], nominal)):
             histosys[group] = (varied[0], varied[1])
-    if "luminosity" not in normsys and config.systematics.luminosity > 0:
+    if config.systematics.luminosity > 0:
         u = config.systematics.luminosity
         normsys["luminosity"] = (1.0 + u, 1.0 - u)
     if "trigger" not in normsys and config.systematics.trigger and lcfg.trigger_uncertainty > 0:
