@@ -20,6 +20,7 @@ from numba_stats import crystalball_ex
 
 from alps.config import AnalysisConfig, HistogramConfig
 from limits.shapes import DEFAULT_TAIL_N
+from processors.histograms import VARIATIONS
 from simulation.physics import MESON_MASSES, sigma_alp
 
 __all__ = [
@@ -32,17 +33,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-VARIATIONS = (
-    "nominal",
-    "escale_up",
-    "escale_down",
-    "eres_up",
-    "eres_down",
-    "trigger_up",
-    "trigger_down",
-    "lumi_up",
-    "lumi_down",
-)
 HIST_MAX = 10.6
 #: true DSCB tail parameters of the synthetic signal
 TRUE_BETA = (1.2, 2.0)
@@ -237,11 +227,9 @@ def make_histograms(
 
     # backgrounds: smooth continuum (MC with weight 1/2: twice the expected statistics) and
     # meson peaks; pseudo-data are an independent Poisson draw of the same
-    def background(d: int, p_i: int, expected: float, is_data: bool) -> None:
-        n = rng.poisson(expected) if is_data else int(2 * expected)
-        w = 1.0 if is_data else expected / max(n, 1)
-        m = _sample_density(rng, n, 0.02, HIST_MAX)
-        s = rng.beta(1.2, 4.0, n)
+    def fill_unmatched(d: int, p_i: int, m: FloatArray, s: FloatArray, w: float, is_data: bool) -> None:
+        """Fill background candidates (every variation for MC, the nominal for data)."""
+        n = len(m)
         for name in VARIATIONS if not is_data else ("nominal",):
             filler.fill(
                 d,
@@ -253,22 +241,18 @@ def make_histograms(
                 np.full(n, w * wfac.get(name, 1.0)),
             )
 
+    def background(d: int, p_i: int, expected: float, is_data: bool) -> None:
+        n = rng.poisson(expected) if is_data else int(2 * expected)
+        w = 1.0 if is_data else expected / max(n, 1)
+        m = _sample_density(rng, n, 0.02, HIST_MAX)
+        fill_unmatched(d, p_i, m, rng.beta(1.2, 4.0, n), w, is_data)
+
     def meson(d: int, p_i: int, key: str, expected: float, is_data: bool) -> None:
         n = rng.poisson(expected) if is_data else int(4 * expected)
         w = 1.0 if is_data else expected / max(n, 1)
         m0 = MESON_MASSES[key]
         m = m0 + float(hcfg.resolution.sigma(m0)) * rng.standard_normal(n)
-        s = rng.beta(4.0, 2.0, n)
-        for name in VARIATIONS if not is_data else ("nominal",):
-            filler.fill(
-                d,
-                p_i,
-                VARIATIONS.index(name),
-                np.ones(n, int),
-                m * scale.get(name, 1.0),
-                s,
-                np.full(n, w * wfac.get(name, 1.0)),
-            )
+        fill_unmatched(d, p_i, m, rng.beta(4.0, 2.0, n), w, is_data)
 
     meson_per_pb = {"pi0g": ("pi0", 0.2), "etag": ("eta", 0.05), "etapg": ("etaprime", 0.02)}
     for p_i, period in enumerate(periods):
