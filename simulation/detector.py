@@ -225,14 +225,23 @@ def _merge_flat(
     """Valid entries of dense ``(n, K)`` fields and event-ordered flat fields, as one flat,
     per-event list ordered by decreasing ``key_name``."""
     counts_a = valid.sum(axis=1).astype(np.int64)
-    joined = {
-        name: np.concatenate([dense[name][valid], flat[name].astype(dense[name].dtype)])
-        for name in dense
-    }
-    order = _event_order(
-        counts_a, flat_counts.astype(np.int64), joined[key_name].astype(np.float64)
+    dense_index = np.flatnonzero(valid.ravel())
+    total_a = len(dense_index)
+    key = np.concatenate([dense[key_name].ravel().take(dense_index), flat[key_name]]).astype(
+        np.float64
     )
-    return counts_a + flat_counts, {name: values[order] for name, values in joined.items()}
+    order = _event_order(counts_a, flat_counts.astype(np.int64), key)
+    # one gather per field straight from its source (no concatenated copy to re-order)
+    from_dense = order < total_a
+    src_dense = dense_index.take(order[from_dense])
+    src_flat = order[~from_dense] - total_a
+    out = {}
+    for name, values in dense.items():
+        merged = np.empty(len(order), dtype=values.dtype)
+        merged[from_dense] = values.ravel().take(src_dense)
+        merged[~from_dense] = flat[name].take(src_flat)
+        out[name] = merged
+    return counts_a + flat_counts, out
 
 
 def _background_clusters(

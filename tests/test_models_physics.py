@@ -1,4 +1,4 @@
-"""The selection's physics claims on a toy with the seed's structure (slow: a few minutes).
+"""The selection's physics claims on a toy with the seed's structure (about a minute).
 
 29 ALP masses 0.2–3.0 GeV in 0.1 GeV steps (4000 events each), six held out, with γγγ, γγ,
 e+e-γ, μ+μ-γ and π0/η/η'γ backgrounds (``models.synthetic``); the seed's network
@@ -15,8 +15,6 @@ import pytest
 from alps.config import AnalysisConfig
 from models import train_models
 from models.synthetic import write_toy_skims
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
