@@ -14,6 +14,7 @@ from alps.config import AnalysisConfig, load_config
 from alps.histio import write_histograms
 from limits.cls import asymptotic_upper_limit
 from limits.coupling import coupling_limit, decay_geometry, decay_probability, mean_xsec
+from limits.interpolation import ShapeModel
 from limits.io import read_json
 from limits.likelihood import compile_workspace, logpdf
 from limits.mass_model import excluded_regions, is_excluded
@@ -222,3 +223,22 @@ def test_missing_data_is_a_clear_error(
     bad = write_histograms(tmp_path / "nodata.hist.zip", hists, prov)
     with pytest.raises(ValueError, match="data"):
         run_limits(bad, cfg, tmp_path / "out", working_point=WORKING_POINT, progress=False)
+
+
+def test_interpolated_shape_follows_the_true_one(
+    limits_run: Path, synthetic: tuple[Path, AnalysisConfig]
+) -> None:
+    """The synthetic peak has width sigma_m(m) and position 0.998 m: the shape interpolated in
+    mass follows both between and at the simulated masses, and the interpolation predicts the
+    masses left out of it (held-out pulls)."""
+    _, cfg = synthetic
+    model = ShapeModel.from_dict(read_json(limits_run / "shapes" / "shapes.json"))
+    for mass in np.arange(0.6, 9.6, 0.35):
+        true_sigma = float(cfg.histograms.resolution.sigma(mass))
+        p = model.parameters(float(mass))
+        assert p.sigma == pytest.approx(true_sigma, rel=0.08), mass
+        assert abs(p.offset + 0.002 * mass) < 0.2 * true_sigma, mass
+    validation = read_json(limits_run / "shapes" / "shapes.json")["validation"]["held_out"]
+    pulls = np.concatenate([validation[k]["pulls"] for k in ("offset", "sigma", "efficiency")])
+    assert len(pulls) >= 6
+    assert np.sqrt(np.mean(pulls**2)) < 2.5 and np.max(np.abs(pulls)) < 4.0, pulls
