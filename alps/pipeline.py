@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +101,9 @@ def stage_hash(stage: Stage, config: AnalysisConfig, upstream: dict[str, str]) -
     payload = {
         "stage": stage.name,
         "config": _pick(data, stage.sections),
-        "upstream": {name: upstream[name] for name in stage.depends + stage.soft_depends if name in upstream},
+        "upstream": {
+            name: upstream[name] for name in stage.depends + stage.soft_depends if name in upstream
+        },
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -175,8 +178,15 @@ def _calibrate(ctx: RunContext) -> Any:
     from processors.calibrate import run_calibration
 
     result = run_calibration(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
+    names = {1: "forward", 2: "barrel", 3: "backward"}
     for period, regions in result.energy_scale.items():
-        ctx.echo(f"[calibrate] {period}: energy scale data/MC by region {regions}")
+        text = ", ".join(
+            f"{names.get(r, r)} {v:.4f}"
+            if math.isfinite(v)
+            else f"{names.get(r, r)} too few mu mu gamma (barrel value used)"
+            for r, v in regions.items()
+        )
+        ctx.echo(f"[calibrate] {period}: energy scale data/MC: {text}")
     return result
 
 
