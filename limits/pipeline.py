@@ -20,7 +20,7 @@ from alps.histio import file_checksum, git_revision, package_versions
 from limits.coupling import coupling_limit, decay_geometry, decay_probability
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
-from limits.io import read_spectra, write_json
+from limits.io import read_json, read_spectra, write_json
 from limits.mass_model import excluded_regions, is_excluded, mass_workspace
 from limits.plots import plot_brazil, plot_shape_fits, plot_shape_parameters, plot_significance
 from limits.results import LimitsResult
@@ -50,6 +50,26 @@ def _shape_provenance(path: Path, config: AnalysisConfig) -> dict[str, Any]:
         "versions": package_versions(),
         "git_revision": git_revision(),
     }
+
+
+def _stored_shapes(
+    workdir: Path, path: Path, config: AnalysisConfig, working_point: float | None
+) -> ShapeModel | None:
+    """The shape model of ``workdir/shapes/shapes.json`` when it was fitted to this histogram
+    file with these settings and this working point (the shapes stage of ``alps run``), else
+    None: the limits then fit the shapes themselves."""
+    try:
+        record = read_json(workdir / "shapes" / "shapes.json")
+    except (OSError, ValueError):
+        return None
+    expected = _shape_provenance(path, config)
+    stored = record.get("provenance", {})
+    same = (
+        stored.get("input", {}).get("sha256") == expected["input"]["sha256"]
+        and stored.get("config_hash_sections") == expected["config_hash_sections"]
+        and record.get("working_point") == working_point
+    )
+    return ShapeModel.from_dict(record) if same else None
 
 
 def fit_signal_shapes(
@@ -100,9 +120,12 @@ def run_limits(
     if "data" not in spectra.datasets:
         raise ValueError(f"{path}: no dataset 'data' (the observed pseudo-data) in the histograms")
     t_read = time.perf_counter()
-    shape_model = fit_signal_shapes(
-        path, config, workdir, working_point=wp, client=client, progress=progress, spectra=spectra
-    )
+    shape_model = _stored_shapes(workdir, path, config, spectra.working_point)
+    if shape_model is None:
+        shape_model = fit_signal_shapes(
+            path, config, workdir, working_point=wp, client=client, progress=progress,
+            spectra=spectra,
+        )  # fmt: skip
     t_shapes = time.perf_counter()
 
     regions = excluded_regions(config)
@@ -183,15 +206,11 @@ def run_limits(
         working_point=spectra.working_point,
         confidence_level=lcfg.confidence_level,
         provenance={
-            "input": {"path": str(path), "sha256": file_checksum(path)},
-            "config_hash": config_hash(config),
-            "config_hash_sections": config_hash(config, "histograms", "systematics", "limits"),
+            **_shape_provenance(path, config),
             "shapes": str(workdir / "shapes" / "shapes.json"),
             "workspaces": str(workdir / "workspaces"),
             "method": "asymptotic CLs, q~_mu (arXiv:1007.1727); limits agree with pyhf upper_limits",
             "lee_method": glob.method,
-            "versions": package_versions(),
-            "git_revision": git_revision(),
         },
         timings_s={
             "read": t_read - t0,
