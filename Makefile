@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 WORKDIR ?= alps-output
 
-.PHONY: install run test test-all lint bench constraints clean
+.PHONY: install run test test-all lint imports bench constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
-lint: $(STAMP)
+lint: $(STAMP) imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# the one-way house: layer contracts of pyproject.toml [tool.importlinter]
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done

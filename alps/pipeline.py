@@ -211,13 +211,16 @@ def _train(ctx: RunContext) -> Any:
 
 
 def _score(ctx: RunContext) -> Any:
+    from models import load_scorer
     from processors.run import run_processing
 
+    model_dir = ctx.workdir / "models"
     result = run_processing(
         ctx.config,
         ctx.workdir,
         client=ctx.client(),
-        model_dir=ctx.workdir / "models",
+        scorer=load_scorer(model_dir),
+        model_dir=model_dir,
         progress=ctx.progress,
     )
     ctx.echo(f"[score] {result.events} events -> {result.histogram_file}")

@@ -20,6 +20,8 @@ import mplhep
 import numpy as np
 from scipy import stats
 
+from .contract import signal_mass
+
 __all__ = [
     "BACKGROUND_LABELS",
     "chi2_ndf",
@@ -191,9 +193,9 @@ def plot_mass_resolution(resolution: hist.Hist, path: Path) -> list[dict[str, fl
     edges = resolution.axes["residual"].edges
     rows = []
     for dataset in resolution.axes["dataset"]:
-        if not dataset.startswith("alp_m"):
+        mass = signal_mass(dataset)
+        if mass is None:
             continue
-        mass = int(dataset[5:]) / 1000.0
         raw = _central_width(resolution[{"dataset": dataset, "kind": "raw"}].values(), edges) * mass
         fit = _central_width(resolution[{"dataset": dataset, "kind": "fit"}].values(), edges) * mass
         rows.append(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .config import AnalysisConfig
+from .contract import is_data, is_signal
 from .histio import read_histograms, read_provenance
 from .plots import (
     plot_data_mc,
@@ -94,7 +95,7 @@ def _data_mc(hists: Mapping[str, Any], out: Path) -> str:
     parts = []
     rows = []
     backgrounds_all = [
-        d for d in hists["mgg"].axes["dataset"] if d != "data" and not d.startswith("alp_m")
+        d for d in hists["mgg"].axes["dataset"] if not is_data(d) and not is_signal(d)
     ]
     for key, h in hists.items():
         if not key.startswith("feature_"):

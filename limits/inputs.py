@@ -10,7 +10,6 @@ luminosity, beam energies and reference coupling from the file's provenance.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import hist
 import numpy as np
 import numpy.typing as npt
+
+from alps.contract import TRUTH_CLASSES, signal_mass
 
 __all__ = [
     "TRUTH_CLASSES",
@@ -28,14 +29,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 
-TRUTH_CLASSES = ("matched", "unmatched")
-_SIGNAL = re.compile(r"^alp_m(\d+)$")
-
-
-def signal_dataset_mass(name: str) -> float | None:
-    """The ALP mass in GeV of a signal dataset name ``alp_m<MeV>``; None for other datasets."""
-    match = _SIGNAL.match(name)
-    return None if match is None else int(match.group(1)) / 1000.0
+#: the one parser of signal dataset names (``alp_m<MeV>``), re-exported under its old name
+signal_dataset_mass = signal_mass
 
 
 @dataclass(frozen=True, eq=False)

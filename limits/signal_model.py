@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alps.config import AnalysisConfig
+from alps.tasks import map_tasks
 from limits.inputs import Spectra
 from limits.interpolation import INTERPOLATED, ShapeModel, fit_smooth_curve, held_out_check
 from limits.shapes import DEFAULT_TAIL_N, ShapeFit, fit_shape
@@ -76,24 +77,10 @@ def fit_mass_shapes(
         )
     batch = 8
     chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
-    results: list[ShapeFit] = []
-    if client is None:
-        for chunk in chunks:
-            results.extend(_fit_batch(chunk))
-            if progress:
-                progress(len(chunk))
-    else:
-        from distributed import as_completed
-
-        futures = client.map(_fit_batch, chunks, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        done: dict[int, list[ShapeFit]] = {}
-        for fut in as_completed(futures):
-            done[index[fut.key]] = fut.result()
-            if progress:
-                progress(len(done[index[fut.key]]))
-        for i in range(len(chunks)):
-            results.extend(done[i])
+    batches = map_tasks(
+        _fit_batch, [(c,) for c in chunks], client=client, progress=progress or False, count=len
+    )
+    results: list[ShapeFit] = [fit for batch in batches for fit in batch]
     # variation effects need the full arrays: measured here, they are cheap
     out = []
     for it, fit in zip(items, results):

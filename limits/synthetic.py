@@ -19,8 +19,8 @@ import numpy.typing as npt
 from numba_stats import crystalball_ex
 
 from alps.config import AnalysisConfig, HistogramConfig
+from alps.contract import signal_sample, variation_names
 from limits.shapes import DEFAULT_TAIL_N
-from processors.histograms import VARIATIONS
 from simulation.physics import MESON_MASSES, sigma_alp
 
 __all__ = [
@@ -32,6 +32,9 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+#: the variation categories, as the processor fills them for MC
+VARIATIONS = variation_names()
 
 HIST_MAX = 10.6
 #: true DSCB tail parameters of the synthetic signal
@@ -163,7 +166,7 @@ def make_histograms(
     g_ref = config.simulation.signal.coupling_GeV
     periods = list(lumi)
     l_tot = sum(lumi.values())
-    signal_names = [f"alp_m{round(m * 1000)}" for m in masses]
+    signal_names = [signal_sample(m) for m in masses]
     datasets = ["data", "ggg", "pi0g", "etag", "etapg", *signal_names]
     edges = mgg_edges(hcfg)
     score_edges = np.asarray(hcfg.score_edges)
@@ -175,8 +178,6 @@ def make_histograms(
     wfac = {
         "trigger_up": 1 + TRIGGER_UNC,
         "trigger_down": 1 - TRIGGER_UNC,
-        "lumi_up": 1 + syst.luminosity,
-        "lumi_down": 1 - syst.luminosity,
     }
 
     def fill_signal(d: int, mass: float, n: int, weight_per_pb: Mapping[int, float] | None) -> int:
@@ -227,7 +228,9 @@ def make_histograms(
 
     # backgrounds: smooth continuum (MC with weight 1/2: twice the expected statistics) and
     # meson peaks; pseudo-data are an independent Poisson draw of the same
-    def fill_unmatched(d: int, p_i: int, m: FloatArray, s: FloatArray, w: float, is_data: bool) -> None:
+    def fill_unmatched(
+        d: int, p_i: int, m: FloatArray, s: FloatArray, w: float, is_data: bool
+    ) -> None:
         """Fill background candidates (every variation for MC, the nominal for data)."""
         n = len(m)
         for name in VARIATIONS if not is_data else ("nominal",):

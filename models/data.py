@@ -21,7 +21,6 @@ client the files are read as parallel tasks.
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from alps.contract import signal_mass
+from alps.tasks import map_tasks
 
 from .sample import Candidates, MassPoints, SelectionSample, choose_held_out
 from .windows import efficiency_weights, mass_windows
@@ -45,7 +47,6 @@ __all__ = [
 _BOOKKEEPING = ("exp", "run", "event", "truth_matched", "is_signal", "mc_ma", "weight", "mgg")
 #: float columns that are never selection features (mass, truth, weights)
 _NOT_FEATURES = frozenset({"mc_ma", "weight", "mgg", "mgg_raw"})
-_SIGNAL_NAME = re.compile(r"^alp_m(\d+)$")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -162,8 +163,8 @@ def _signal_mass(name: str, facts: dict[str, Any]) -> float | None:
     mass = float(facts.get("mc_ma") or 0.0)
     if mass > 0:
         return round(mass, 4)
-    match = _SIGNAL_NAME.match(name)
-    return round(int(match.group(1)) / 1000.0, 4) if match else None
+    named = signal_mass(name)
+    return None if named is None else round(named, 4)
 
 
 def _luminosity(summary: dict[str, dict[str, Any]]) -> float:
@@ -234,7 +235,10 @@ def load_selection_sample(
 
     tasks = [(f, d, d in index_of) for d in files for f in files[d]]
     args = (names, keep, validation_fraction, seed, batch_rows)
-    results = _run_reads(tasks, args, client, progress)
+    results = map_tasks(
+        _read_file, [(*task, *args) for task in tasks], client=client, progress=progress,
+        desc="read skims",
+    )  # fmt: skip
 
     lo, hi = mass_windows(masses, resolution.sigma(masses), window_nsigma)
     pieces: dict[str, list[list[np.ndarray]]] = {"train": [], "valid": []}
@@ -283,25 +287,3 @@ def load_selection_sample(
         "seed": seed,
     }
     return SelectionSample(_stack(pieces["train"]), _stack(pieces["valid"]), points, lumi, info)
-
-
-def _run_reads(
-    tasks: list[tuple[Path, str, bool]], args: tuple, client: Any, progress: bool
-) -> list[dict[str, np.ndarray]]:
-    from tqdm.auto import tqdm
-
-    if client is None:
-        return [
-            _read_file(f, d, s, *args)
-            for f, d, s in tqdm(tasks, desc="read skims", disable=not progress)
-        ]
-    from distributed import as_completed
-
-    futures = [client.submit(_read_file, f, d, s, *args, pure=False) for f, d, s in tasks]
-    position = {fut.key: i for i, fut in enumerate(futures)}
-    results: list[dict[str, np.ndarray] | None] = [None] * len(futures)
-    for fut in tqdm(
-        as_completed(futures), total=len(futures), desc="read skims", disable=not progress
-    ):
-        results[position[fut.key]] = fut.result()
-    return [r for r in results if r is not None]

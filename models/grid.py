@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from alps.tasks import map_tasks
+
 from .net import state_from_numpy
 from .sample import SelectionSample
 from .train import PunziFit, net_scores, train_punzi_net
@@ -88,6 +90,12 @@ def expand_grid(base: Any, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict
     return points
 
 
+def _evaluate_point(
+    overrides: dict[str, Any], config: Any, seed: int, sample: SelectionSample
+) -> GridPoint:
+    return evaluate_config(sample, overrides, config, seed)
+
+
 def evaluate_config(
     sample: SelectionSample, overrides: dict[str, Any], config: Any, seed: int
 ) -> GridPoint:
@@ -140,26 +148,9 @@ def grid_search(
     points = expand_grid(base, base.grid)
     if not points:
         raise ValueError("training.grid is empty")
-    from tqdm.auto import tqdm
-
-    if client is None:
-        results = [
-            evaluate_config(sample, o, c, seed)
-            for o, c in tqdm(points, desc="grid search", disable=not progress)
-        ]
-    else:
-        from distributed import as_completed
-
-        shared = client.scatter(sample, broadcast=True)
-        futures = [
-            client.submit(evaluate_config, shared, o, c, seed, pure=False) for o, c in points
-        ]
-        position = {f.key: i for i, f in enumerate(futures)}
-        slots: list[GridPoint | None] = [None] * len(futures)
-        for fut in tqdm(
-            as_completed(futures), total=len(futures), desc="grid search", disable=not progress
-        ):
-            slots[position[fut.key]] = fut.result()
-        results = [r for r in slots if r is not None]
+    results = map_tasks(
+        _evaluate_point, [(o, c, seed) for o, c in points], client=client,
+        shared={"sample": sample}, scatter=True, progress=progress, desc="grid search",
+    )  # fmt: skip
     best = int(np.argmin([r.mean_sigma_min_pb for r in results]))
     return GridResult(tuple(results), best)

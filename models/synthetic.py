@@ -22,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alps.contract import signal_sample
+
 __all__ = ["TOY_BACKGROUNDS", "toy_events", "write_toy_skims"]
 
 SQRT_S = 10.58
@@ -212,7 +214,7 @@ def write_toy_skims(
     rng = np.random.default_rng(seed)
     if isinstance(background_events, int):
         background_events = dict.fromkeys(TOY_BACKGROUNDS, background_events)
-    jobs = [(f"alp_m{round(m * 1000)}", "alp", float(m), events_per_mass) for m in masses]
+    jobs = [(signal_sample(m), "alp", float(m), events_per_mass) for m in masses]
     jobs += [(name, name, 0.0, n) for name, n in background_events.items()]
     summary = {}
     for dataset, process, mass, n in jobs:

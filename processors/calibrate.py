@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from alps.config import AnalysisConfig
+from alps.contract import is_signal
 from alps.histio import provenance, write_histograms
 
 from .calibration import (
@@ -29,7 +30,7 @@ from .calibration import (
     model_resolution,
 )
 from .calibration_processor import CalibrationProcessor
-from .run import ProcessingError, build_fileset, check_files
+from .run import ProcessingError, build_fileset, check_files, read_manifest
 from .schema import BelleIISchema
 
 __all__ = ["CalibrationResult", "run_calibration"]
@@ -55,16 +56,12 @@ def _run(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
     from coffea import processor
 
-    manifest_path = workdir / "ntuples" / "manifest.json"
-    if not manifest_path.exists():
-        raise ProcessingError(f"{manifest_path} not found: run `alps generate` first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest, expected = read_manifest(workdir)
     fileset = {
         k: v
         for k, v in build_fileset(workdir, manifest).items()
-        if not v["metadata"]["sample"].startswith("alp_")
+        if not is_signal(v["metadata"]["sample"])
     }
-    expected = {str(workdir / "ntuples" / f["path"]): int(f["events"]) for f in manifest["files"]}
     fileset, skipped = check_files(fileset, expected, config.processing.skip_bad_files)
     if client is not None:
         executor = processor.DaskExecutor(

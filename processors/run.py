@@ -21,6 +21,14 @@ import numpy as np
 import uproot
 
 from alps.config import AnalysisConfig
+from alps.contract import (
+    MANIFEST_FILE,
+    Manifest,
+    ManifestError,
+    ScorerLike,
+    is_data,
+    signal_mass,
+)
 from alps.histio import provenance, write_histograms
 
 from .alp_processor import ALPProcessor, ChunkReadError, ProcessorSettings
@@ -34,6 +42,7 @@ __all__ = [
     "ProcessingResult",
     "build_fileset",
     "check_files",
+    "read_manifest",
     "run_processing",
 ]
 
@@ -59,27 +68,35 @@ class ProcessingResult:
     skipped: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
-def build_fileset(workdir: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def build_fileset(workdir: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
     """``{"<sample>/<period>": {"treename", "files", "metadata"}}`` from a production manifest."""
     fileset: dict[str, dict[str, Any]] = {}
-    for entry in manifest["files"]:
-        key = f"{entry['sample']}/{entry['period']}"
-        sample = entry["sample"]
+    for entry in manifest.files:
         dataset = fileset.setdefault(
-            key,
+            f"{entry.sample}/{entry.period}",
             {
                 "treename": "events",
                 "files": [],
                 "metadata": {
-                    "sample": sample,
-                    "period": entry["period"],
-                    "is_data": sample == "data",
-                    "mc_ma": int(sample[5:]) / 1000.0 if sample.startswith("alp_m") else 0.0,
+                    "sample": entry.sample,
+                    "period": entry.period,
+                    "is_data": is_data(entry.sample),
+                    "mc_ma": signal_mass(entry.sample) or 0.0,
                 },
             },
         )
-        dataset["files"].append(str(workdir / "ntuples" / entry["path"]))
+        dataset["files"].append(str(workdir / "ntuples" / entry.path))
     return fileset
+
+
+def read_manifest(workdir: Path) -> tuple[Manifest, dict[str, int]]:
+    """The production manifest and the entry count each file's metadata promises."""
+    try:
+        manifest = Manifest.read(workdir / MANIFEST_FILE)
+    except ManifestError as exc:
+        raise ProcessingError(str(exc)) from exc
+    expected = {str(workdir / "ntuples" / f.path): f.events for f in manifest.files}
+    return manifest, expected
 
 
 def _check_file(path: str, is_data: bool, expected: int | None) -> str | None:
@@ -146,40 +163,34 @@ def run_processing(
     workdir: str | Path,
     *,
     client: Any = None,
+    scorer: ScorerLike | None = None,
     model_dir: str | Path | None = None,
     progress: bool = True,
     write_skims: bool = True,
 ) -> ProcessingResult:
     """Process every ntuple of ``workdir`` into ``workdir/histograms`` (and skims).
 
-    Without a model: ``histograms/mgg.hist.zip`` and skims under ``skims/``. With a model (a
-    directory that :func:`models.load_scorer` reads): ``histograms/mgg_score.hist.zip``, whose
-    ``mgg`` histogram has the score axis.
+    Without a scorer: ``histograms/mgg.hist.zip`` and skims under ``skims/``. With a scorer (the
+    caller loads it, e.g. with ``models.load_scorer``; ``model_dir`` names its source in the
+    provenance): ``histograms/mgg_score.hist.zip``, whose ``mgg`` histogram has the score axis.
     """
     from coffea import processor
 
     workdir = Path(workdir)
-    manifest_path = workdir / "ntuples" / "manifest.json"
-    if not manifest_path.exists():
-        raise ProcessingError(f"{manifest_path} not found: run `alps generate` first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest, expected = read_manifest(workdir)
     fileset = build_fileset(workdir, manifest)
-    expected = {str(workdir / "ntuples" / f["path"]): int(f["events"]) for f in manifest["files"]}
     fileset, skipped = check_files(fileset, expected, config.processing.skip_bad_files)
 
     calibration = workdir / CALIBRATION_FILE
     corrections = Corrections.from_file(calibration) if calibration.exists() else None
     if config.kinfit.covariance == "calibration" and corrections is None:
         warnings.warn(f"{calibration} not found: the fit uses the cluster errors", stacklevel=2)
-    scorer = None
-    if model_dir is not None:
-        from models import load_scorer
-
-        scorer = load_scorer(Path(model_dir))
     skim_dir = workdir / "skims" if (write_skims and scorer is None) else None
+    detector = config.simulation.detector
     settings = ProcessorSettings(
         config,
         tuple(mass_edges(config.histograms)),
+        (detector.time_constant_ns, detector.time_floor_ns),
         corrections,
         scorer,
         str(skim_dir) if skim_dir else None,
@@ -213,7 +224,6 @@ def run_processing(
     if scorer is not None:
         histograms["mgg"] = histograms.pop("mgg_score")
         name = "mgg_score"
-    registry_periods = _period_facts(config, manifest)
     record = provenance(
         config=config.model_dump(mode="json"),
         inputs=[p for d in fileset.values() for p in d["files"]],
@@ -221,42 +231,29 @@ def run_processing(
         model=str(model_dir) if model_dir else None,
         calibration=str(calibration) if corrections is not None else None,
         skipped=skipped,
-        luminosity_pb=manifest["luminosity_pb"],
-        sqrt_s_GeV=registry_periods,
+        luminosity_pb=dict(manifest.luminosity_pb),
+        sqrt_s_GeV=manifest.sqrt_s_GeV(),
         signal_coupling_GeV=config.simulation.signal.coupling_GeV,
     )
     path = write_histograms(workdir / "histograms" / f"{name}.hist.zip", histograms, record)
     if skim_dir is not None:
         _write_skim_summary(skim_dir, histograms["generated"], manifest)
-    events = int(sum(f["events"] for f in manifest["files"]))
-    return ProcessingResult(path, skim_dir, events, tuple(skipped))
+    return ProcessingResult(path, skim_dir, manifest.events, tuple(skipped))
 
 
-def _period_facts(config: AnalysisConfig, manifest: dict[str, Any]) -> dict[str, float]:
-    """Luminosity-weighted nominal sqrt(s) per run period."""
-    from simulation.generators import BeamConditions
-    from simulation.production import selected_registry
-
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for block in selected_registry(config):
-        sums[block.period][0] += block.lumi_pb * BeamConditions.from_block(block).sqrt_s
-        sums[block.period][1] += block.lumi_pb
-    return {p: s / w for p, (s, w) in sums.items() if w > 0}
-
-
-def _write_skim_summary(skim_dir: Path, generated: Any, manifest: dict[str, Any]) -> None:
+def _write_skim_summary(skim_dir: Path, generated: Any, manifest: Manifest) -> None:
     """``skims/summary.json``: dataset -> generated weight and events, ALP mass, luminosity."""
     events: dict[str, int] = defaultdict(int)
     lumi: dict[str, float] = defaultdict(float)
-    for entry in manifest["files"]:
-        events[entry["sample"]] += int(entry["events"])
-        lumi[entry["sample"]] += float(entry["luminosity_pb"])
+    for entry in manifest.files:
+        events[entry.sample] += entry.events
+        lumi[entry.sample] += entry.luminosity_pb
     summary = {}
     for dataset in generated.axes["dataset"]:
         summary[dataset] = {
             "generated_weight": float(np.sum(generated[{"dataset": dataset}].values())),
             "generated_events": events[dataset],
-            "mc_ma": int(dataset[5:]) / 1000.0 if dataset.startswith("alp_m") else 0.0,
+            "mc_ma": signal_mass(dataset) or 0.0,
             "luminosity_pb": lumi[dataset],
         }
     skim_dir.mkdir(parents=True, exist_ok=True)

@@ -19,15 +19,16 @@ import hashlib
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from alps.config import AnalysisConfig
+from alps.contract import DATA_SAMPLE, is_signal, signal_mass, signal_sample
+from alps.tasks import map_tasks
 
 from .detector import DetectorConditions, RecoEvents, simulate
 from .events import PROCESS_CODES, TruthEvents
@@ -48,22 +49,9 @@ __all__ = [
     "signal_sample",
 ]
 
-DATA_SAMPLE = "data"
 INJECTED_PROCESS = "alp_inject"
 MC_MIN_EVENTS = 200
 GENERATOR_VERSION = "alps-simulation 1"
-
-
-def signal_sample(mass: float) -> str:
-    """Dataset name of the signal at ``mass`` GeV: ``alp_m<MeV>``."""
-    return f"alp_m{round(mass * 1000)}"
-
-
-def signal_mass(sample: str) -> float:
-    """Inverse of :func:`signal_sample`."""
-    if not sample.startswith("alp_m"):
-        raise ValueError(f"{sample!r} is not a signal sample name")
-    return int(sample[5:]) / 1000.0
 
 
 def _seed(*keys: object) -> np.random.SeedSequence:
@@ -76,8 +64,9 @@ def selected_registry(config: AnalysisConfig) -> RunRegistry:
 
 
 def make_generator(process: str, config: AnalysisConfig) -> Generator:
-    if process.startswith("alp_m"):
-        return AlpGenerator(signal_mass(process), config.simulation.signal.coupling_GeV)
+    mass = signal_mass(process)
+    if mass is not None:
+        return AlpGenerator(mass, config.simulation.signal.coupling_GeV)
     if process == INJECTED_PROCESS:
         inject = config.simulation.data.inject
         if inject is None:
@@ -152,33 +141,6 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _map(
-    function: Callable[..., Any],
-    items: list[Any],
-    client: Any,
-    progress: bool,
-    desc: str,
-    **kwargs: Any,
-) -> list[Any]:
-    """Apply ``function`` to each item, on the Dask ``client`` if given, with a progress bar."""
-    bar = tqdm(total=len(items), desc=desc, disable=not progress, unit="task")
-    results: list[Any] = [None] * len(items)
-    if client is None:
-        for i, item in enumerate(items):
-            results[i] = function(item, **kwargs)
-            bar.update()
-    else:
-        from distributed import as_completed
-
-        futures = client.map(function, items, pure=False, **kwargs)
-        index = {f.key: i for i, f in enumerate(futures)}
-        for future in as_completed(futures):
-            results[index[future.key]] = future.result()
-            bar.update()
-    bar.close()
-    return results
-
-
 def _calibrate_item(item: tuple[str, RunBlock, int], config: AnalysisConfig) -> Calibration:
     return _calibrate(item[0], item[1], item[2], config)
 
@@ -206,13 +168,20 @@ def plan_production(
     calibrations = dict(
         zip(
             [(p, i) for p, _, i in items],
-            _map(_calibrate_item, items, client, progress, "calibrating generators", config=config),
+            map_tasks(
+                _calibrate_item,
+                [(i,) for i in items],
+                client=client,
+                shared={"config": config},
+                progress=progress,
+                desc="calibrating generators",
+            ),
         )
     )
     tasks: list[FileTask] = []
     lumis = np.array([b.lumi_pb for b in registry])
     for sample in mc_samples:
-        if sample.startswith("alp_m"):
+        if is_signal(sample):
             per_block = _largest_remainder(sim.signal.events_per_mass, lumis)
         else:
             per_block = None
@@ -379,7 +348,7 @@ def run_task(task: FileTask, config: AnalysisConfig, workdir: str | Path) -> dic
             for s in task.shares
         },
     }
-    if task.sample.startswith("alp_m"):
+    if is_signal(task.sample):
         meta["mc_ma"] = signal_mass(task.sample)
         meta["coupling_GeV"] = config.simulation.signal.coupling_GeV
     write_ntuple(target, content, meta)
@@ -410,18 +379,28 @@ def generate_samples(
 ) -> dict[str, Any]:
     """Produce every ntuple of the configuration under ``workdir/ntuples`` and a manifest.
 
-    Returns the manifest: per file its sample, run period, block, events and luminosity.
+    Returns the manifest (``alps.contract.Manifest`` reads it): per file its sample, run period,
+    block, events and luminosity; per run block its period, luminosity and nominal sqrt(s).
     """
     workdir = Path(workdir)
     registry = selected_registry(config)
     tasks = plan_production(config, registry, client=client, progress=progress, samples=samples)
-    results = _map(
-        run_task, tasks, client, progress, "generating ntuples", config=config, workdir=str(workdir)
-    )
+    results = map_tasks(
+        run_task, [(t,) for t in tasks], client=client, progress=progress,
+        shared={"config": config, "workdir": str(workdir)}, desc="generating ntuples",
+    )  # fmt: skip
     manifest = {
         "run_slice": config.run_slice,
         "luminosity_pb": {
             p: sum(b.lumi_pb for b in registry if b.period == p) for p in registry.periods
+        },
+        "blocks": {
+            b.name: {
+                "period": b.period,
+                "luminosity_pb": b.lumi_pb,
+                "sqrt_s_GeV": BeamConditions.from_block(b).sqrt_s,
+            }
+            for b in registry
         },
         "files": [
             {

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reference"))
-import make_reference as reference  # noqa: E402
+import make_reference as reference
 
 HISTOGRAM_RTOL = 1e-12
 LIMITS_RTOL = 1e-9

@@ -166,14 +166,20 @@ def run_fast(workdir: Path, config: AnalysisConfig | None = None) -> dict[str, n
 def run_full(workdir: Path, config: AnalysisConfig | None = None) -> dict[str, Any]:
     """The fast part, then train, score, shapes and limits (eagerly)."""
     from limits import run_limits
-    from models import train_models
+    from models import load_scorer, train_models
     from processors.run import run_processing
 
     config = config or tiny_config()
     fast = run_fast(workdir, config)
     torch_threads()
     train_models(workdir / "skims", config, workdir, progress=False)
-    scored = run_processing(config, workdir, model_dir=workdir / "models", progress=False)
+    scored = run_processing(
+        config,
+        workdir,
+        scorer=load_scorer(workdir / "models"),
+        model_dir=workdir / "models",
+        progress=False,
+    )
     wp = float(json.loads((workdir / "models" / "working_point.json").read_text())["cut"])
     run_limits(scored.histogram_file, config, workdir, working_point=wp, progress=False)
     return {

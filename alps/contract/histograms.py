@@ -12,24 +12,27 @@ from collections.abc import Sequence
 
 import hist
 
+from .variations import NOMINAL
+
 __all__ = [
+    "CUTFLOW",
     "FEATURE_BINNING",
-    "VARIATIONS",
+    "GENERATED",
+    "HISTOGRAM_FILES",
+    "MGG",
+    "MGG_SCORE",
+    "TRUTH_CLASSES",
     "make_histograms",
 ]
 
-#: variation names in the order the processor fills them
-VARIATIONS = (
-    "nominal",
-    "escale_up",
-    "escale_down",
-    "eres_up",
-    "eres_down",
-    "trigger_up",
-    "trigger_down",
-    "lumi_up",
-    "lumi_down",
-)
+#: the main histograms' names (``mgg_score`` has the score axis as well)
+MGG, MGG_SCORE = "mgg", "mgg_score"
+#: weighted events after each cut, and the generated weight per dataset and period
+CUTFLOW, GENERATED = "cutflow", "generated"
+#: the process stage's file (no model) and the score stage's (with a model), under histograms/
+HISTOGRAM_FILES = {"process": "mgg.hist.zip", "score": "mgg_score.hist.zip"}
+#: categories of the truth axis: both photons of the pairing from the ALP, or not
+TRUTH_CLASSES = ("matched", "unmatched")
 
 #: features monitored for data/MC comparisons: name -> (bins, low, high)
 FEATURE_BINNING = {
@@ -62,24 +65,22 @@ def make_histograms(
     mass_axis = hist.axis.Variable(mass_edges, name="mgg", label=r"$M_{\gamma\gamma}$ [GeV]")
     main_axes = [
         *_categories(),
-        hist.axis.StrCategory(
-            list(VARIATIONS[:1]), growth=True, name="variation", label="Variation"
-        ),
-        hist.axis.StrCategory(["matched", "unmatched"], name="truth", label="Truth match"),
+        hist.axis.StrCategory([NOMINAL], growth=True, name="variation", label="Variation"),
+        hist.axis.StrCategory(list(TRUTH_CLASSES), name="truth", label="Truth match"),
         mass_axis,
     ]
-    out = {"mgg": hist.Hist(*main_axes, storage=hist.storage.Weight())}
+    out = {MGG: hist.Hist(*main_axes, storage=hist.storage.Weight())}
     if score_edges is not None:
-        out["mgg_score"] = hist.Hist(
+        out[MGG_SCORE] = hist.Hist(
             *main_axes, hist.axis.Variable(score_edges, name="score", label="Selection score"),
             storage=hist.storage.Weight(),
         )  # fmt: skip
-    out["cutflow"] = hist.Hist(
+    out[CUTFLOW] = hist.Hist(
         *_categories(),
         hist.axis.StrCategory([], growth=True, name="cut", label="Cut"),
         storage=hist.storage.Weight(),
     )
-    out["generated"] = hist.Hist(*_categories(), storage=hist.storage.Weight())
+    out[GENERATED] = hist.Hist(*_categories(), storage=hist.storage.Weight())
     out["kinfit_pull"] = hist.Hist(
         hist.axis.StrCategory([], growth=True, name="dataset"),
         hist.axis.StrCategory(["E", "theta", "phi"], name="quantity"),

@@ -1,0 +1,138 @@
+"""Step 1 of the processor: the photon candidates of a chunk, as rectangular numpy arrays.
+
+Clusters with E above 90 % of the pre-selection threshold (so that a varied energy can move a
+cluster across it), polar angle inside the CDC acceptance and |t| inside the time window; the
+five most energetic per event are kept (the variations re-select the leading three). MC energies
+and angles are corrected to data (scale and smearing) when the calibration is given; the smearing
+is a pure function of (seed, experiment, run, event, cluster position), so nothing depends on
+chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import numpy.typing as npt
+
+from alps.config import PreselectionConfig
+
+from .corrections import Corrections
+from .kernels import top_candidates
+
+__all__ = ["Candidates", "as_numpy", "from_alp", "padded", "photon_candidates", "true_energy"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: candidates kept per event before the variations re-select the leading three
+TOP = 5
+_FIELDS = ("E", "theta", "phi", "time", "errE", "errTheta", "errPhi")
+#: values of the padding slots (no candidate)
+_FILLS = {"E": np.nan, "errE": 1.0, "errTheta": 1.0, "errPhi": 1.0, "region": 0, "mcIndex": -1}
+
+
+def as_numpy(array: Any, dtype: type = np.float64) -> np.ndarray:
+    """An awkward (or numpy) array as a numpy array of ``dtype``."""
+    return np.asarray(ak.to_numpy(array), dtype=dtype)
+
+
+def padded(array: Any, width: int, fill: float, dtype: type = np.float64) -> np.ndarray:
+    """A jagged array as ``(n, width)``, clipped and padded with ``fill``."""
+    return as_numpy(ak.fill_none(ak.pad_none(array, width, clip=True), fill), dtype)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Per-event ``(m, TOP)`` candidate arrays of the events in ``pool``: ``fields`` by name
+    (``E`` is NaN in empty slots), and all of them stacked as one ``(m, TOP, F)`` table that a
+    variation reorders once."""
+
+    fields: dict[str, np.ndarray]
+    table: FloatArray
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, np.ndarray]) -> Candidates:
+        names = tuple(k for k in fields if k != "position")
+        table = np.stack([fields[k].astype(np.float64) for k in names], axis=2)
+        return cls(fields, table, names)
+
+    @property
+    def energy(self) -> FloatArray:
+        return self.fields["E"]
+
+    def take(self, rows: npt.NDArray[np.int64]) -> Candidates:
+        """The candidates of a subset of events."""
+        return Candidates.from_fields({k: v[rows] for k, v in self.fields.items()})
+
+
+def photon_candidates(
+    events: Any,
+    pre: PreselectionConfig,
+    corrections: Corrections | None,
+    period: str,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """The (up to) five leading photon candidates of every event as ``(n, TOP)`` arrays, MC
+    corrected when ``corrections`` is given (pass None for data)."""
+    cl = events.cluster
+    counts = as_numpy(ak.num(cl.E), np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    flat = {name: as_numpy(ak.flatten(cl[name])) for name in _FIELDS}
+    flat["region"] = as_numpy(ak.flatten(cl.region), np.int64)
+    flat["mcIndex"] = as_numpy(ak.flatten(cl.mcIndex), np.int64)
+    index = top_candidates(
+        offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
+        np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
+    )  # fmt: skip
+    valid = index >= 0
+    safe = np.where(valid, index, 0)
+    out = {
+        name: np.where(valid, values[safe] if len(values) else 0, _FILLS.get(name, 0.0))
+        for name, values in flat.items()
+    }
+    out["position"] = np.where(valid, index - offsets[:-1, None], -1)
+    if corrections is None:
+        return out
+    valid = np.isfinite(out["E"])
+    keys = (
+        as_numpy(events.exp, np.int64)[:, None],
+        as_numpy(events.run, np.int64)[:, None],
+        as_numpy(events.event, np.int64)[:, None],
+        out["position"],
+    )
+    energy, theta, phi = corrections.correct_mc(
+        period, out["region"], np.where(valid, out["E"], 1.0), out["theta"], out["phi"], keys, seed
+    )
+    out["E"] = np.where(valid, energy, np.nan)
+    out["theta"] = np.where(valid, theta, out["theta"])
+    out["phi"] = np.where(valid, phi, out["phi"])
+    return out
+
+
+def true_energy(events: Any, fields: dict[str, np.ndarray], is_data: bool) -> FloatArray:
+    """Energy of the true photon behind each candidate (the measured one where there is none)."""
+    if is_data or "mc_photon" not in events.fields:
+        return fields["E"]
+    truth = events.mc_photon.E
+    width = int(ak.max(ak.num(truth), initial=0))
+    table = padded(truth, max(width, 1), np.nan)
+    index = fields["mcIndex"]
+    found = (index >= 0) & (index < table.shape[1])
+    true = np.take_along_axis(table, np.where(found, index, 0), axis=1)
+    return np.where(found & np.isfinite(true), true, fields["E"])
+
+
+def from_alp(
+    events: Any, rows: npt.NDArray[np.int64], mc_index: npt.NDArray[np.int64], is_data: bool
+) -> npt.NDArray[np.bool_]:
+    """Whether each ``(rows, 3)`` candidate photon comes from the ALP decay (MC truth)."""
+    if is_data or "mc_photon" not in events.fields:
+        return np.zeros(mc_index.shape, dtype=bool)
+    flags = events.mc_photon.fromALP
+    width = int(ak.max(ak.num(flags), initial=0))
+    table = padded(flags, max(width, 1), 0, np.int64)[rows]
+    found = (mc_index >= 0) & (mc_index < table.shape[1])
+    return found & (np.take_along_axis(table, np.where(found, mc_index, 0), axis=1) > 0)

@@ -1,0 +1,203 @@
+"""Step 4 of the processor: filling the contract's histograms and the skims' rows from a
+:class:`~processors.reconstruction.Reconstruction` (no physics is computed here)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from coffea.analysis_tools import PackedSelection
+
+from alps.contract import (
+    CUTFLOW,
+    FEATURE_BINNING,
+    GENERATED,
+    MGG,
+    MGG_SCORE,
+    SKIM_CANDIDATE_FEATURES,
+    SKIM_EVENT_FEATURES,
+)
+
+from .candidates import as_numpy
+from .reconstruction import CUTS, Reconstruction
+
+__all__ = [
+    "ChunkInfo",
+    "add_to_bin",
+    "fill_cutflow",
+    "fill_generated",
+    "fill_main",
+    "fill_monitoring",
+    "per_candidate",
+    "skim_rows",
+    "write_skims",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Histograms = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """The dataset facts of a chunk (from ``events.metadata``)."""
+
+    sample: str
+    period: str
+    is_data: bool
+    mc_ma: float
+
+    @classmethod
+    def from_metadata(cls, meta: Any) -> ChunkInfo:
+        return cls(
+            str(meta["sample"]),
+            str(meta["period"]),
+            bool(meta["is_data"]),
+            float(meta.get("mc_ma", 0.0)),
+        )
+
+
+def add_to_bin(histogram: Any, weight: FloatArray, **categories: str) -> None:
+    """Add sum(w) and sum(w^2) of ``weight`` to the bin of a category-only histogram."""
+    histogram.fill(**{k: [v] for k, v in categories.items()}, weight=[0.0])  # grows the axes
+    index = tuple(axis.index(categories[axis.name]) for axis in histogram.axes)
+    view = histogram.view(flow=False)
+    view.value[index] += float(np.sum(weight))
+    view.variance[index] += float(np.sum(np.square(weight)))
+
+
+def per_candidate(values: np.ndarray) -> np.ndarray:
+    """One value per candidate: candidate-level ``(m, 3)`` arrays flattened event by event,
+    event-level ``(m,)`` arrays repeated for the three pairings."""
+    return values.ravel() if values.ndim == 2 else np.repeat(values, 3)
+
+
+def fill_generated(hists: Histograms, chunk: ChunkInfo, weight: FloatArray) -> None:
+    add_to_bin(hists[GENERATED], weight, dataset=chunk.sample, period=chunk.period)
+
+
+def fill_cutflow(
+    hists: Histograms,
+    chunk: ChunkInfo,
+    selection: PackedSelection,
+    weight: FloatArray,
+    pool: npt.NDArray[np.int64],
+    trigger: npt.NDArray[np.bool_],
+) -> None:
+    """Weighted events after each successive cut; events outside the pool fail the second."""
+    where = {"dataset": chunk.sample, "period": chunk.period}
+    add_to_bin(hists[CUTFLOW], weight, **where, cut="all")
+    add_to_bin(hists[CUTFLOW], weight[trigger], **where, cut=CUTS[0])
+    pooled = weight[pool]
+    for i in range(1, len(CUTS)):
+        passed = selection.all(*CUTS[1 : i + 1])
+        add_to_bin(hists[CUTFLOW], pooled[passed], **where, cut=CUTS[i])
+
+
+def fill_main(
+    hists: Histograms,
+    chunk: ChunkInfo,
+    variation: str,
+    reco: Reconstruction,
+    truth: npt.NDArray[np.bool_],
+    weight: FloatArray,
+    scores: FloatArray | None,
+) -> None:
+    """M_gg (and M_gg x score) of the three pairings of each selected event."""
+    w = np.repeat(weight, 3)
+    labels = np.where(truth.ravel(), "matched", "unmatched")
+    where = {"dataset": chunk.sample, "period": chunk.period, "variation": variation}
+    hists[MGG].fill(**where, truth=labels, mgg=reco.mgg.ravel(), weight=w)
+    if scores is not None:
+        hists[MGG_SCORE].fill(
+            **where, truth=labels, mgg=reco.mgg.ravel(),
+            score=np.clip(scores.ravel(), 0.0, 1.0 - 1e-9), weight=w,
+        )  # fmt: skip
+
+
+def fill_monitoring(
+    hists: Histograms,
+    chunk: ChunkInfo,
+    reco: Reconstruction,
+    weight: FloatArray,
+    truth: npt.NDArray[np.bool_],
+) -> None:
+    """Fit pulls and chi2, the signal mass resolution and the feature distributions."""
+    w3 = np.repeat(weight, 3)
+    for q, quantity in enumerate(("E", "theta", "phi")):
+        hists["kinfit_pull"].fill(
+            dataset=chunk.sample, quantity=quantity, pull=reco.pulls[:, :, q].ravel(), weight=w3
+        )
+    hists["kinfit_chi2"].fill(
+        dataset=chunk.sample, chi2=reco.fit_chi2, pvalue=reco.fit_pvalue, weight=weight
+    )
+    if chunk.mc_ma > 0 and truth.any():
+        for kind, key in (("raw", "mgg_raw"), ("fit", "mgg")):
+            values = reco.candidate[key].ravel()[truth.ravel()]
+            hists["mass_resolution"].fill(
+                dataset=chunk.sample,
+                kind=kind,
+                residual=values / chunk.mc_ma - 1.0,
+                weight=w3[truth.ravel()],
+            )
+    table = reco.table()
+    for name in FEATURE_BINNING:
+        values = table[name]
+        where = {"dataset": chunk.sample, "period": chunk.period}
+        if values.ndim == 2:  # candidate-level: one entry per candidate
+            hists[f"feature_{name}"].fill(**where, value=values.ravel(), weight=w3 / 3.0)
+        else:
+            hists[f"feature_{name}"].fill(**where, value=values, weight=weight)
+
+
+def skim_rows(
+    events: Any,
+    chunk: ChunkInfo,
+    reco: Reconstruction,
+    weight: FloatArray,
+    truth: npt.NDArray[np.bool_],
+    scores: FloatArray | None,
+) -> dict[str, np.ndarray]:
+    """The skim columns (``alps.contract.SKIM_COLUMNS``) of the selected events' candidates."""
+    rows = reco.rows
+    m = len(rows)
+    table = reco.table()
+    out: dict[str, np.ndarray] = {
+        "dataset": np.full(3 * m, chunk.sample),
+        "period": np.full(3 * m, chunk.period),
+        "exp": np.repeat(as_numpy(events.exp, np.int32)[rows], 3),
+        "run": np.repeat(as_numpy(events.run, np.int32)[rows], 3),
+        "event": np.repeat(as_numpy(events.event, np.int64)[rows], 3),
+        "pair": np.tile(np.arange(3, dtype=np.int8), m),
+        "is_signal": np.full(3 * m, chunk.mc_ma > 0),
+        "mc_ma": np.full(3 * m, chunk.mc_ma),
+        "truth_matched": truth.ravel(),
+        "weight": np.repeat(weight, 3),
+    }
+    for name in SKIM_EVENT_FEATURES + SKIM_CANDIDATE_FEATURES:
+        out[name] = per_candidate(table[name])
+    if scores is not None:
+        out["score"] = scores.ravel()
+    return out
+
+
+def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> list[str]:
+    """Write a chunk's skim rows to ``<skim_dir>/<sample>/<file>_<entrystart>_<tag>.parquet``
+    (atomically); returns the paths written."""
+    if not rows or not len(rows[0]["weight"]):
+        return []
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
+    stem = Path(str(meta["filename"])).stem
+    tag = hashlib.sha1(f"{meta['filename']}:{meta['entrystart']}".encode()).hexdigest()[:8]
+    target = Path(skim_dir) / str(meta["sample"]) / f"{stem}_{meta['entrystart']:09d}_{tag}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(target)
+    return [str(target)]
