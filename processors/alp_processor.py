@@ -136,7 +136,9 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
             reco = reconstruct(events, inputs, energy, settings.fit_settings())
             if row.name == NOMINAL:
-                fill_cutflow(hists, chunk, reco.selection, nominal, inputs.pool, trigger)
+                fill_cutflow(
+                    hists, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
+                )
             if not reco.any:
                 continue
             truth = reco.matched if not chunk.is_data else np.zeros_like(reco.mgg, dtype=bool)

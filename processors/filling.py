@@ -83,15 +83,21 @@ def fill_cutflow(
     hists: Histograms,
     chunk: ChunkInfo,
     selection: PackedSelection,
-    weight: FloatArray,
+    generated: FloatArray,
+    corrected: FloatArray,
     pool: npt.NDArray[np.int64],
     trigger: npt.NDArray[np.bool_],
 ) -> None:
-    """Weighted events after each successive cut; events outside the pool fail the second."""
+    """Weighted events after each successive cut; events outside the pool fail the second.
+
+    The ``all`` row holds the ``generated`` weights; the rows from the trigger on the
+    ``corrected`` ones (times the trigger scale factor, which corrects the efficiency of
+    triggered events only), so last row / ``all`` is the selection efficiency.
+    """
     where = {"dataset": chunk.sample, "period": chunk.period}
-    add_to_bin(hists[CUTFLOW], weight, **where, cut="all")
-    add_to_bin(hists[CUTFLOW], weight[trigger], **where, cut=CUTS[0])
-    pooled = weight[pool]
+    add_to_bin(hists[CUTFLOW], generated, **where, cut="all")
+    add_to_bin(hists[CUTFLOW], corrected[trigger], **where, cut=CUTS[0])
+    pooled = corrected[pool]
     for i in range(1, len(CUTS)):
         passed = selection.all(*CUTS[1 : i + 1])
         add_to_bin(hists[CUTFLOW], pooled[passed], **where, cut=CUTS[i])

@@ -28,6 +28,7 @@ from processors.corrections import hashed_normal
 from processors.features import event_features
 from processors.kernels import top_candidates
 from processors.run import ProcessingError, run_processing
+from processors.testing import write_fixed_calibration
 from simulation.physics import sigma_alp
 from simulation.production import generate_samples
 from simulation.resolution import time_resolution
@@ -179,15 +180,19 @@ def test_signal_truth_matching_and_variations(processed: Path) -> None:
     peak = centers[np.argmax(matched.values())]
     assert peak == pytest.approx(6.0, abs=0.03)
     # the contract's table, and nothing else: the luminosity is a normalisation of the limits
-    assert set(h.axes["variation"]) == set(variation_names()) == {
-        "nominal",
-        "escale_up",
-        "escale_down",
-        "eres_up",
-        "eres_down",
-        "trigger_up",
-        "trigger_down",
-    }
+    assert (
+        set(h.axes["variation"])
+        == set(variation_names())
+        == {
+            "nominal",
+            "escale_up",
+            "escale_down",
+            "eres_up",
+            "eres_down",
+            "trigger_up",
+            "trigger_down",
+        }
+    )
     up = h[{"dataset": "alp_m6000", "period": "2018", "variation": "escale_up", "truth": "matched"}]
     assert up.sum().value > 0
     # data fills only the nominal
@@ -236,6 +241,46 @@ def test_skims_written(processed: Path) -> None:
     assert frame["truth_matched"].sum() <= len(frame) / 3
     matched = frame[frame["truth_matched"]]
     assert abs(np.median(matched["mgg"]) - 1.0) < 0.01
+
+
+@pytest.fixture(scope="module")
+def calibrated(ntuples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ntuples processed with a (fixed) calibration: trigger scale factors and MC corrections."""
+    work = tmp_path_factory.mktemp("calibrated")
+    shutil.copytree(ntuples / "ntuples", work / "ntuples")
+    write_fixed_calibration(work)
+    run_processing(processing_config(), work, progress=False)
+    return work
+
+
+def test_cutflow_efficiency_is_passed_over_generated(calibrated: Path) -> None:
+    """The cutflow's "all" row is the generated weight and last / all the selection efficiency:
+    the selected events' (trigger-corrected) weights over the generated ones, counted directly
+    from the ntuples and the skims (issue #17.3: "all" was weighted with the trigger scale factor,
+    up to ~2200 for events failing the trigger, and the efficiency came out ~10x too small)."""
+    import pandas as pd
+
+    cutflow = read_histograms(calibrated / "histograms" / "mgg.hist.zip")["cutflow"]
+    for dataset in ("alp_m1000", "alp_m6000", "ggg"):
+        weights = np.concatenate([
+            uproot.open(path)["events"]["weight"].array(library="np")
+            for path in sorted((calibrated / "ntuples" / dataset).glob("*.root"))
+        ])  # fmt: skip
+        skims = pd.concat(
+            [pd.read_parquet(p) for p in (calibrated / "skims" / dataset).glob("*.parquet")]
+        )
+        selected = skims[skims["pair"] == 0]
+        where = {"dataset": dataset, "period": "2018"}
+        generated = cutflow[{**where, "cut": "all"}].value
+        efficiency = cutflow[{**where, "cut": "fit_converged"}].value / generated
+        assert generated == pytest.approx(weights.sum(), rel=1e-12), dataset
+        assert efficiency == pytest.approx(selected["weight"].sum() / weights.sum(), rel=1e-9)
+        if dataset.startswith("alp_m"):  # one weight per signal event: a ratio of event counts
+            assert np.ptp(weights) == 0
+            counted = len(selected) / len(weights)
+            assert 0.3 < counted < 1.0
+            # the scale factors of triggered events are within a few per cent of one
+            assert efficiency == pytest.approx(counted, rel=0.03), dataset
 
 
 def test_same_histograms_whatever_workers_and_chunks(

@@ -41,7 +41,6 @@ __all__ = [
     "run_fast",
     "run_full",
     "tiny_config",
-    "write_calibration",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -83,9 +82,7 @@ def flatten_histograms(histograms: Mapping[str, Any]) -> dict[str, np.ndarray]:
         values = np.asarray(h.values(flow=True), dtype=np.float64)
         raw_variances = h.variances(flow=True)
         variances = None if raw_variances is None else np.asarray(raw_variances, dtype=np.float64)
-        cats = [
-            (i, a) for i, a in enumerate(h.axes) if a.traits.discrete and not a.traits.ordered
-        ]
+        cats = [(i, a) for i, a in enumerate(h.axes) if a.traits.discrete and not a.traits.ordered]
         combos: list[tuple[tuple[str, ...], tuple[int, ...]]] = [((), ())]
         for _, axis in cats:
             combos = [
@@ -128,37 +125,15 @@ def model_digest(model_dir: Path) -> dict[str, str]:
     return {"punzi_state_sha256": digest.hexdigest(), "working_point": repr(wp["cut"])}
 
 
-def write_calibration(workdir: Path, periods: tuple[str, ...] = ("2018",)) -> Path:
-    """``calibration/corrections.json`` from fixed numbers (the tiny slice has too few mu mu gamma
-    events for the calibration's fits): a 1 % energy scale, data resolutions 10 % wider than the
-    MC's, trigger turn-ons 2 % apart. The processor applies them like a measured calibration."""
-    from processors.calibration import QUANTITIES, TurnOnFit, build_corrections
-
-    regions = (1, 2, 3)
-    k = {"data": 1.1, "mc": 1.0}
-    resolution = {
-        q: {s: {p: dict.fromkeys(regions, k[s]) for p in periods} for s in k} for q in QUANTITIES
-    }
-    scale = {p: {1: 1.012, 2: 1.008, 3: 1.015} for p in periods}
-    cov = ((1e-4, 0.0, 0.0), (0.0, 4e-4, 0.0), (0.0, 0.0, 1e-4))
-    trigger = {
-        "data": {p: TurnOnFit(0.98, 1.10, 0.15, cov, True) for p in periods},
-        "mc": {p: TurnOnFit(0.99, 1.05, 0.14, cov, True) for p in periods},
-    }
-    target = workdir / "calibration" / "corrections.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(build_corrections(resolution, scale, trigger, {}), indent=1))
-    return target
-
-
 def run_fast(workdir: Path, config: AnalysisConfig | None = None) -> dict[str, np.ndarray]:
     """generate, a fixed calibration, process (eagerly); the flattened ``mgg.hist.zip``."""
     from processors.run import run_processing
+    from processors.testing import write_fixed_calibration
     from simulation.production import generate_samples
 
     config = config or tiny_config()
     generate_samples(config, workdir, progress=False)
-    write_calibration(workdir)
+    write_fixed_calibration(workdir)
     result = run_processing(config, workdir, progress=False)
     return flatten_histograms(read_histograms(result.histogram_file))
 
