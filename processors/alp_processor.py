@@ -108,16 +108,24 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
         self.settings = settings
 
     def process(self, events: Any) -> dict[str, Any]:
+        """Histograms and skims of one chunk. Only reading and computing are guarded: a read
+        error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
+        so an output error fails the stage with the output's name."""
         try:
-            return self._process(events)
+            hists, skims = self._process(events)
         except Exception as exc:
             if not is_read_error(exc):
                 raise
             skipped = skipped_chunk(exc, events.metadata, self.settings.config)
-            hists = make_histograms(self.settings.mass_edges, None)
-            return {CUTFLOW: hists[CUTFLOW], "skipped": [skipped], "skims": []}
+            empty = make_histograms(self.settings.mass_edges, None)
+            return {CUTFLOW: empty[CUTFLOW], "skipped": [skipped], "skims": []}
+        out: dict[str, Any] = dict(hists)
+        out["skipped"] = []
+        skim_dir = self.settings.skim_dir
+        out["skims"] = write_skims(skims, events.metadata, skim_dir) if skim_dir else []
+        return out
 
-    def _process(self, events: Any) -> dict[str, Any]:
+    def _process(self, events: Any) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
         settings = self.settings
         chunk = ChunkInfo.from_metadata(events.metadata)
         scorer = settings.scorer
@@ -151,12 +159,7 @@ class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
                 fill_main(hists, chunk, weighted.name, reco, truth, varied[reco.selected], scores)
             fill_monitoring(hists, chunk, reco, nominal[reco.selected], truth)
             skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
-        out: dict[str, Any] = dict(hists)
-        out["skipped"] = []
-        out["skims"] = (
-            write_skims(skims, events.metadata, settings.skim_dir) if settings.skim_dir else []
-        )
-        return out
+        return hists, skims
 
     def _inputs(
         self, events: Any, chunk: ChunkInfo

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from alps.contract import (
 )
 
 from .candidates import as_numpy
+from .reading import OutputWriteError
 from .reconstruction import CUTS, Reconstruction
 
 __all__ = [
@@ -192,7 +194,7 @@ def skim_rows(
 
 def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> list[str]:
     """Write a chunk's skim rows to ``<skim_dir>/<sample>/<file>_<entrystart>_<tag>.parquet``
-    (atomically); returns the paths written."""
+    (atomically); returns the paths written. An error raises :class:`OutputWriteError`."""
     if not rows or not len(rows[0]["weight"]):
         return []
     import pyarrow as pa
@@ -202,8 +204,15 @@ def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> 
     stem = Path(str(meta["filename"])).stem
     tag = hashlib.sha1(f"{meta['filename']}:{meta['entrystart']}".encode()).hexdigest()[:8]
     target = Path(skim_dir) / str(meta["sample"]) / f"{stem}_{meta['entrystart']:09d}_{tag}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputWriteError(
+            f"cannot write the skim {target}: {type(exc).__name__}: {exc}"
+        ) from exc
     return [str(target)]

@@ -1,5 +1,9 @@
 """Errors while reading an input chunk: told apart from every other error, and either raised as
-:class:`ChunkReadError` naming the file or, with ``processing.skip_bad_files``, recorded."""
+:class:`ChunkReadError` naming the file or, with ``processing.skip_bad_files``, recorded.
+
+Only the reading and computing of a chunk is guarded: an error writing an output (a read-only or
+full ``skims/`` folder) is a :class:`OutputWriteError` naming the output, never a skipped input.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ from typing import Any
 
 from alps.config import AnalysisConfig
 
-__all__ = ["ChunkReadError", "is_read_error", "skipped_chunk"]
+__all__ = ["ChunkReadError", "OutputWriteError", "is_read_error", "skipped_chunk"]
 
 
 class ChunkReadError(RuntimeError):
     """A chunk of an input file could not be read (corrupt or truncated file)."""
+
+
+class OutputWriteError(RuntimeError):
+    """An output (a skim file) could not be written; the message names it."""
 
 
 def is_read_error(exc: BaseException) -> bool:

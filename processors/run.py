@@ -34,6 +34,7 @@ from alps.histio import provenance, write_histograms
 from .alp_processor import ALPProcessor, ChunkReadError, ProcessorSettings
 from .binning import mass_edges
 from .corrections import Corrections
+from .reading import OutputWriteError
 from .schema import BelleIISchema
 
 __all__ = [
@@ -213,7 +214,7 @@ def run_processing(
     except Exception as exc:
         chain: BaseException | None = exc
         while chain is not None:
-            if isinstance(chain, ChunkReadError):
+            if isinstance(chain, ChunkReadError | OutputWriteError):
                 raise ProcessingError(str(chain)) from exc
             chain = chain.__cause__ or chain.__context__
         raise

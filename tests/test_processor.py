@@ -326,6 +326,42 @@ def test_corrupt_file_is_named_or_skipped(ntuples: Path, tmp_path: Path) -> None
     assert hists["cutflow"][{"dataset": "data", "period": "2018", "cut": "all"}].value > 0
 
 
+@pytest.mark.parametrize("fault", ["read_only", "blocked"])
+def test_output_write_error_fails_the_stage_naming_the_output(
+    ntuples: Path, tmp_path: Path, fault: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A skim that cannot be written fails the stage with the output's name, even with
+    skip_bad_files: it is no bad input (issue #19.1: it was listed as a skipped input file and
+    its dataset vanished from the histograms)."""
+    import errno
+    import os
+
+    import pyarrow.parquet as pq
+
+    work = tmp_path / "w"
+    shutil.copytree(ntuples / "ntuples", work / "ntuples")
+    folder = work / "skims" / "ggg"
+    if fault == "blocked":  # a file where the dataset's folder should be
+        folder.parent.mkdir(parents=True)
+        folder.write_text("")
+    elif os.geteuid() != 0:
+        folder.mkdir(parents=True)
+        folder.chmod(0o555)
+    else:  # root writes into read-only folders: the file system says no instead
+
+        def read_only(table: object, where: object, **kwargs: object) -> None:
+            if "ggg" in str(where):
+                raise OSError(errno.EROFS, "Read-only file system", str(where))
+            original(table, where, **kwargs)
+
+        original = pq.write_table
+        monkeypatch.setattr(pq, "write_table", read_only)
+    with pytest.raises(ProcessingError, match=r"cannot write the skim .*skims/ggg/") as info:
+        run_processing(processing_config(skip_bad_files=True), work, progress=False)
+    assert "skipped" not in str(info.value)
+    assert not (work / "histograms" / "mgg.hist.zip").exists()
+
+
 def test_missing_branch_is_named(ntuples: Path, tmp_path: Path) -> None:
     work = tmp_path / "w"
     shutil.copytree(ntuples / "ntuples", work / "ntuples")
