@@ -30,8 +30,9 @@ __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: the cuts in the order of the cutflow
-CUTS = ("trigger", "three_photons", "m3g", "timing", "no_good_track", "fit_converged")
+#: the cuts in the order of the cutflow; ``fit_finite``: the converged fit's chi2 and fitted
+#: photons are finite (a fit that fails it is counted there and never filled as a mass)
+CUTS = ("trigger", "three_photons", "m3g", "timing", "no_good_track", "fit_converged", "fit_finite")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ def _time_spread(time: FloatArray, sigma_t: FloatArray) -> FloatArray:
     return spread
 
 
+def _finite_fit(fit: Any) -> BoolArray:
+    """Per fitted event: chi2, p-value and every fitted E, theta, phi finite."""
+    photons = np.isfinite(fit.E) & np.isfinite(fit.theta) & np.isfinite(fit.phi)
+    return np.asarray(np.isfinite(fit.chi2) & np.isfinite(fit.pvalue) & photons.all(axis=1))
+
+
 def _covariance(
     settings: FitSettings, pick: dict[str, np.ndarray], energy: FloatArray, period: str
 ) -> FloatArray:
@@ -142,8 +149,9 @@ def reconstruct(
     selection.add("m3g", three & (ratio > pre.m3g_min_fraction) & (ratio < pre.m3g_max_fraction))
     selection.add("timing", three & (spread < pre.timing_nsigma))
     selection.add("no_good_track", inputs.no_track)
-    idx = np.flatnonzero(selection.all(*CUTS[1:-1]))
+    idx = np.flatnonzero(selection.all(*CUTS[1:-2]))
     converged = np.zeros(len(e3), dtype=bool)
+    finite = np.zeros(len(e3), dtype=bool)
     fit = None
     if len(idx):
         cov = _covariance(settings, {k: v[idx] for k, v in pick.items()}, e3[idx], inputs.period)
@@ -154,12 +162,14 @@ def reconstruct(
             constraint_tolerance=fit_cfg.constraint_tolerance_GeV,
         )  # fmt: skip
         converged[idx] = fit.converged
+        finite[idx] = _finite_fit(fit)
     selection.add("fit_converged", converged)
+    selection.add("fit_finite", finite)
     selected = np.zeros(inputs.n_events, dtype=bool)
     selected[inputs.pool[selection.all(*CUTS[1:])]] = True
     if not selected.any() or fit is None:
         return Reconstruction(selection, selected)
-    ok = fit.converged
+    ok = fit.converged & finite[idx]
     local = idx[ok]
     rows = inputs.pool[local]
     beam = inputs.beam[local]

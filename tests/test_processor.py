@@ -27,6 +27,7 @@ from alps.histio import read_histograms, read_provenance
 from processors.corrections import hashed_normal
 from processors.features import event_features
 from processors.kernels import top_candidates
+from processors.reconstruction import CUTS
 from processors.run import ProcessingError, run_processing
 from processors.testing import write_fixed_calibration
 from simulation.physics import sigma_alp
@@ -131,6 +132,8 @@ def _eager(path: Path, config: AnalysisConfig) -> dict[str, object]:
     )
     ok = fit.converged
     flow["fit_converged"] = weight[idx[ok]].sum()
+    ok &= np.isfinite(fit.chi2)
+    flow["fit_finite"] = weight[idx[ok]].sum()
     pf = kinfit.photon_four_momenta(fit.E[ok], fit.theta[ok], fit.phi[ok])
     masses = []
     for i, j in ((1, 2), (0, 2), (0, 1)):
@@ -157,6 +160,7 @@ def test_processor_matches_eager_computation(ntuples: Path, processed: Path) -> 
             "timing",
             "no_good_track",
             "fit_converged",
+            "fit_finite",
         ):
             expected = sum(r["cutflow"][cut] for r in results)  # type: ignore[index]
             assert cutflow[cut].value == pytest.approx(expected, rel=1e-9), (sample, cut)
@@ -272,7 +276,7 @@ def test_cutflow_efficiency_is_passed_over_generated(calibrated: Path) -> None:
         selected = skims[skims["pair"] == 0]
         where = {"dataset": dataset, "period": "2018"}
         generated = cutflow[{**where, "cut": "all"}].value
-        efficiency = cutflow[{**where, "cut": "fit_converged"}].value / generated
+        efficiency = cutflow[{**where, "cut": CUTS[-1]}].value / generated
         assert generated == pytest.approx(weights.sum(), rel=1e-12), dataset
         assert efficiency == pytest.approx(selected["weight"].sum() / weights.sum(), rel=1e-9)
         if dataset.startswith("alp_m"):  # one weight per signal event: a ratio of event counts
@@ -360,6 +364,37 @@ def test_output_write_error_fails_the_stage_naming_the_output(
         run_processing(processing_config(skip_bad_files=True), work, progress=False)
     assert "skipped" not in str(info.value)
     assert not (work / "histograms" / "mgg.hist.zip").exists()
+
+
+def test_unphysical_fits_are_flagged_counted_and_never_filled(
+    ntuples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A converged fit with a non-finite chi2 fails the cutflow's own cut ``fit_finite`` and fills
+    no mass, chi2 or feature (issue #14)."""
+    import dataclasses
+
+    original = kinfit.fit_three_photons
+
+    def some_nan(*args: object, **kwargs: object) -> kinfit.KinFitResult:
+        fit = original(*args, **kwargs)
+        chi2 = fit.chi2.copy()
+        chi2[::3] = np.nan  # every third fitted event
+        return dataclasses.replace(fit, chi2=chi2)
+
+    monkeypatch.setattr(kinfit, "fit_three_photons", some_nan)
+    work = tmp_path / "w"
+    shutil.copytree(ntuples / "ntuples", work / "ntuples")
+    result = run_processing(processing_config(), work, progress=False, write_skims=False)
+    hists = read_histograms(result.histogram_file)
+    for dataset in ("ggg", "alp_m6000"):
+        where = {"dataset": dataset, "period": "2018"}
+        flow = hists["cutflow"][where]
+        converged, finite = flow["fit_converged"].value, flow["fit_finite"].value
+        assert 0 < finite < 0.8 * converged, dataset
+        mgg = hists["mgg"][{**where, "variation": "nominal"}].sum(flow=True).value
+        assert mgg == pytest.approx(3 * finite, rel=1e-9), dataset
+        chi2 = hists["kinfit_chi2"][{"dataset": dataset}].sum(flow=True).value
+        assert chi2 == pytest.approx(finite, rel=1e-9), dataset
 
 
 def test_missing_branch_is_named(ntuples: Path, tmp_path: Path) -> None:
