@@ -10,7 +10,7 @@
   timed on a spread subset of the masses and scaled to the whole grid (``--pyhf-masses``).
 
 The input is a synthetic histogram file that follows the histogram contract
-(:mod:`limits.synthetic`: the default configuration's binning and score axis, 0.445 fb^-1, twelve
+(:mod:`limits.testing`: the default configuration's binning and score axis, 0.445 fb^-1, twelve
 signal masses). Where the two differ by more than 1%, pyhf's conditional fit (SLSQP from the
 workspace inits) has stopped in a local minimum of the Bernstein background: its -2 ln L at the
 same mu is higher than the one limits.cls finds (checked at 9.575 GeV: 104.44 against 104.18).
@@ -42,7 +42,7 @@ from alps.config import load_config  # noqa: E402
 from alps.histio import write_histograms  # noqa: E402
 from limits.io import read_json  # noqa: E402
 from limits.pipeline import run_limits  # noqa: E402
-from limits.synthetic import make_histograms  # noqa: E402
+from limits.testing import make_histograms  # noqa: E402
 
 SIGNAL_MASSES = [0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    from models.synthetic import write_toy_skims
+    from models.testing import write_toy_skims
 
     if args.quick:
         masses, events, background, epochs = np.arange(0.5, 8.6, 1.0), 1500, 12_000, 3

@@ -1,4 +1,4 @@
-"""Limits stage on synthetic histograms with known truth (limits.synthetic): pyhf agreement,
+"""Limits stage on synthetic histograms with known truth (limits.testing): pyhf agreement,
 signal injection, expected-band coverage, coupling conversion, look-elsewhere and the outputs."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from limits.mass_model import excluded_regions, is_excluded
 from limits.pipeline import run_limits
 from limits.scan import analyse_workspace
 from limits.significance import count_upcrossings, gross_vitells
-from limits.synthetic import make_histograms
+from limits.testing import make_histograms
 from limits.toys import limit_coverage
 from simulation.physics import MESON_MASSES, sigma_alp
 

@@ -11,7 +11,7 @@ import pytest
 
 from alps.config import MassResolution
 from models import load_selection_sample
-from models.synthetic import write_toy_skims
+from models.testing import write_toy_skims
 
 MASSES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 EVENTS = 600

@@ -1,7 +1,7 @@
 """The selection's physics claims on a toy with the seed's structure (about a minute).
 
 29 ALP masses 0.2–3.0 GeV in 0.1 GeV steps (4000 events each), six held out, with γγγ, γγ,
-e+e-γ, μ+μ-γ and π0/η/η'γ backgrounds (``models.synthetic``); the seed's network
+e+e-γ, μ+μ-γ and π0/η/η'γ backgrounds (``models.testing``); the seed's network
 (10 × 30 LeakyReLU) with shortened training (30 BCE + 60 Punzi epochs).
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from alps.config import AnalysisConfig
 from models import train_models
-from models.synthetic import write_toy_skims
+from models.testing import write_toy_skims
 
 
 @pytest.fixture(scope="module")

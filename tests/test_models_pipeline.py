@@ -9,7 +9,7 @@ import pytest
 
 from alps.config import AnalysisConfig
 from models import load_scorer, train_models
-from models.synthetic import write_toy_skims
+from models.testing import write_toy_skims
 
 TINY = {
     "hidden_layers": 3,

@@ -25,7 +25,7 @@ from models import (
     train_xgboost,
 )
 from models.net import state_from_numpy
-from models.synthetic import write_toy_skims
+from models.testing import write_toy_skims
 
 FEATURES = TrainingConfig().features
 SMALL = TrainingConfig(
