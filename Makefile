@@ -33,7 +33,7 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
-	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script --quick || exit 1; done
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python -P $$script --quick || exit 1; done
 
 constraints: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt

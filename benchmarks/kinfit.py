@@ -10,13 +10,15 @@ repeats (the machines are noisy); numba is compiled and warmed up before timing.
 on one core: the numba loop has no ``parallel=True``, the numpy version uses ``np.einsum`` without
 BLAS, and the reference fits one event at a time. Prints one ``name: value unit`` line per
 figure. ``--quick`` runs in well under a minute.
+
+Run: ``python -P benchmarks/kinfit.py [--quick]`` (``-P``: the script's folder stays off the
+import path, so ``import kinfit`` finds the package, not this script).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,13 +26,8 @@ from types import ModuleType
 
 import numpy as np
 
-# this script is named kinfit.py: keep its own folder off the import path so that `import kinfit`
-# finds the package, not the script
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-
-import kinfit  # noqa: E402
-from kinfit.batched import fit_three_photons_numpy  # noqa: E402
+import kinfit
+from kinfit.batched import fit_three_photons_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ one run:
 * ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster, with each worker's peak
   resident memory.
 
-Run: ``python benchmarks/processor.py [--quick]``; prints ``name: value unit`` lines.
+Run: ``python -P benchmarks/processor.py [--quick]``; prints ``name: value unit`` lines.
 """
 
 from __future__ import annotations
@@ -17,18 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import uproot  # noqa: E402
+import uproot
 
-from alps.config import (  # noqa: E402
+from alps.config import (
     AnalysisConfig,
     DataConfig,
     KinfitConfig,
@@ -37,8 +34,8 @@ from alps.config import (  # noqa: E402
     SignalConfig,
     SimulationConfig,
 )
-from processors.run import REQUIRED_BRANCHES, run_processing  # noqa: E402
-from simulation.production import generate_samples  # noqa: E402
+from processors.run import REQUIRED_BRANCHES, run_processing
+from simulation.production import generate_samples
 
 
 def _config(lumi_fb: float) -> AnalysisConfig:

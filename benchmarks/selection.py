@@ -11,7 +11,7 @@ Prints one ``name: value unit`` line per figure:
 * ``punzi_inference_rate_per_core`` and ``xgboost_inference_rate_per_core``: candidates scored
   per second on one CPU thread by the scorers the processor's workers use, and their ratio.
 
-Run alone: ``python benchmarks/selection.py [--quick] [--device cpu|cuda|auto]``; ``--quick``
+Run alone: ``python -P benchmarks/selection.py [--quick] [--device cpu|cuda|auto]``; ``--quick``
 takes well under a minute on two cores.
 """
 

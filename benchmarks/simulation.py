@@ -5,32 +5,27 @@ For the ALP signal and for e+e- -> gamma gamma gamma, times each step of one pro
 after a warm-up that compiles every numba kernel. The baseline, timed in the same run, is writing
 the same ntuple content alone: the ratio says how far the simulation is from the I/O floor.
 
-Run: ``python benchmarks/simulation.py [--quick]``; prints ``name: value unit`` lines.
+Run: ``python -P benchmarks/simulation.py [--quick]``; prints ``name: value unit`` lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# this script is named simulation.py: keep its folder off the import path so that
-# `import simulation` finds the package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from alps.config import AnalysisConfig  # noqa: E402
-from simulation.detector import DetectorConditions, simulate  # noqa: E402
-from simulation.generators import AlpGenerator, BeamConditions, background_generator  # noqa: E402
-from simulation.ntuple import NtupleContent, write_ntuple  # noqa: E402
-from simulation.production import ProcessShare, _event_arrays  # noqa: E402
-from simulation.registry import load_registry  # noqa: E402
+from alps.config import AnalysisConfig
+from simulation.detector import DetectorConditions, simulate
+from simulation.generators import AlpGenerator, BeamConditions, background_generator
+from simulation.ntuple import NtupleContent, write_ntuple
+from simulation.production import ProcessShare, _event_arrays
+from simulation.registry import load_registry
 
 
 def _one_file(name: str, n: int, seed: int, target: Path) -> dict[str, float]:

@@ -15,7 +15,7 @@ def mass_edges(config: HistogramConfig) -> npt.NDArray[np.float64]:
     sigma_m at its lower edge wide, so every bin spans the same fraction of the resolution.
 
     >>> edges = mass_edges(HistogramConfig())
-    >>> bool(np.all(np.diff(edges) > 0)) and edges[0] == 0.0
+    >>> bool(np.all(np.diff(edges) > 0) and edges[0] == 0.0)
     True
     """
     edges = [config.mass_min_GeV]
