@@ -101,7 +101,7 @@ def _no_good_track(events: Any, config: AnalysisConfig) -> npt.NDArray[np.bool_]
     return as_numpy(ak.sum(good, axis=1), np.int64) == 0
 
 
-class ALPProcessor(processor.ProcessorABC):  # type: ignore[misc]
+class ALPProcessor(processor.ProcessorABC):
     """Per-chunk processing of ALP ntuples into histograms and skims."""
 
     def __init__(self, settings: ProcessorSettings):

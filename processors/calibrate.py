@@ -21,6 +21,7 @@ from alps.histio import provenance, write_histograms
 
 from .calibration import (
     MIN_EVENTS,
+    TurnOnFit,
     build_corrections,
     central_width,
     combine,
@@ -222,7 +223,7 @@ def run_calibration(
         for q, by_q in factors.items()
     }
 
-    turn_on = {"data": {}, "mc": {}}
+    turn_on: dict[str, dict[str, TurnOnFit]] = {"data": {}, "mc": {}}
     turn_on_table = []
     esum_edges = trigger.axes["esum"].edges
     for period in trigger.axes["period"]:

@@ -361,10 +361,12 @@ def build_corrections(
             ),
         },
     ]
-    cset = cs.CorrectionSet(
-        schema_version=2,
-        description=f"alps calibration ({provenance.get('config_hash', '')})",
-        corrections=corrections,
+    cset = cs.CorrectionSet.model_validate(
+        {
+            "schema_version": 2,
+            "description": f"alps calibration ({provenance.get('config_hash', '')})",
+            "corrections": corrections,
+        }
     )
     return dict(cset.model_dump(mode="json", exclude_unset=True))
 

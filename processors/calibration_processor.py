@@ -80,7 +80,7 @@ def _unit(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True).clip(1e-12)
 
 
-class CalibrationProcessor(processor.ProcessorABC):  # type: ignore[misc]
+class CalibrationProcessor(processor.ProcessorABC):
     """Fills the mu mu gamma residuals and the trigger turn-on."""
 
     def process(self, events: Any) -> dict[str, Any]:

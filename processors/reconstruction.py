@@ -134,7 +134,7 @@ def reconstruct(
     cands = inputs.candidates
     three, order = _leading_three(energy, pre.photon_e_min_GeV)
     stacked = np.take_along_axis(cands.table, order[:, :, None], axis=1)
-    pick = {k: stacked[:, :, i] for i, k in enumerate(cands.names)}
+    pick: dict[str, np.ndarray] = {k: stacked[:, :, i] for i, k in enumerate(cands.names)}
     pick["region"] = pick["region"].astype(np.int64)
     pick["mcIndex"] = pick["mcIndex"].astype(np.int64)
     e3 = np.where(three[:, None], np.take_along_axis(energy, order, axis=1), 1.0)

@@ -9,6 +9,7 @@ pulls and chi2, the mass resolution of signal, feature distributions)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import hist
 
@@ -63,7 +64,7 @@ def make_histograms(
 ) -> dict[str, hist.Hist]:
     """Empty histograms of one chunk (category axes grow as they are filled)."""
     mass_axis = hist.axis.Variable(mass_edges, name="mgg", label=r"$M_{\gamma\gamma}$ [GeV]")
-    main_axes = [
+    main_axes: list[Any] = [
         *_categories(),
         hist.axis.StrCategory([NOMINAL], growth=True, name="variation", label="Variation"),
         hist.axis.StrCategory(list(TRUTH_CLASSES), name="truth", label="Truth match"),
