@@ -57,6 +57,19 @@ def chi2_ndf(
     return chi2, int(use.sum())
 
 
+#: a ``hist.Hist`` (hist types ``h[...]`` as ``Hist | float``: these functions only select
+#: sub-histograms, never single bins)
+Histogram = Any
+
+
+def _stack(arrays: Sequence[np.ndarray], like: np.ndarray) -> np.ndarray:
+    """Element-wise sum of equally shaped arrays (zeros like ``like`` when there are none)."""
+    total = np.zeros_like(like, dtype=np.float64)
+    for array in arrays:
+        total = total + array
+    return total
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -65,14 +78,14 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_data_mc(
-    data: hist.Hist,
-    backgrounds: Mapping[str, hist.Hist],
+    data: Histogram,
+    backgrounds: Mapping[str, Histogram],
     path: Path,
     *,
     xlabel: str,
     title: str = "",
     rebin: int = 1,
-    signal: tuple[str, hist.Hist] | None = None,
+    signal: tuple[str, Histogram] | None = None,
 ) -> dict[str, float]:
     """Stacked MC backgrounds against data, with a data/MC ratio panel; returns chi2, ndf."""
     if rebin > 1:
@@ -81,9 +94,9 @@ def plot_data_mc(
         if signal is not None:
             signal = (signal[0], signal[1][:: hist.rebin(rebin)])
     names = sorted(backgrounds, key=lambda k: backgrounds[k].sum().value)
-    mc = sum(backgrounds[k].values() for k in names)
-    mc_var = sum(backgrounds[k].variances() for k in names)
     counts = data.values()
+    mc = _stack([backgrounds[k].values() for k in names], counts)
+    mc_var = _stack([backgrounds[k].variances() for k in names], counts)
     chi2, ndf = chi2_ndf(counts, mc, mc_var)
     edges = data.axes[0].edges
     fig, (top, bottom) = plt.subplots(
@@ -138,7 +151,7 @@ def plot_data_mc(
 
 
 def plot_fit_quality(
-    pulls: hist.Hist, chi2: hist.Hist, datasets: Sequence[str], path: Path
+    pulls: Histogram, chi2: Histogram, datasets: Sequence[str], path: Path
 ) -> dict[str, dict[str, float]]:
     """Pull distributions of the fitted (E, theta, phi) and the chi2 p-value distribution."""
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
@@ -188,7 +201,7 @@ def _central_width(values: np.ndarray, edges: np.ndarray) -> float:
     return float(0.5 * (hi - lo))
 
 
-def plot_mass_resolution(resolution: hist.Hist, path: Path) -> list[dict[str, float]]:
+def plot_mass_resolution(resolution: Histogram, path: Path) -> list[dict[str, float]]:
     """Central-68% width of M_gg for truth-matched signal, before and after the kinematic fit."""
     edges = resolution.axes["residual"].edges
     rows = []
@@ -236,7 +249,7 @@ def plot_resolution_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> None:
     _save(fig, path)
 
 
-def plot_trigger(turnon: hist.Hist, fits: Sequence[Mapping[str, Any]], path: Path) -> None:
+def plot_trigger(turnon: Histogram, fits: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Measured trg_esum efficiency (reference trg_ncl) with the fitted turn-on, data and MC."""
     from scipy.special import ndtr
 

@@ -291,7 +291,7 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
     if histogram_path.exists():
         hists = read_histograms(histogram_path)
         sections.append(
-            ("Cutflow (weighted events)", _cutflow({"cutflow": hists["cutflow"][{"period": sum}]}))
+            ("Cutflow (weighted events)", _cutflow({"cutflow": hists["cutflow"][{"period": sum}]}))  # type: ignore[dict-item]
         )
         sections.append(("Data and MC after corrections", _data_mc(hists, out)))
         sections.append(("Kinematic fit", _fit_section(hists, out)))
