@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,8 @@ class Manifest:
     luminosity_pb: Mapping[str, float]
     blocks: Mapping[str, BlockFacts]
     files: tuple[ManifestFile, ...]
-    source: str = "manifest"
+    #: where it was read from (error messages name it)
+    source: str = field(default="manifest", compare=False)
 
     @property
     def events(self) -> int:
@@ -89,7 +90,7 @@ class Manifest:
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
         """Validate a manifest mapping; a missing or bad field raises :class:`ManifestError`."""
 
-        def field(node: Mapping[str, Any], key: str, where: str) -> Any:
+        def need(node: Mapping[str, Any], key: str, where: str) -> Any:
             if key not in node:
                 raise ManifestError(
                     f"{source}: {where}{key} is missing (re-run `alps generate` to rewrite it)"
@@ -99,25 +100,25 @@ class Manifest:
         try:
             blocks = {
                 str(name): BlockFacts(
-                    str(field(b, "period", f"blocks.{name}.")),
-                    float(field(b, "luminosity_pb", f"blocks.{name}.")),
-                    float(field(b, "sqrt_s_GeV", f"blocks.{name}.")),
+                    str(need(b, "period", f"blocks.{name}.")),
+                    float(need(b, "luminosity_pb", f"blocks.{name}.")),
+                    float(need(b, "sqrt_s_GeV", f"blocks.{name}.")),
                 )
-                for name, b in field(data, "blocks", "").items()
+                for name, b in need(data, "blocks", "").items()
             }
             files = tuple(
                 ManifestFile(
-                    path=str(field(f, "path", f"files[{i}].")),
-                    sample=str(field(f, "sample", f"files[{i}].")),
-                    period=str(field(f, "period", f"files[{i}].")),
-                    block=str(field(f, "block", f"files[{i}].")),
-                    events=int(field(f, "events", f"files[{i}].")),
-                    luminosity_pb=float(field(f, "luminosity_pb", f"files[{i}].")),
+                    path=str(need(f, "path", f"files[{i}].")),
+                    sample=str(need(f, "sample", f"files[{i}].")),
+                    period=str(need(f, "period", f"files[{i}].")),
+                    block=str(need(f, "block", f"files[{i}].")),
+                    events=int(need(f, "events", f"files[{i}].")),
+                    luminosity_pb=float(need(f, "luminosity_pb", f"files[{i}].")),
                     skipped=bool(f.get("skipped", False)),
                 )
-                for i, f in enumerate(field(data, "files", ""))
+                for i, f in enumerate(need(data, "files", ""))
             )
-            lumi = {str(k): float(v) for k, v in field(data, "luminosity_pb", "").items()}
+            lumi = {str(k): float(v) for k, v in need(data, "luminosity_pb", "").items()}
         except (TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ManifestError):
                 raise
