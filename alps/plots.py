@@ -20,6 +20,8 @@ import mplhep
 import numpy as np
 from scipy import stats
 
+from simulation.processes import process_labels
+
 from .contract import signal_mass
 
 __all__ = [
@@ -32,18 +34,8 @@ __all__ = [
     "plot_trigger",
 ]
 
-BACKGROUND_LABELS = {
-    "ggg": r"$\gamma\gamma\gamma$",
-    "gg": r"$\gamma\gamma$ + background cluster",
-    "eeg": r"$e^+e^-\gamma$",
-    "pi0g": r"$\pi^0\gamma$",
-    "etag": r"$\eta\gamma$",
-    "etapg": r"$\eta'\gamma$",
-    "pi0gg": r"$\pi^0\gamma\gamma$",
-    "etagg": r"$\eta\gamma\gamma$",
-    "etapgg": r"$\eta'\gamma\gamma$",
-    "mumug": r"$\mu^+\mu^-\gamma$",
-}
+#: plot label per process, from the simulation's process registry
+BACKGROUND_LABELS = process_labels()
 
 
 def chi2_ndf(

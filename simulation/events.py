@@ -7,24 +7,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PROCESS_CODES", "TruthEvents"]
+__all__ = ["TruthEvents"]
 
 FloatArray = npt.NDArray[np.float64]
-
-#: Integer codes of the processes, stored as ``mc_process`` (the table is also in each file's meta).
-PROCESS_CODES = {
-    "alp": 0,
-    "ggg": 1,
-    "gg": 2,
-    "eeg": 3,
-    "pi0g": 4,
-    "etag": 5,
-    "etapg": 6,
-    "pi0gg": 7,
-    "etagg": 8,
-    "etapgg": 9,
-    "mumug": 10,
-}
 
 
 @dataclass(frozen=True)
@@ -53,10 +38,6 @@ class TruthEvents:
 
     def __len__(self) -> int:
         return len(self.p_electron)
-
-    @property
-    def code(self) -> int:
-        return PROCESS_CODES[self.process]
 
     def take(self, index: npt.ArrayLike) -> TruthEvents:
         """The events at ``index`` (an integer array or a boolean mask)."""

@@ -92,10 +92,11 @@ def test_diphoton_cross_section_matches_physics_md() -> None:
     generator = DiphotonGenerator()
     rng = np.random.default_rng(3)
     n = 400_000
-    _, _, lab = generator._events(rng, BeamConditions(7.004, 4.002, 0.0, 0.0), n)
+    p_e, p_p = BeamConditions(7.004, 4.002, 0.0, 0.0).draw(rng, n)
+    lab = generator.momenta_at(rng, p_e, p_p)
     theta = np.degrees(polar_angle(lab))
     fraction = np.all((theta > 17.0) & (theta < 150.0), axis=1).mean()
-    sigma = generator._sigma_range(NOMINAL.sqrt_s**2) * fraction
+    sigma = generator.sigma_range(NOMINAL.sqrt_s**2) * fraction
     assert sigma / 1000.0 == pytest.approx(2.54, rel=0.02)
 
 
