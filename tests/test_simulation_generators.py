@@ -32,6 +32,7 @@ from simulation.physics import (
     alp_width,
     sigma_alp,
 )
+from simulation.processes import background_names
 
 NOMINAL = BeamConditions(7.004, 4.002, 5.13e-3, 2.375e-3)
 
@@ -208,9 +209,7 @@ def test_signal_decay_is_isotropic_and_lifetime_exponential() -> None:
     assert stats.kstest(cos_rest, stats.uniform(-1, 2).cdf).pvalue > 0.01
 
 
-@pytest.mark.parametrize(
-    "name", ["ggg", "gg", "mumug", "eeg", "pi0g", "etag", "etapg", "pi0gg", "etagg", "etapgg"]
-)
+@pytest.mark.parametrize("name", background_names())
 def test_generators_conserve_four_momentum(name: str) -> None:
     cuts = GeneratorCuts(calibration_events=20_000)
     generator = background_generator(name, cuts)
