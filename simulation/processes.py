@@ -20,6 +20,7 @@ from .generators import (
     make_gg,
     make_gg_isr,
     make_ggg,
+    make_ggg_isr,
     make_ggg_lost,
     make_mumug,
 )
@@ -102,6 +103,9 @@ PROCESSES: tuple[Process, ...] = (
     Process("eeg_isr", 13, r"$e^+e^-\gamma$ + collinear ISR $\gamma$", "beyond_lo",
             make_eeg_isr, "radiative Bhabha with a collinear ISR photon, both tracks lost",
             in_nature=True, tracks_lost=True, unitary_with="eeg"),
+    Process("ggg_isr", 14, r"$\gamma\gamma\gamma$ + collinear ISR $\gamma$", "beyond_lo",
+            make_ggg_isr, "3 gamma with a collinear ISR photon (beyond LO)", in_nature=True,
+            unitary_with="ggg"),
 )  # fmt: skip
 
 _BY_NAME = {p.name: p for p in PROCESSES}

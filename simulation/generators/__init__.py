@@ -24,6 +24,7 @@ from .beyond_lo import (
     RadiativeGenerator,
     make_eeg_isr,
     make_gg_isr,
+    make_ggg_isr,
     make_ggg_lost,
 )
 from .mesons import MesonGammaGenerator
@@ -52,6 +53,7 @@ __all__ = [
     "make_gg",
     "make_gg_isr",
     "make_ggg",
+    "make_ggg_isr",
     "make_ggg_lost",
     "make_mumug",
     "sample_one_plus_cos2",

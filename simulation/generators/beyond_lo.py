@@ -9,7 +9,8 @@ docs/background_model.md describes each model, its source and its approximations
   one initial-state photon radiated collinear to a beam (within ``collinear_angle_deg``), in the
   leading-logarithmic quasi-real-photon approximation. The photon is lost in the beam pipe; the
   hard process happens at the reduced energy and is boosted along the beam: ``gg_isr`` (gamma
-  gamma with an extra radiated photon beyond LO) and ``eeg_isr`` (e+e- gamma gamma, the radiative
+  gamma with an extra radiated photon beyond LO), ``ggg_isr`` (the same for gamma gamma gamma)
+  and ``eeg_isr`` (e+e- gamma gamma, the radiative
   Bhabha at the next order, background when both tracks are lost).
 """
 
@@ -42,6 +43,7 @@ from .qed import (
     ThreeBodyGenerator,
     calibrate_weights,
     make_eeg,
+    make_ggg,
     soft_photon_floor,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "RadiativeGenerator",
     "make_eeg_isr",
     "make_gg_isr",
+    "make_ggg_isr",
     "make_ggg_lost",
 ]
 
@@ -250,6 +253,11 @@ def _radiator(cuts: GeneratorCuts) -> CollinearRadiator:
 def make_gg_isr(cuts: GeneratorCuts) -> RadiativeGenerator:
     """gamma gamma (LO, both photons inside the ECL cuts) with a collinear ISR photon."""
     return RadiativeGenerator("gg_isr", DiphotonWeighted(), _radiator(cuts))
+
+
+def make_ggg_isr(cuts: GeneratorCuts) -> RadiativeGenerator:
+    """gamma gamma gamma (LO, all three photons inside the ECL cuts) with a collinear ISR photon."""
+    return RadiativeGenerator("ggg_isr", make_ggg(cuts), _radiator(cuts))
 
 
 def make_eeg_isr(cuts: GeneratorCuts) -> RadiativeGenerator:
