@@ -19,6 +19,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .processes import MC_BACKGROUNDS, NATURE_BACKGROUNDS, background_names
+
 __all__ = [
     "AnalysisConfig",
     "ConfigError",
@@ -43,15 +45,8 @@ __all__ = [
 ]
 
 
-def _registry() -> Any:
-    """The simulation's process registry (imported when needed: it loads the generators)."""
-    from simulation import processes
-
-    return processes
-
-
 def _check_processes(value: tuple[str, ...]) -> tuple[str, ...]:
-    known = _registry().background_names()
+    known = background_names()
     unknown = sorted(set(value) - set(known))
     if unknown:
         raise ValueError(f"unknown processes {unknown}; known: {list(known)}")
@@ -130,7 +125,7 @@ class NatureConfig(_Frozen):
 
     enabled: bool = True
     backgrounds: tuple[str, ...] = Field(
-        default_factory=lambda: _registry().NATURE_BACKGROUNDS,
+        default=NATURE_BACKGROUNDS,
         description="components added to the pseudo-data only",
     )
     background_level_scale: float = Field(
@@ -175,7 +170,7 @@ class DetectorConfig(_Frozen):
 
 
 class SimulationConfig(_Frozen):
-    backgrounds: tuple[str, ...] = Field(default_factory=lambda: _registry().MC_BACKGROUNDS)
+    backgrounds: tuple[str, ...] = MC_BACKGROUNDS
     mc_luminosity_factor: float = Field(default=1.0, gt=0)
     events_per_file: int = Field(default=250_000, gt=0)
     cuts: GeneratorCuts = GeneratorCuts()

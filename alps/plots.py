@@ -20,9 +20,8 @@ import mplhep
 import numpy as np
 from scipy import stats
 
-from simulation.processes import process_labels
-
 from .contract import signal_mass
+from .processes import process_labels
 
 __all__ = [
     "BACKGROUND_LABELS",

@@ -41,7 +41,7 @@ from .generators import (
     check_four_momentum,
 )
 from .ntuple import NtupleContent, read_meta, write_ntuple
-from .processes import PROCESS_CODES, get_process
+from .processes import PROCESS_CODES, get_process, make_background
 from .registry import RunBlock, RunRegistry, load_registry
 
 __all__ = [
@@ -81,10 +81,7 @@ def make_generator(process: str, config: AnalysisConfig) -> Generator:
         if inject is None:
             raise ValueError("no signal injection configured")
         return AlpGenerator(inject.mass_GeV, inject.coupling_GeV)
-    factory = get_process(process).factory
-    if factory is None:
-        raise ValueError(f"{process!r} is not a sample name")
-    return factory(config.simulation.cuts)
+    return make_background(process, config.simulation.cuts)
 
 
 def _check_masses(config: AnalysisConfig, registry: RunRegistry, samples: Iterable[str]) -> None:

@@ -62,9 +62,6 @@ __all__ = [
 
 def background_generator(name: str, cuts: GeneratorCuts) -> Generator:
     """The generator of a background process by its sample name (from the process registry)."""
-    from ..processes import get_process
+    from ..processes import make_background
 
-    factory = get_process(name).factory
-    if factory is None:
-        raise ValueError(f"{name!r} is not a background process")
-    return factory(cuts)
+    return make_background(name, cuts)

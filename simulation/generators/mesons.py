@@ -31,6 +31,7 @@ __all__ = [
     "SIGMA_MESON_GAMMA_GAMMA_PB",
     "SIGMA_MESON_GAMMA_PB",
     "MesonGammaGenerator",
+    "make_meson",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -126,3 +127,8 @@ class MesonGammaGenerator:
             return events.take(self._accepted(events, cuts))
 
         return collect(n, max(calibration.acceptance, 1e-3), batch)
+
+
+def make_meson(cuts: GeneratorCuts, meson: str, extra_photon: bool = False) -> MesonGammaGenerator:
+    """The registry's factory of P gamma (``extra_photon``: P gamma gamma) for meson ``meson``."""
+    return MesonGammaGenerator(meson, extra_photon)
