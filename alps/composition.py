@@ -23,7 +23,7 @@ __all__ = ["MASS_RANGES_GEV", "composition"]
 MASS_RANGES_GEV: tuple[tuple[float, float], ...] = ((0.2, 1.0), (1.0, 4.0), (4.0, 9.7))
 
 
-def _collapse(h: hist.Hist) -> hist.Hist:
+def _collapse(h: Any) -> Any:
     """The nominal M_gg histogram, summed over run periods and truth categories."""
     select: dict[str, Any] = {}
     for name, value in (("period", sum), ("variation", "nominal"), ("truth", sum)):
@@ -47,7 +47,7 @@ def composition(
     its radiative counterpart is also in the MC).
     """
     scale = scale or {}
-    h = _collapse(mgg)
+    h: Any = _collapse(mgg)
     datasets = list(h.axes["dataset"])
     backgrounds = [d for d in datasets if d != "data" and not d.startswith("alp_m")]
     if rebin > 1:
@@ -60,7 +60,7 @@ def composition(
         mc_var = np.zeros_like(mc)
         yields = {}
         for name in backgrounds:
-            part = h[{"dataset": name}]
+            part: Any = h[{"dataset": name}]
             factor = scale.get(name, 1.0)
             values = factor * part.values()[inside]
             mc += values

@@ -374,7 +374,7 @@ def _tracks(
         "dr": rng.normal(0.0, 0.02, (n, m)),
         "dz": rng.normal(0.0, 0.05, (n, m)),
     }
-    n_fake = rng.poisson(det.fake_track_rate, n).astype(np.int64)
+    n_fake = np.asarray(rng.poisson(det.fake_track_rate, n), dtype=np.int64)
     m_fake = int(n_fake.sum())
     fake_pt = 0.05 + rng.exponential(0.15, m_fake)
     cos_t = rng.uniform(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +43,7 @@ class TruthEvents:
     def take(self, index: npt.ArrayLike) -> TruthEvents:
         """The events at ``index`` (an integer array or a boolean mask)."""
         index = np.asarray(index)
-        changes = {
+        changes: dict[str, Any] = {
             f.name: getattr(self, f.name)[index]
             for f in fields(self)
             if f.name not in ("process", "mc_ma", "lepton_pdg")
@@ -53,7 +54,7 @@ class TruthEvents:
     def concatenate(parts: list[TruthEvents]) -> TruthEvents:
         """Events of the same process and layout, one after the other."""
         first = parts[0]
-        changes = {
+        changes: dict[str, Any] = {
             f.name: np.concatenate([getattr(p, f.name) for p in parts])
             for f in fields(first)
             if f.name not in ("process", "mc_ma", "lepton_pdg")
