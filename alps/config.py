@@ -198,6 +198,11 @@ class PreselectionConfig(_Frozen):
     theta_max_deg: float = Field(default=150.0, ge=90, le=180)
     time_window_ns: float = Field(default=200.0, gt=0)
     n_photons: Literal[3] = 3
+    photon_multiplicity: Literal["at_least_three", "exactly_three"] = Field(
+        default="at_least_three",
+        description="events with three or more candidates (the three most energetic are used), "
+        "or exactly three",
+    )
     m3g_min_fraction: float = Field(default=0.8, gt=0)
     m3g_max_fraction: float = Field(default=1.05, gt=0)
     timing_nsigma: float = Field(default=3.0, gt=0)
