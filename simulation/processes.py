@@ -9,33 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from alps.processes import (
-    MC_BACKGROUNDS,
-    NATURE_BACKGROUNDS,
-    PROCESS_CODES,
-    PROCESSES,
-    Process,
-    background_names,
-    get_process,
-    process_labels,
-)
+from alps.processes import get_process
 
 from .generators.base import Generator
 
 if TYPE_CHECKING:
     from alps.config import GeneratorCuts
 
-__all__ = [
-    "MC_BACKGROUNDS",
-    "NATURE_BACKGROUNDS",
-    "PROCESSES",
-    "PROCESS_CODES",
-    "Process",
-    "background_names",
-    "get_process",
-    "make_background",
-    "process_labels",
-]
+__all__ = ["make_background"]
 
 
 def make_background(name: str, cuts: GeneratorCuts) -> Generator:

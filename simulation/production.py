@@ -28,6 +28,7 @@ import numpy as np
 
 from alps.config import AnalysisConfig, NatureConfig
 from alps.contract import DATA_SAMPLE, is_signal, signal_mass, signal_sample
+from alps.processes import PROCESS_CODES, get_process
 from alps.tasks import map_tasks
 
 from .detector import DetectorConditions, RecoEvents, simulate
@@ -41,7 +42,7 @@ from .generators import (
     check_four_momentum,
 )
 from .ntuple import NtupleContent, read_meta, write_ntuple
-from .processes import PROCESS_CODES, get_process, make_background
+from .processes import make_background
 from .registry import RunBlock, RunRegistry, load_registry
 
 __all__ = [

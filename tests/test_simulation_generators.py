@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from alps.config import GeneratorCuts
+from alps.processes import background_names
 from simulation.generators import (
     AlpGenerator,
     BeamConditions,
@@ -32,7 +33,6 @@ from simulation.physics import (
     alp_width,
     sigma_alp,
 )
-from simulation.processes import background_names
 
 NOMINAL = BeamConditions(7.004, 4.002, 5.13e-3, 2.375e-3)
 

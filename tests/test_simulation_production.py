@@ -10,8 +10,8 @@ import pytest
 import uproot
 
 from alps.config import AnalysisConfig, DataConfig, MassGrid, SignalConfig, SimulationConfig
+from alps.processes import PROCESS_CODES
 from simulation.ntuple import read_meta
-from simulation.processes import PROCESS_CODES
 from simulation.production import (
     generate_samples,
     plan_production,

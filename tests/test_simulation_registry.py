@@ -10,20 +10,20 @@ import pytest
 
 from alps.config import AnalysisConfig, ConfigError, GeneratorCuts, load_config
 from alps.plots import BACKGROUND_LABELS
-from simulation.generators import (
-    AlpGenerator,
-    BeamConditions,
-    Calibration,
-    KinematicsError,
-    check_four_momentum,
-)
-from simulation.processes import (
+from alps.processes import (
     MC_BACKGROUNDS,
     NATURE_BACKGROUNDS,
     PROCESS_CODES,
     PROCESSES,
     background_names,
     get_process,
+)
+from simulation.generators import (
+    AlpGenerator,
+    BeamConditions,
+    Calibration,
+    KinematicsError,
+    check_four_momentum,
 )
 from simulation.production import plan_production
 from simulation.registry import load_registry
