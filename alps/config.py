@@ -19,6 +19,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .processes import MC_BACKGROUNDS, NATURE_BACKGROUNDS, background_names
+
 __all__ = [
     "AnalysisConfig",
     "ConfigError",
@@ -30,6 +32,7 @@ __all__ = [
     "LimitsConfig",
     "MassGrid",
     "MassResolution",
+    "NatureConfig",
     "PreselectionConfig",
     "ProcessingConfig",
     "SignalConfig",
@@ -41,18 +44,13 @@ __all__ = [
     "load_config",
 ]
 
-BACKGROUND_PROCESSES = (
-    "ggg",
-    "gg",
-    "eeg",
-    "pi0g",
-    "etag",
-    "etapg",
-    "pi0gg",
-    "etagg",
-    "etapgg",
-    "mumug",
-)
+
+def _check_processes(value: tuple[str, ...]) -> tuple[str, ...]:
+    known = background_names()
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"unknown processes {unknown}; known: {list(known)}")
+    return value
 
 
 class ConfigError(ValueError):
@@ -99,6 +97,11 @@ class GeneratorCuts(_Frozen):
     mumug_photon_e_min_GeV: float = Field(default=0.5, gt=0)
     lepton_photon_angle_min_deg: float = Field(default=10.0, ge=0, le=90)
     calibration_events: int = Field(default=100_000, ge=1000)
+    collinear_angle_deg: float = Field(
+        default=1.0, gt=0, lt=12.4, description="beyond-LO: photons closer to a beam are ISR's"
+    )
+    isr_x_min: float = Field(default=0.01, gt=0, lt=1, description="lowest ISR energy fraction")
+    isr_x_max: float = Field(default=0.5, gt=0, le=1, description="highest ISR energy fraction")
 
 
 class InjectionConfig(_Frozen):
@@ -114,9 +117,37 @@ class SignalConfig(_Frozen):
     events_per_mass: int = Field(default=5000, gt=0)
 
 
+class NatureConfig(_Frozen):
+    """What the pseudo-data contain and the MC does not know (docs/background_model.md).
+
+    The numbers are *estimates*: they make data/MC checks, control regions and data-driven
+    corrections find something, not measurements."""
+
+    enabled: bool = True
+    backgrounds: tuple[str, ...] = Field(
+        default=NATURE_BACKGROUNDS,
+        description="components added to the pseudo-data only",
+    )
+    background_level_scale: float = Field(
+        default=1.1, gt=0, description="mean beam-background cluster rate / the registry's"
+    )
+    background_level_spread: float = Field(
+        default=0.3, ge=0, le=2, description="run-to-run log-normal spread of that rate"
+    )
+    correlated_track_loss: float = Field(
+        default=0.01, ge=0, le=1, description="P(both tracks lost together) / inefficiency"
+    )
+
+    @field_validator("backgrounds")
+    @classmethod
+    def _known_backgrounds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_processes(value)
+
+
 class DataConfig(_Frozen):
     enabled: bool = True
     inject: InjectionConfig | None = None
+    nature: NatureConfig = Field(default_factory=NatureConfig)
 
 
 class DetectorConfig(_Frozen):
@@ -139,21 +170,24 @@ class DetectorConfig(_Frozen):
 
 
 class SimulationConfig(_Frozen):
-    backgrounds: tuple[str, ...] = BACKGROUND_PROCESSES
+    backgrounds: tuple[str, ...] = MC_BACKGROUNDS
     mc_luminosity_factor: float = Field(default=1.0, gt=0)
     events_per_file: int = Field(default=250_000, gt=0)
     cuts: GeneratorCuts = GeneratorCuts()
     signal: SignalConfig = SignalConfig()
-    data: DataConfig = DataConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
     detector: DetectorConfig = DetectorConfig()
 
     @field_validator("backgrounds")
     @classmethod
     def _known_backgrounds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(BACKGROUND_PROCESSES))
-        if unknown:
-            raise ValueError(f"unknown processes {unknown}; known: {list(BACKGROUND_PROCESSES)}")
-        return value
+        return _check_processes(value)
+
+    @model_validator(mode="after")
+    def _isr_range(self) -> SimulationConfig:
+        if self.cuts.isr_x_max <= self.cuts.isr_x_min:
+            raise ValueError("cuts.isr_x_max must be above cuts.isr_x_min")
+        return self
 
 
 class PreselectionConfig(_Frozen):
@@ -164,6 +198,11 @@ class PreselectionConfig(_Frozen):
     theta_max_deg: float = Field(default=150.0, ge=90, le=180)
     time_window_ns: float = Field(default=200.0, gt=0)
     n_photons: Literal[3] = 3
+    photon_multiplicity: Literal["at_least_three", "exactly_three"] = Field(
+        default="at_least_three",
+        description="events with three or more candidates (the three most energetic are used), "
+        "or exactly three",
+    )
     m3g_min_fraction: float = Field(default=0.8, gt=0)
     m3g_max_fraction: float = Field(default=1.05, gt=0)
     timing_nsigma: float = Field(default=3.0, gt=0)
@@ -295,7 +334,7 @@ class AnalysisConfig(_Frozen):
     seed: int = Field(default=20260101, ge=0)
     run_slice: str = "2018"
     run_registry: Path | None = None
-    simulation: SimulationConfig = SimulationConfig()
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     preselection: PreselectionConfig = PreselectionConfig()
     kinfit: KinfitConfig = KinfitConfig()
     histograms: HistogramConfig = HistogramConfig()

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from .contract import signal_mass
+from .processes import process_labels
 
 __all__ = [
     "BACKGROUND_LABELS",
@@ -32,18 +33,8 @@ __all__ = [
     "plot_trigger",
 ]
 
-BACKGROUND_LABELS = {
-    "ggg": r"$\gamma\gamma\gamma$",
-    "gg": r"$\gamma\gamma$ + background cluster",
-    "eeg": r"$e^+e^-\gamma$",
-    "pi0g": r"$\pi^0\gamma$",
-    "etag": r"$\eta\gamma$",
-    "etapg": r"$\eta'\gamma$",
-    "pi0gg": r"$\pi^0\gamma\gamma$",
-    "etagg": r"$\eta\gamma\gamma$",
-    "etapgg": r"$\eta'\gamma\gamma$",
-    "mumug": r"$\mu^+\mu^-\gamma$",
-}
+#: plot label per process, from the simulation's process registry
+BACKGROUND_LABELS = process_labels()
 
 
 def chi2_ndf(

@@ -92,12 +92,20 @@ class Reconstruction:
         return {**self.features, **self.candidate}
 
 
-def _leading_three(energy: FloatArray, emin: float) -> tuple[BoolArray, npt.NDArray[np.int64]]:
-    """Whether each event has three candidates above threshold, and their indices."""
+def _leading_three(
+    energy: FloatArray, emin: float, exactly: bool = False
+) -> tuple[BoolArray, npt.NDArray[np.int64]]:
+    """Whether each event has three candidates above threshold (``exactly``: three and no
+    more), and the indices of its three most energetic ones.
+
+    The candidates are each event's most energetic few (more than three), so "no more than
+    three" is decided on them.
+    """
     usable = np.isfinite(energy) & (energy > emin)
     key = np.where(usable, energy, -np.inf)
     order = np.argsort(-key, axis=1, kind="stable")[:, :3]
-    return usable.sum(axis=1) >= 3, order
+    count = usable.sum(axis=1)
+    return (count == 3) if exactly else (count >= 3), order
 
 
 def _time_spread(time: FloatArray, sigma_t: FloatArray) -> FloatArray:
@@ -132,7 +140,8 @@ def reconstruct(
     """Select and fit the pool's events with candidate energies ``energy`` (``(m, TOP)``)."""
     pre, fit_cfg = settings.preselection, settings.kinfit
     cands = inputs.candidates
-    three, order = _leading_three(energy, pre.photon_e_min_GeV)
+    exactly = pre.photon_multiplicity == "exactly_three"
+    three, order = _leading_three(energy, pre.photon_e_min_GeV, exactly)
     stacked = np.take_along_axis(cands.table, order[:, :, None], axis=1)
     pick: dict[str, np.ndarray] = {k: stacked[:, :, i] for i, k in enumerate(cands.names)}
     pick["region"] = pick["region"].astype(np.int64)

@@ -78,13 +78,15 @@ class DetectorConditions:
     """The detector a run block is simulated with: the MC's nominal one or the pseudo-data's.
 
     ``resolution_scale`` and ``energy_scale`` smear; ``nominal_resolution_scale`` is what the
-    reconstruction believes (it fills the cluster errors).
+    reconstruction believes (it fills the cluster errors). ``bkg_clusters`` is the mean number
+    of beam-background clusters, one number for the block or one per event (the pseudo-data's
+    run-by-run level, :class:`alps.config.NatureConfig`).
     """
 
     energy_scale: float
     resolution_scale: float
     nominal_resolution_scale: float
-    bkg_clusters: float
+    bkg_clusters: float | FloatArray
     trk_ineff: float
     trg_esum_threshold: float
     trg_esum_width: float
@@ -372,7 +374,7 @@ def _tracks(
         "dr": rng.normal(0.0, 0.02, (n, m)),
         "dz": rng.normal(0.0, 0.05, (n, m)),
     }
-    n_fake = rng.poisson(det.fake_track_rate, n).astype(np.int64)
+    n_fake = np.asarray(rng.poisson(det.fake_track_rate, n), dtype=np.int64)
     m_fake = int(n_fake.sum())
     fake_pt = 0.05 + rng.exponential(0.15, m_fake)
     cos_t = rng.uniform(

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["PROCESS_CODES", "TruthEvents"]
+__all__ = ["TruthEvents"]
 
 FloatArray = npt.NDArray[np.float64]
-
-#: Integer codes of the processes, stored as ``mc_process`` (the table is also in each file's meta).
-PROCESS_CODES = {
-    "alp": 0,
-    "ggg": 1,
-    "gg": 2,
-    "eeg": 3,
-    "pi0g": 4,
-    "etag": 5,
-    "etapg": 6,
-    "pi0gg": 7,
-    "etagg": 8,
-    "etapgg": 9,
-    "mumug": 10,
-}
 
 
 @dataclass(frozen=True)
@@ -54,14 +40,10 @@ class TruthEvents:
     def __len__(self) -> int:
         return len(self.p_electron)
 
-    @property
-    def code(self) -> int:
-        return PROCESS_CODES[self.process]
-
     def take(self, index: npt.ArrayLike) -> TruthEvents:
         """The events at ``index`` (an integer array or a boolean mask)."""
         index = np.asarray(index)
-        changes = {
+        changes: dict[str, Any] = {
             f.name: getattr(self, f.name)[index]
             for f in fields(self)
             if f.name not in ("process", "mc_ma", "lepton_pdg")
@@ -72,7 +54,7 @@ class TruthEvents:
     def concatenate(parts: list[TruthEvents]) -> TruthEvents:
         """Events of the same process and layout, one after the other."""
         first = parts[0]
-        changes = {
+        changes: dict[str, Any] = {
             f.name: np.concatenate([getattr(p, f.name) for p in parts])
             for f in fields(first)
             if f.name not in ("process", "mc_ma", "lepton_pdg")

@@ -32,7 +32,7 @@ E2 = 4.0 * np.pi * ALPHA
 
 
 @nb.njit(cache=True, inline="always")
-def _dot(a0, a1, a2, a3, b0, b1, b2, b3):  # type: ignore[no-untyped-def]
+def _dot(a0, a1, a2, a3, b0, b1, b2, b3):
     return a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3
 
 

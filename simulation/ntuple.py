@@ -40,7 +40,7 @@ EVENT_BRANCHES = {
 _INT_FIELDS = {"region": np.int32, "nHits": np.int32, "mcIndex": np.int32, "charge": np.int32}
 
 
-class NtupleContent(dict):  # type: ignore[type-arg]
+class NtupleContent(dict):
     """Branch name -> array for one file (flat numpy arrays or jagged awkward arrays)."""
 
     @classmethod

@@ -196,7 +196,7 @@ class ThreeBodySampler:
     photon_cos: tuple[float, float] = (-0.999, 0.999)
     pair_cos: tuple[float, float] = (-0.999, 0.999)
 
-    def _args(self) -> tuple:  # type: ignore[type-arg]
+    def _args(self) -> tuple:
         return (
             np.asarray(self.masses, dtype=np.float64),
             np.asarray(self.soft, dtype=np.int64),

@@ -20,20 +20,29 @@ import json
 import math
 import zlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alps.config import AnalysisConfig
+from alps.config import AnalysisConfig, NatureConfig
 from alps.contract import DATA_SAMPLE, is_signal, signal_mass, signal_sample
+from alps.processes import PROCESS_CODES, get_process
 from alps.tasks import map_tasks
 
 from .detector import DetectorConditions, RecoEvents, simulate
-from .events import PROCESS_CODES, TruthEvents
-from .generators import AlpGenerator, BeamConditions, Calibration, Generator, background_generator
+from .events import TruthEvents
+from .generators import (
+    AlpGenerator,
+    BeamConditions,
+    Calibration,
+    Generator,
+    RadiativeGenerator,
+    check_four_momentum,
+)
 from .ntuple import NtupleContent, read_meta, write_ntuple
+from .processes import make_background
 from .registry import RunBlock, RunRegistry, load_registry
 
 __all__ = [
@@ -64,6 +73,7 @@ def selected_registry(config: AnalysisConfig) -> RunRegistry:
 
 
 def make_generator(process: str, config: AnalysisConfig) -> Generator:
+    """The generator of a sample or pseudo-data component (from the process registry)."""
     mass = signal_mass(process)
     if mass is not None:
         return AlpGenerator(mass, config.simulation.signal.coupling_GeV)
@@ -72,7 +82,20 @@ def make_generator(process: str, config: AnalysisConfig) -> Generator:
         if inject is None:
             raise ValueError("no signal injection configured")
         return AlpGenerator(inject.mass_GeV, inject.coupling_GeV)
-    return background_generator(process, config.simulation.cuts)
+    return make_background(process, config.simulation.cuts)
+
+
+def _check_masses(config: AnalysisConfig, registry: RunRegistry, samples: Iterable[str]) -> None:
+    """Refuse signal masses at or above any selected run block's sqrt(s), naming the field."""
+    masses = [m for m in map(signal_mass, samples) if m is not None]
+    checks = [(m, "simulation.signal.masses") for m in masses]
+    inject = config.simulation.data.inject
+    if inject is not None and config.simulation.data.enabled:
+        checks.append((inject.mass_GeV, "simulation.data.inject.mass_GeV"))
+    for block in registry:
+        beams = BeamConditions.from_block(block)
+        for mass, field in checks:
+            beams.require_below_threshold(mass, field)
 
 
 @dataclass(frozen=True)
@@ -121,11 +144,44 @@ def _calibrate(
     return generator.calibrate(rng, BeamConditions.from_block(block), config.simulation.cuts)
 
 
-def _effective(process: str, calibration: Calibration, block: RunBlock) -> tuple[float, bool]:
-    """Effective cross-section and whether tracks are forced lost (e e gamma: both tracks)."""
-    if process == "eeg":
-        return calibration.sigma_pb * block.trk_ineff**2, True
+def _effective(
+    process: str, calibration: Calibration, block: RunBlock, nature: NatureConfig | None = None
+) -> tuple[float, bool]:
+    """Effective cross-section and whether tracks are forced lost.
+
+    A process that is background only without its two tracks (the registry's ``tracks_lost``)
+    counts with P(both lost) = inefficiency^2 in the MC; nature adds the correlated loss
+    ``correlated_track_loss`` * inefficiency (both tracks lost together)."""
+    if get_process(process).tracks_lost:
+        p_loss = block.trk_ineff**2
+        if nature is not None:
+            p_loss += nature.correlated_track_loss * block.trk_ineff
+        return calibration.sigma_pb * p_loss, True
     return calibration.sigma_pb, False
+
+
+def _data_processes(config: AnalysisConfig) -> list[str]:
+    """Components of the pseudo-data: the MC backgrounds, an injected signal, nature's extras."""
+    data = config.simulation.data
+    processes = list(config.simulation.backgrounds) + ([INJECTED_PROCESS] if data.inject else [])
+    if data.nature.enabled:
+        processes += [p for p in data.nature.backgrounds if p not in processes]
+    return processes
+
+
+def _unitarity_scale(
+    processes: list[str], block: RunBlock, config: AnalysisConfig
+) -> dict[str, float]:
+    """Per pseudo-data component, the factor 1 - P(emission) that a LO process gives up to its
+    radiative counterpart when both are in the pseudo-data (the radiator is unitary)."""
+    scale = dict.fromkeys(processes, 1.0)
+    for process in processes:
+        partner = None if process == INJECTED_PROCESS else get_process(process).unitary_with
+        if partner in scale:
+            generator = make_generator(process, config)
+            assert isinstance(generator, RadiativeGenerator)
+            scale[partner] *= 1.0 - generator.emission_probability(BeamConditions.from_block(block))
+    return scale
 
 
 def _split(total: int, size: int) -> list[int]:
@@ -162,7 +218,9 @@ def plan_production(
     if wanted is not None:
         mc_samples = [s for s in mc_samples if s in wanted]
     want_data = sim.data.enabled and (wanted is None or DATA_SAMPLE in wanted)
-    data_processes = list(sim.backgrounds) + ([INJECTED_PROCESS] if sim.data.inject else [])
+    data_processes = _data_processes(config)
+    nature = sim.data.nature if sim.data.nature.enabled else None
+    _check_masses(config, registry, mc_samples)
     processes = sorted(set(mc_samples) | (set(data_processes) if want_data else set()))
     items = [(p, block, i) for p in processes for i, block in enumerate(registry)]
     calibrations = dict(
@@ -214,10 +272,15 @@ def plan_production(
     if want_data:
         for i, block in enumerate(registry):
             rng = np.random.default_rng(_seed(config.seed, "data-counts", i))
-            counts = {}
+            unitarity = _unitarity_scale(data_processes, block, config) if nature else {}
+            counts, effective = {}, {}
             for process in data_processes:
-                sigma, _ = _effective(process, calibrations[(process, i)], block)
-                counts[process] = int(rng.poisson(sigma * block.lumi_pb))
+                sigma, force = _effective(
+                    process, calibrations[(process, i)], block,
+                    nature if process != INJECTED_PROCESS else None,
+                )  # fmt: skip
+                effective[process] = (sigma * unitarity.get(process, 1.0), force)
+                counts[process] = int(rng.poisson(effective[process][0] * block.lumi_pb))
             total = sum(counts.values())
             n_files = max(1, math.ceil(total / sim.events_per_file))
             split = {
@@ -227,12 +290,7 @@ def plan_production(
             for j in range(n_files):
                 shares = tuple(
                     ProcessShare(
-                        p,
-                        split[p][j],
-                        calibrations[(p, i)],
-                        *_effective(p, calibrations[(p, i)], block)[:1],
-                        1.0,
-                        _effective(p, calibrations[(p, i)], block)[1],
+                        p, split[p][j], calibrations[(p, i)], effective[p][0], 1.0, effective[p][1]
                     )
                     for p in data_processes
                     if split[p][j] > 0
@@ -254,22 +312,24 @@ def plan_production(
 
 
 def _event_arrays(
-    rng: np.random.Generator, truth: TruthEvents, share: ProcessShare, block: RunBlock
+    rng: np.random.Generator,
+    truth: TruthEvents,
+    share: ProcessShare,
+    block: RunBlock,
+    runs: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     n = len(truth)
     beams = BeamConditions.from_block(block).nominal
     total = beams[0] + beams[1]
     return {
         "exp": np.full(n, block.exp),
-        "run": rng.integers(block.run_lo, block.run_hi + 1, n),
+        "run": runs if runs is not None else rng.integers(block.run_lo, block.run_hi + 1, n),
         "beam_E": np.full(n, total[0]),
         "beam_px": np.full(n, total[1]),
         "beam_py": np.full(n, total[2]),
         "beam_pz": np.full(n, total[3]),
         "weight": np.full(n, share.weight),
-        "mc_process": np.full(
-            n, PROCESS_CODES["alp" if share.process.startswith("alp") else share.process]
-        ),
+        "mc_process": np.full(n, get_process(share.process).code),
         "mc_ma": np.full(n, truth.mc_ma),
         "mc_decay_r": truth.decay_r,
     }
@@ -283,12 +343,39 @@ def _simulate_share(
     truth = generator.generate(
         rng, beams, share.n_events, config.simulation.cuts, share.calibration
     )
+    check_four_momentum(truth)
     conditions = DetectorConditions.for_block(task.block, data=task.data)
+    nature = config.simulation.data.nature
+    runs = None
+    if task.data and nature.enabled:
+        block = task.block
+        runs = rng.integers(block.run_lo, block.run_hi + 1, len(truth))
+        level = (block.bkg_clusters * nature.background_level_scale) * _run_background_factor(
+            config.seed, block.exp, runs, nature
+        )
+        conditions = replace(conditions, bkg_clusters=level)
     reco = simulate(
         truth, conditions, config.simulation.detector, rng, data=task.data,
         force_track_loss=share.force_track_loss,
     )  # fmt: skip
-    return _event_arrays(rng, truth, share, task.block), reco, truth
+    return _event_arrays(rng, truth, share, task.block, runs), reco, truth
+
+
+def _run_background_factor(
+    seed: int, exp: int, runs: np.ndarray, nature: NatureConfig
+) -> np.ndarray:
+    """Nature's beam-background level of each run relative to its block: log-normal with
+    spread ``background_level_spread`` and mean 1, one draw per (experiment, run) from its own
+    seed, so every file and process of a run sees the same level."""
+    unique, inverse = np.unique(runs, return_inverse=True)
+    sigma = nature.background_level_spread
+    z = np.array(
+        [
+            np.random.default_rng(_seed(seed, "nature-background", exp, r)).standard_normal()
+            for r in unique
+        ]
+    )
+    return np.asarray(np.exp(sigma * z - 0.5 * sigma**2)[inverse])
 
 
 def _block_meta(block: RunBlock) -> dict[str, Any]:

@@ -114,7 +114,7 @@ class RunRegistry(Sequence[RunBlock]):
     def __len__(self) -> int:
         return len(self._blocks)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+    def __getitem__(self, index):
         return self._blocks[index]
 
     def __iter__(self) -> Iterator[RunBlock]:

@@ -16,6 +16,7 @@ from alps.config import (
     InjectionConfig,
     KinfitConfig,
     MassGrid,
+    NatureConfig,
     SignalConfig,
     SimulationConfig,
 )
@@ -50,7 +51,11 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Analysis
         simulation=SimulationConfig(
             backgrounds=("mumug",),
             signal=SignalConfig(masses=MassGrid(values=(6.0,)), events_per_mass=3000),
-            data=DataConfig(inject=InjectionConfig(mass_GeV=6.0, coupling_GeV=8e-3)),
+            # a calibration closure: the pseudo-data's detector differs, not its processes
+            data=DataConfig(
+                inject=InjectionConfig(mass_GeV=6.0, coupling_GeV=8e-3),
+                nature=NatureConfig(enabled=False),
+            ),
             cuts={"calibration_events": 20_000},  # type: ignore[arg-type]
         ),
     )

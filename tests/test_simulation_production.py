@@ -10,7 +10,7 @@ import pytest
 import uproot
 
 from alps.config import AnalysisConfig, DataConfig, MassGrid, SignalConfig, SimulationConfig
-from simulation.events import PROCESS_CODES
+from alps.processes import PROCESS_CODES
 from simulation.ntuple import read_meta
 from simulation.production import (
     generate_samples,
