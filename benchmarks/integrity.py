@@ -11,33 +11,30 @@ Generates (untimed) a slice of the embedded default (two signal masses), then ti
 
 and prints the checks' share of the processing time as a ratio.
 
-Run: ``python benchmarks/integrity.py [--quick]``; prints ``name: value unit`` lines.
+Run: ``python -P benchmarks/integrity.py [--quick]``; prints ``name: value unit`` lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from unittest import mock
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from alps.config import AnalysisConfig, load_config  # noqa: E402
-from processors import run as run_module  # noqa: E402
-from processors.run import (  # noqa: E402
+from alps.config import AnalysisConfig, load_config
+from processors import run as run_module
+from processors.run import (
     build_fileset,
     inspect_files,
     manifest_checksums,
     read_manifest,
     run_processing,
 )
-from simulation.production import generate_samples  # noqa: E402
+from simulation.production import generate_samples
 
 
 def _config(lumi_fb: float) -> AnalysisConfig:

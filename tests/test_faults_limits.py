@@ -14,7 +14,7 @@ from alps.pipeline import RunContext, echo_skipped_inputs
 from alps.report import processed_inputs
 from limits.io import read_spectra
 from limits.pipeline import _processing_bookkeeping, run_limits
-from limits.synthetic import make_histograms
+from limits.testing import make_histograms
 
 SKIPPED = [{"file": "/w/ntuples/data/data_e0003_r00367-00517_0002.root", "error": "sha256 ..."}]
 
