@@ -6,6 +6,7 @@ through :func:`alps.pipeline.run_stages` (so a stage with unchanged inputs is sk
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError
+from .consistency import load_checked_config
 from .pipeline import STAGES, RunContext, run_stages
 
 __all__ = ["main"]
@@ -44,7 +46,7 @@ def _common(function: Callable[..., Any]) -> Callable[..., Any]:
 def _context(config_path: Path | None, workdir: Path, cluster: str, scheduler: str | None,
              workers: int | None, seed: int | None, run_slice: str | None, quiet: bool) -> RunContext:  # fmt: skip
     try:
-        config = load_config(config_path, seed=seed, run_slice=run_slice)
+        config = load_checked_config(config_path, seed=seed, run_slice=run_slice)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     from simulation.production import selected_registry
@@ -53,7 +55,13 @@ def _context(config_path: Path | None, workdir: Path, cluster: str, scheduler: s
         selected_registry(config)
     except ValueError as exc:
         raise click.UsageError(f"run_slice / run_registry: {exc}") from None
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / ".alps-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise click.UsageError(f"--workdir {workdir}: cannot write there: {exc}") from None
     return RunContext(
         config, workdir, cluster, scheduler, workers, progress=not quiet, echo=click.echo
     )
@@ -64,8 +72,22 @@ def _run(ctx: RunContext, names: list[str], force: str | None = None) -> None:
         run_stages(ctx, [STAGES[name] for name in names], force=force)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(_os_error_message(exc)) from exc
     finally:
         ctx.close()
+
+
+def _os_error_message(exc: OSError) -> str:
+    """A full disk or a read-only file system said as such, with the path, not as a traceback."""
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"no space left on the device while writing{where}: free space or use another --workdir"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write{where}: {exc.strerror} (a read-only or protected work directory?)"
+    return f"{type(exc).__name__}{where}: {exc.strerror or exc}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -245,6 +245,8 @@ class HistogramConfig(_Frozen):
     def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if len(value) < 2 or any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("score edges must be at least two increasing numbers")
+        if value[0] < 0.0 or value[-1] > 1.0:
+            raise ValueError(f"score edges must lie in [0, 1] (a score is a probability): {value}")
         return value
 
 
@@ -343,6 +345,18 @@ class AnalysisConfig(_Frozen):
     training: TrainingConfig = TrainingConfig()
     limits: LimitsConfig = LimitsConfig()
 
+    @field_validator("run_slice", mode="before")
+    @classmethod
+    def _slice_text(cls, value: Any) -> Any:
+        """``run_slice: 2018`` (a YAML integer) means the string; an empty slice is refused."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not value.replace(",", " ").strip():
+            raise ValueError(
+                f"run slice {value!r} selects nothing; name one, e.g. '2018', 'run1', 'all'"
+            )
+        return value
+
     def section_hash(self, *sections: str) -> str:
         """Content hash of the named top-level sections (all when none is named)."""
         data = self.model_dump(mode="json")
@@ -367,7 +381,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> AnalysisCon
     """Load and validate an analysis YAML (the shipped default when ``path`` is None).
 
     ``overrides`` replace top-level fields before validation (the command line uses this).
-    Raises :class:`ConfigError` naming every bad or unknown field.
+    Raises :class:`ConfigError` naming every bad or unknown field. The checks of the fields
+    together, against the run registry and physics, are :func:`alps.consistency.load_checked_config`
+    (what the command line uses): they need the simulation, which this ground-floor module must
+    not import.
     """
     source = Path(path) if path is not None else default_config_path()
     try:

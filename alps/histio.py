@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import zipfile
@@ -74,16 +75,24 @@ def package_versions(packages: Iterable[str] = _PACKAGES) -> dict[str, str]:
 def git_revision(where: str | Path | None = None) -> str | None:
     """The git revision of the source tree (``None`` outside a checkout), ``+dirty`` if changed."""
     cwd = Path(where) if where is not None else Path(__file__).resolve().parent
+    # read-only queries: no index refresh, so no index.lock written into the source checkout
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "rev-parse", "HEAD"],
             cwd=cwd,
             capture_output=True,
             text=True,
             check=True,
+            env=env,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

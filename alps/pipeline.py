@@ -20,7 +20,19 @@ from typing import Any
 
 from .config import AnalysisConfig
 
-__all__ = ["STAGES", "RunContext", "Stage", "run_stages", "stage_hash"]
+__all__ = [
+    "SCHEDULER_TIMEOUT_S",
+    "STAGES",
+    "RunContext",
+    "Stage",
+    "echo_skipped_inputs",
+    "run_stages",
+    "stage_hash",
+]
+
+
+#: seconds to wait for a scheduler given by address before giving up with a message
+SCHEDULER_TIMEOUT_S = 10
 
 
 @dataclass
@@ -40,12 +52,22 @@ class RunContext:
     def client(self) -> Any:
         """The Dask client, started on first use and kept for the rest of the run."""
         if self._client is None:
+            import dask
+            import distributed  # noqa: F401  (its defaults must be in dask.config before the set)
+
             from .cluster import dask_client
 
             self._client_cm = dask_client(
                 self.cluster, scheduler=self.scheduler, workers=self.workers
             )
-            self._client = self._client_cm.__enter__()
+            timeout = {"distributed.comm.timeouts.connect": f"{SCHEDULER_TIMEOUT_S}s"}
+            try:
+                with dask.config.set(timeout if self.scheduler else {}):
+                    self._client = self._client_cm.__enter__()
+            except (OSError, TimeoutError) as exc:
+                self._client_cm = None
+                where = self.scheduler or f"the {self.cluster!r} cluster"
+                raise RuntimeError(f"cannot reach the Dask scheduler at {where}: {exc}") from exc
             self.echo(f"dask: {self._client.dashboard_link or self._client.scheduler.address}")
         return self._client
 
@@ -197,7 +219,33 @@ def _process(ctx: RunContext) -> Any:
     ctx.echo(f"[process] {result.events} events -> {result.histogram_file}")
     for item in result.skipped:
         ctx.echo(f"[process] skipped {item['file']}: {item['error']}")
+    for path, counts in result.out_of_range.items():
+        ctx.echo(f"[process] out-of-range values in {path}: {counts}")
     return result
+
+
+def echo_skipped_inputs(ctx: RunContext, stage: str, histogram_file: str = "mgg.hist.zip") -> None:
+    """Say, in a later stage's log, which inputs the processing skipped and the luminosity that
+    remained (the histograms' provenance; processors.bookkeeping)."""
+    from .histio import read_provenance
+
+    path = ctx.workdir / "histograms" / histogram_file
+    try:
+        record = read_provenance(path)
+    except (OSError, KeyError, ValueError):
+        return
+    skipped = record.get("skipped") or []
+    if not skipped:
+        return
+    read = sum((record.get("luminosity_pb") or {}).values())
+    planned = sum(
+        (record.get("planned_luminosity_pb") or record.get("luminosity_pb") or {}).values()
+    )
+    ctx.echo(
+        f"[{stage}] {len(skipped)} input(s) skipped in processing ({histogram_file}); "
+        f"luminosity {read:.6g} of {planned:.6g} pb^-1: "
+        + ", ".join(str(item.get("file")) for item in skipped)
+    )
 
 
 def _train(ctx: RunContext) -> Any:
@@ -207,6 +255,7 @@ def _train(ctx: RunContext) -> Any:
         ctx.workdir / "skims", ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress
     )
     ctx.echo(f"[train] working point: score >= {working_point(ctx)}")
+    echo_skipped_inputs(ctx, "train")
     return result
 
 
@@ -224,6 +273,8 @@ def _score(ctx: RunContext) -> Any:
         progress=ctx.progress,
     )
     ctx.echo(f"[score] {result.events} events -> {result.histogram_file}")
+    for item in result.skipped:
+        ctx.echo(f"[score] skipped {item['file']}: {item['error']}")
     return result
 
 
@@ -249,6 +300,7 @@ def working_point(ctx: RunContext) -> float:
 def _shapes(ctx: RunContext) -> Any:
     from limits import fit_signal_shapes
 
+    echo_skipped_inputs(ctx, "shapes", "mgg_score.hist.zip")
     return fit_signal_shapes(
         ctx.workdir / "histograms" / "mgg_score.hist.zip", ctx.config, ctx.workdir,
         working_point=working_point(ctx), client=ctx.client(), progress=ctx.progress,
@@ -263,6 +315,7 @@ def _limits(ctx: RunContext) -> Any:
         client=ctx.client(), working_point=working_point(ctx), progress=ctx.progress,
     )  # fmt: skip
     ctx.echo(f"[limits] {ctx.workdir / 'limits' / 'limits.json'}")
+    echo_skipped_inputs(ctx, "limits", "mgg_score.hist.zip")
     return result
 
 
@@ -271,6 +324,7 @@ def _report(ctx: RunContext) -> Any:
 
     path = build_report(ctx.config, ctx.workdir)
     ctx.echo(f"[report] {path}")
+    echo_skipped_inputs(ctx, "report")
     return path
 
 

@@ -31,7 +31,7 @@ from .plots import (
     plot_trigger,
 )
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "processed_inputs"]
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -292,6 +292,32 @@ def _limits(workdir: Path, out: Path) -> str:
     return _table(["quantity", "value"], summary) + "".join(parts)
 
 
+def processed_inputs(histogram_path: Path) -> str:
+    """The luminosity actually processed, the inputs skipped and the out-of-range counts, from
+    the histograms' provenance (processors.bookkeeping, processors.integrity)."""
+    if not histogram_path.exists():
+        return ""
+    record = read_provenance(histogram_path)
+    read = sum((record.get("luminosity_pb") or {}).values())
+    planned = sum(
+        (record.get("planned_luminosity_pb") or record.get("luminosity_pb") or {}).values()
+    )
+    text = f"<p>Processed luminosity {read / 1000:.4g} of {planned / 1000:.4g} fb<sup>-1</sup>.</p>"
+    skipped = record.get("skipped") or []
+    if skipped:
+        text += f"<p class='note'>{len(skipped)} input(s) skipped in processing; the luminosity and the MC normalisation follow the files processed.</p>"
+        text += _table(["skipped input", "why"], [[s.get("file"), s.get("error")] for s in skipped])
+    for lost in record.get("mc_lost") or []:
+        text += f"<p class='note'>Every file of {html.escape(lost)} was skipped: that MC is missing.</p>"
+    odd = record.get("out_of_range") or {}
+    if odd:
+        text += _table(
+            ["file with out-of-range values", "counts"],
+            [[f, json.dumps(c)] for f, c in odd.items()],
+        )
+    return text
+
+
 def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
     """Write ``workdir/report/index.html`` (with its PNGs) and return its path."""
     workdir = Path(workdir)
@@ -312,6 +338,7 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
         lumi = sum(manifest["luminosity_pb"].values())
         overview += f"<p>Integrated luminosity {lumi / 1000:.3f} fb<sup>-1</sup>; {sum(events.values())} events in {len(manifest['files'])} files.</p>"
         overview += _table(["sample", "events"], sorted(events.items()))
+    overview += processed_inputs(workdir / "histograms" / "mgg.hist.zip")
     overview += _table(["stage", "seconds", "input hash"], stages)
     sections.append(("Overview", overview))
     histogram_path = workdir / "histograms" / "mgg.hist.zip"

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from alps.config import AnalysisConfig, config_hash
-from alps.histio import file_checksum, git_revision, package_versions
+from alps.histio import file_checksum, git_revision, package_versions, read_provenance
 from limits.coupling import coupling_limit, decay_geometry, decay_probability
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
@@ -50,6 +50,14 @@ def _shape_provenance(path: Path, config: AnalysisConfig) -> dict[str, Any]:
         "versions": package_versions(),
         "git_revision": git_revision(),
     }
+
+
+def _processing_bookkeeping(path: Path) -> dict[str, Any]:
+    """What the processing left out and the luminosity of what it read (processors.bookkeeping):
+    the skipped inputs, processed and planned luminosity, MC samples lost, out-of-range counts."""
+    record = read_provenance(path)
+    keys = ("skipped", "luminosity_pb", "planned_luminosity_pb", "mc_lost", "out_of_range")
+    return {key: record.get(key) for key in keys}
 
 
 def _stored_shapes(
@@ -211,6 +219,7 @@ def run_limits(
             "workspaces": str(workdir / "workspaces"),
             "method": "asymptotic CLs, q~_mu (arXiv:1007.1727); limits agree with pyhf upper_limits",
             "lee_method": glob.method,
+            "processing": _processing_bookkeeping(path),
         },
         timings_s={
             "read": t_read - t0,

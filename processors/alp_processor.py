@@ -180,8 +180,11 @@ class ALPProcessor(processor.ProcessorABC):
             pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
             len(events), chunk.period, chunk.is_data,
         )  # fmt: skip
+        weight = as_numpy(events.weight)
+        if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)
+            weight = weight * chunk.weight_scale
         vary = VariationInputs(
-            as_numpy(events.weight), as_numpy(ak.sum(events.cluster.E, axis=1)), cands.energy,
+            weight, as_numpy(ak.sum(events.cluster.E, axis=1)), cands.energy,
             truth_e[pool], chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger

@@ -31,7 +31,7 @@ from .calibration import (
     model_resolution,
 )
 from .calibration_processor import CalibrationProcessor
-from .run import ProcessingError, build_fileset, check_files, read_manifest
+from .run import ProcessingError, build_fileset, check_files, manifest_checksums, read_manifest
 from .schema import BelleIISchema
 
 __all__ = ["CalibrationResult", "run_calibration"]
@@ -63,7 +63,12 @@ def _run(
         for k, v in build_fileset(workdir, manifest).items()
         if not is_signal(v["metadata"]["sample"])
     }
-    fileset, skipped = check_files(fileset, expected, config.processing.skip_bad_files)
+    fileset, skipped = check_files(
+        fileset,
+        expected,
+        config.processing.skip_bad_files,
+        checksums=manifest_checksums(workdir, manifest),
+    )
     if client is not None:
         executor = processor.DaskExecutor(
             client=client, retries=config.processing.retries, status=progress, treereduction=8

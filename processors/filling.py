@@ -51,6 +51,8 @@ class ChunkInfo:
     period: str
     is_data: bool
     mc_ma: float
+    #: factor on the file's MC weights when files were skipped (processors.bookkeeping)
+    weight_scale: float = 1.0
 
     @classmethod
     def from_metadata(cls, meta: Any) -> ChunkInfo:
@@ -59,6 +61,7 @@ class ChunkInfo:
             str(meta["period"]),
             bool(meta["is_data"]),
             float(meta.get("mc_ma", 0.0)),
+            float(meta.get("weight_scale", {}).get(meta.get("filename"), 1.0)),
         )
 
 

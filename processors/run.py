@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,20 +30,25 @@ from alps.contract import (
     is_data,
     signal_mass,
 )
-from alps.histio import provenance, write_histograms
+from alps.histio import file_checksum, provenance, write_histograms
 
 from .alp_processor import ALPProcessor, ChunkReadError, ProcessorSettings
 from .binning import mass_edges
+from .bookkeeping import ProcessedLuminosity, processed_luminosity
 from .corrections import Corrections
+from .integrity import branch_kind_problems, out_of_range_counts
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 
 __all__ = [
     "REQUIRED_BRANCHES",
+    "FileCheck",
     "ProcessingError",
     "ProcessingResult",
     "build_fileset",
     "check_files",
+    "inspect_files",
+    "manifest_checksums",
     "read_manifest",
     "run_processing",
 ]
@@ -67,6 +73,12 @@ class ProcessingResult:
     skim_dir: Path | None
     events: int
     skipped: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    #: run period -> data luminosity of the files processed (pb^-1)
+    luminosity_pb: dict[str, float] = field(default_factory=dict)
+    #: file -> counts of physically impossible values (processors.integrity)
+    out_of_range: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: "<sample> in <block>" whose every file was skipped
+    lost: tuple[str, ...] = ()
 
 
 def build_fileset(workdir: Path, manifest: Manifest) -> dict[str, dict[str, Any]]:
@@ -100,21 +112,47 @@ def read_manifest(workdir: Path) -> tuple[Manifest, dict[str, int]]:
     return manifest, expected
 
 
-def _check_file(path: str, is_data: bool, expected: int | None) -> str | None:
-    """Why a file cannot be processed, or None if it can."""
+def manifest_checksums(workdir: Path, manifest: Manifest) -> dict[str, str]:
+    """File path (as the fileset names it) -> the SHA-256 the generation recorded."""
+    root = workdir / "ntuples"
+    return {str(root / f.path): f.sha256 for f in manifest.files if f.sha256 is not None}
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The usable fileset, the files left out (with why), and per usable file the counts of
+    physically impossible values (:func:`processors.integrity.out_of_range_counts`)."""
+
+    fileset: dict[str, dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    out_of_range: dict[str, dict[str, int]]
+
+
+def _check_file(
+    path: str, is_data: bool, expected: int | None, sha256: str | None = None
+) -> tuple[str | None, dict[str, int]]:
+    """Why a file cannot be processed (or None if it can), and its out-of-range counts."""
     try:
+        if sha256 is not None and (actual := file_checksum(path)) != sha256:
+            return (
+                f"sha256 {actual[:16]}... differs from the manifest's {sha256[:16]}...: the file "
+                "changed after it was generated (corrupted, or from another production)",
+                {},
+            )
         with uproot.open(path) as handle:
             if "events" not in handle:
-                return "no 'events' tree"
+                return "no 'events' tree", {}
             tree = handle["events"]
             names = set(tree.keys())
-            missing = [
-                b for b in REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES) if b not in names
-            ]
+            required = REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES)
+            missing = [b for b in required if b not in names]
             if missing:
-                return f"missing branches {missing}"
+                return f"missing branches {missing}", {}
+            mistyped = branch_kind_problems(tree, required)
+            if mistyped:
+                return "; ".join(mistyped), {}
             if expected is not None and tree.num_entries != expected:
-                return f"{tree.num_entries} entries, its metadata promises {expected}"
+                return f"{tree.num_entries} entries, its metadata promises {expected}", {}
             # every basket must lie inside the file: a truncated file fails here
             size = handle.file.source.num_bytes
             for name in REQUIRED_BRANCHES:
@@ -124,24 +162,54 @@ def _check_file(path: str, is_data: bool, expected: int | None) -> str | None:
                     + branch.member("fBasketBytes")[: branch.num_baskets]
                 )
                 if len(ends) and int(np.max(ends)) > size:
-                    return f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated"
+                    return (
+                        f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated",
+                        {},
+                    )
+            counts = out_of_range_counts(tree)
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return f"{type(exc).__name__}: {exc}", {}
+    return None, counts
 
 
-def check_files(
-    fileset: dict[str, dict[str, Any]], expected: dict[str, int], skip_bad_files: bool
-) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """The fileset without unusable files, and the list of those (raises unless skipping)."""
+def inspect_files(
+    fileset: dict[str, dict[str, Any]],
+    expected: Mapping[str, int],
+    skip_bad_files: bool,
+    *,
+    checksums: Mapping[str, str] | None = None,
+    client: Any = None,
+) -> FileCheck:
+    """Check every file (on the Dask ``client`` when given); raise on the first unusable one
+    unless skipping, naming the file."""
+    checksums = checksums or {}
+    items = [
+        (path, bool(dataset["metadata"]["is_data"]))
+        for dataset in fileset.values()
+        for path in dataset["files"]
+    ]
+    args = [
+        [p for p, _ in items],
+        [d for _, d in items],
+        [expected.get(p) for p, _ in items],
+        [checksums.get(p) for p, _ in items],
+    ]
+    if client is not None:
+        results = client.gather(client.map(_check_file, *args, pure=False))
+    else:
+        results = list(map(_check_file, *args))
+    verdict = dict(zip(args[0], results))
     good: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, Any]] = []
+    out_of_range: dict[str, dict[str, int]] = {}
     for key, dataset in fileset.items():
         files = []
         for path in dataset["files"]:
-            reason = _check_file(path, dataset["metadata"]["is_data"], expected.get(path))
+            reason, counts = verdict[path]
             if reason is None:
                 files.append(path)
+                if counts:
+                    out_of_range[path] = counts
                 continue
             if not skip_bad_files:
                 raise ProcessingError(
@@ -150,7 +218,19 @@ def check_files(
             skipped.append({"file": path, "error": reason})
         if files:
             good[key] = dict(dataset, files=files)
-    return good, skipped
+    return FileCheck(good, skipped, out_of_range)
+
+
+def check_files(
+    fileset: dict[str, dict[str, Any]],
+    expected: dict[str, int],
+    skip_bad_files: bool,
+    *,
+    checksums: Mapping[str, str] | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The fileset without unusable files, and the list of those (raises unless skipping)."""
+    check = inspect_files(fileset, expected, skip_bad_files, checksums=checksums)
+    return check.fileset, check.skipped
 
 
 def _merge(outputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,8 +259,8 @@ def run_processing(
 
     workdir = Path(workdir)
     manifest, expected = read_manifest(workdir)
-    fileset = build_fileset(workdir, manifest)
-    fileset, skipped = check_files(fileset, expected, config.processing.skip_bad_files)
+    fileset, check, book = _prepare_inputs(config, workdir, manifest, expected, client)
+    skipped = list(check.skipped)
 
     calibration = workdir / CALIBRATION_FILE
     corrections = Corrections.from_file(calibration) if calibration.exists() else None
@@ -218,7 +298,9 @@ def run_processing(
                 raise ProcessingError(str(chain)) from exc
             chain = chain.__cause__ or chain.__context__
         raise
-    skipped += output.pop("skipped", [])
+    chunk_skips = output.pop("skipped", [])
+    skipped += chunk_skips
+    luminosity = _without_lost_chunks(book.luminosity_pb, chunk_skips, manifest, workdir)
     output.pop("skims", None)
     histograms = {k: v for k, v in output.items() if not isinstance(v, list)}
     name = "mgg"
@@ -232,30 +314,94 @@ def run_processing(
         model=str(model_dir) if model_dir else None,
         calibration=str(calibration) if corrections is not None else None,
         skipped=skipped,
-        luminosity_pb=dict(manifest.luminosity_pb),
+        luminosity_pb=luminosity,
+        planned_luminosity_pb=book.planned_luminosity_pb,
+        mc_weight_scale=book.weight_scale,
+        mc_lost=list(book.lost),
+        out_of_range=check.out_of_range,
         sqrt_s_GeV=manifest.sqrt_s_GeV(),
         signal_coupling_GeV=config.simulation.signal.coupling_GeV,
     )
     path = write_histograms(workdir / "histograms" / f"{name}.hist.zip", histograms, record)
     if skim_dir is not None:
-        _write_skim_summary(skim_dir, histograms["generated"], manifest)
-    return ProcessingResult(path, skim_dir, manifest.events, tuple(skipped))
+        _write_skim_summary(skim_dir, histograms["generated"], manifest, fileset, luminosity)
+    return ProcessingResult(
+        path, skim_dir, book.events, tuple(skipped), luminosity, check.out_of_range, book.lost
+    )
 
 
-def _write_skim_summary(skim_dir: Path, generated: Any, manifest: Manifest) -> None:
-    """``skims/summary.json``: dataset -> generated weight and events, ALP mass, luminosity."""
+def _prepare_inputs(
+    config: AnalysisConfig,
+    workdir: Path,
+    manifest: Manifest,
+    expected: Mapping[str, int],
+    client: Any,
+) -> tuple[dict[str, dict[str, Any]], FileCheck, ProcessedLuminosity]:
+    """The fileset of the files that pass :func:`inspect_files` (checksums from the manifest),
+    each dataset's metadata carrying the weight factors of :func:`processed_luminosity`."""
+    check = inspect_files(
+        build_fileset(workdir, manifest),
+        expected,
+        config.processing.skip_bad_files,
+        checksums=manifest_checksums(workdir, manifest),
+        client=client,
+    )
+    book = processed_luminosity(manifest, workdir, [s["file"] for s in check.skipped])
+    if config.simulation.data.enabled and sum(book.luminosity_pb.values()) <= 0:
+        first = check.skipped[0]["file"] if check.skipped else "-"
+        raise ProcessingError(
+            "no data luminosity left to process: every data file was skipped "
+            f"({len(check.skipped)} files skipped, the first: {first})"
+        )
+    fileset = {}
+    for key, dataset in check.fileset.items():
+        scale = {p: book.weight_scale[p] for p in dataset["files"] if p in book.weight_scale}
+        metadata = dict(dataset["metadata"], **({"weight_scale": scale} if scale else {}))
+        fileset[key] = dict(dataset, metadata=metadata)
+    return fileset, check, book
+
+
+def _without_lost_chunks(
+    luminosity: dict[str, float],
+    chunk_skips: list[dict[str, Any]],
+    manifest: Manifest,
+    workdir: Path,
+) -> dict[str, float]:
+    """The data luminosity less the share of data chunks that failed to read while processing
+    (entries lost / entries of the file times the file's luminosity share)."""
+    files = {str(workdir / "ntuples" / f.path): f for f in manifest.files}
+    result = dict(luminosity)
+    for item in chunk_skips:
+        entry = files.get(str(item.get("file")))
+        if entry is None or not is_data(entry.sample) or not entry.events:
+            continue
+        lost = int(item["entrystop"]) - int(item["entrystart"])
+        result[entry.period] -= entry.luminosity_pb * lost / entry.events
+    return result
+
+
+def _write_skim_summary(
+    skim_dir: Path,
+    generated: Any,
+    manifest: Manifest,
+    fileset: dict[str, dict[str, Any]],
+    luminosity: dict[str, float],
+) -> None:
+    """``skims/summary.json``: dataset -> generated weight and events (of the files processed),
+    ALP mass, and the processed data luminosity that every dataset is normalised to."""
+    processed = {p for dataset in fileset.values() for p in dataset["files"]}
     events: dict[str, int] = defaultdict(int)
-    lumi: dict[str, float] = defaultdict(float)
     for entry in manifest.files:
-        events[entry.sample] += entry.events
-        lumi[entry.sample] += entry.luminosity_pb
+        if str(skim_dir.parent / "ntuples" / entry.path) in processed:
+            events[entry.sample] += entry.events
+    total = float(sum(luminosity.values()))
     summary = {}
     for dataset in generated.axes["dataset"]:
         summary[dataset] = {
             "generated_weight": float(np.sum(generated[{"dataset": dataset}].values())),
             "generated_events": events[dataset],
             "mc_ma": signal_mass(dataset) or 0.0,
-            "luminosity_pb": lumi[dataset],
+            "luminosity_pb": total,
         }
     skim_dir.mkdir(parents=True, exist_ok=True)
     (skim_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -93,15 +93,19 @@ def write_ntuple(path: str | Path, content: NtupleContent, meta: Mapping[str, An
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with uproot.recreate(tmp, compression=uproot.LZ4(1)) as handle:
-        types = {
-            name: (value.type if isinstance(value, ak.Array) else value.dtype)
-            for name, value in content.items()
-        }
-        tree = handle.mktree("events", types, title="Belle II-flavoured ALP ntuple")
-        tree.extend(dict(content))
-        handle["meta"] = json.dumps(meta, sort_keys=True, default=_json_default)
-    tmp.replace(target)
+    try:
+        with uproot.recreate(tmp, compression=uproot.LZ4(1)) as handle:
+            types = {
+                name: (value.type if isinstance(value, ak.Array) else value.dtype)
+                for name, value in content.items()
+            }
+            tree = handle.mktree("events", types, title="Belle II-flavoured ALP ntuple")
+            tree.extend(dict(content))
+            handle["meta"] = json.dumps(meta, sort_keys=True, default=_json_default)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk or an interrupt leaves no partial file
+        raise
     return target
 
 

@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 
 from alps.config import AnalysisConfig, NatureConfig
-from alps.contract import DATA_SAMPLE, is_signal, signal_mass, signal_sample
+from alps.contract import (
+    DATA_SAMPLE,
+    MANIFEST_FILE,
+    Manifest,
+    is_signal,
+    signal_mass,
+    signal_sample,
+)
+from alps.histio import file_checksum
 from alps.processes import PROCESS_CODES, get_process
 from alps.tasks import map_tasks
 
@@ -383,14 +391,28 @@ def _block_meta(block: RunBlock) -> dict[str, Any]:
     return {k: v for k, v in block.as_dict().items() if not k.startswith("data_")}
 
 
-def run_task(task: FileTask, config: AnalysisConfig, workdir: str | Path) -> dict[str, Any]:
-    """Generate, simulate and write one file; skip it if it exists with the same task hash."""
+def run_task(
+    task: FileTask,
+    config: AnalysisConfig,
+    workdir: str | Path,
+    known_sha256: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Generate, simulate and write one file; skip it if it exists with the same task hash
+    (and, when a previous manifest gave its SHA-256, the same content)."""
     target = Path(workdir) / "ntuples" / task.relpath
     digest = task.task_hash(config)
     if target.exists():
         try:
+            known = (known_sha256 or {}).get(task.relpath)
             if read_meta(target).get("task_hash") == digest:
-                return {"path": task.relpath, "events": task.n_events, "skipped": True}
+                checksum = file_checksum(target)
+                if known is None or checksum == known:
+                    return {
+                        "path": task.relpath,
+                        "events": task.n_events,
+                        "skipped": True,
+                        "sha256": checksum,
+                    }
         except Exception:
             pass
     seed = _seed(config.seed, task.sample, task.block_index, task.file_index)
@@ -439,7 +461,12 @@ def run_task(task: FileTask, config: AnalysisConfig, workdir: str | Path) -> dic
         meta["mc_ma"] = signal_mass(task.sample)
         meta["coupling_GeV"] = config.simulation.signal.coupling_GeV
     write_ntuple(target, content, meta)
-    return {"path": task.relpath, "events": task.n_events, "skipped": False}
+    return {
+        "path": task.relpath,
+        "events": task.n_events,
+        "skipped": False,
+        "sha256": file_checksum(target),
+    }
 
 
 def _concatenate(contents: list[NtupleContent]) -> NtupleContent:
@@ -456,6 +483,24 @@ def _concatenate(contents: list[NtupleContent]) -> NtupleContent:
     return out
 
 
+def _remove_stale_temporaries(ntuples: Path) -> list[Path]:
+    """Delete the ``.<name>.root.<pid>.tmp`` files an earlier, failed production left (a full
+    disk, a killed worker); returns them."""
+    stale = sorted(ntuples.glob("*/.*.root.*.tmp")) if ntuples.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _manifest_checksums(workdir: Path) -> dict[str, str]:
+    """path -> SHA-256 of the files a previous production of ``workdir`` recorded."""
+    try:
+        manifest = Manifest.read(workdir / MANIFEST_FILE)
+    except (OSError, ValueError):  # none yet, or unreadable: nothing is known
+        return {}
+    return {f.path: f.sha256 for f in manifest.files if f.sha256 is not None}
+
+
 def generate_samples(
     config: AnalysisConfig,
     workdir: str | Path,
@@ -470,11 +515,14 @@ def generate_samples(
     block, events and luminosity; per run block its period, luminosity and nominal sqrt(s).
     """
     workdir = Path(workdir)
+    _remove_stale_temporaries(workdir / "ntuples")
     registry = selected_registry(config)
     tasks = plan_production(config, registry, client=client, progress=progress, samples=samples)
+    known = _manifest_checksums(workdir)
     results = map_tasks(
         run_task, [(t,) for t in tasks], client=client, progress=progress,
-        shared={"config": config, "workdir": str(workdir)}, desc="generating ntuples",
+        shared={"config": config, "workdir": str(workdir), "known_sha256": known},
+        desc="generating ntuples",
     )  # fmt: skip
     manifest = {
         "run_slice": config.run_slice,
@@ -498,6 +546,7 @@ def generate_samples(
                 "events": task.n_events,
                 "luminosity_pb": task.luminosity_pb,
                 "skipped": result["skipped"],
+                "sha256": result["sha256"],
             }
             for task, result in zip(tasks, results)
         ],

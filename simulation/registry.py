@@ -131,6 +131,8 @@ class RunRegistry(Sequence[RunBlock]):
 
     def select(self, spec: str) -> RunRegistry:
         """The blocks a slice string selects (grammar in the module docstring)."""
+        if not spec.replace(",", " ").strip():
+            raise ValueError(f"run slice {spec!r} selects nothing; name one, e.g. '2018' or 'all'")
         spec = _NAMED.get(spec.strip(), spec.strip())
         blocks = list(self._blocks)
         lumi_limit: float | None = None

@@ -32,7 +32,7 @@ training:
   held_out_masses: 2
   xgboost_rounds: 30
 limits:
-  masses: {start: 0.175, stop: 9.6, step: 0.05}
+  masses: {start: 0.3, stop: 9.6, step: 0.05}   # inside the simulated grid (0.3-10.2)
 """
 
 

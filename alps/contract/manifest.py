@@ -43,6 +43,8 @@ class ManifestFile:
     events: int
     luminosity_pb: float
     skipped: bool = False
+    #: SHA-256 of the file as generated (verified before calibration and processing)
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Manifest:
                     events=int(need(f, "events", f"files[{i}].")),
                     luminosity_pb=float(need(f, "luminosity_pb", f"files[{i}].")),
                     skipped=bool(f.get("skipped", False)),
+                    sha256=None if f.get("sha256") is None else str(f["sha256"]),
                 )
                 for i, f in enumerate(need(data, "files", ""))
             )
