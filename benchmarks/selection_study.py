@@ -1,0 +1,177 @@
+"""Why the Punzi net loses to XGBoost where both were trained: one change at a time (issue #13).
+
+Reads the processor's skims once, trains XGBoost once, then trains the Punzi net with one setting
+changed per variant (capacity, training length, learning-rate schedule, soft-cut sharpness, BCE
+class balance, how the per-mass σ_min are combined, the mass-parametrised net) and prints, per
+variant, ``name: value unit`` lines: the mean σ_min over the trained, the held-out and all masses
+at the variant's working point (best score-bin edge, trained masses in the search range), the
+fraction of trained masses and the number of held-out masses where it is no worse than XGBoost
+at its best cut, and the training time.
+
+Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
+``--quick`` uses a toy sample and 2 + 4 epochs (under a minute). Training runs on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alps.config import AnalysisConfig, load_config
+from models import deployed_scores, goal_check, load_selection_sample, train_punzi_net
+from models.evaluate import selection_at
+from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
+from models.xgb import train_xgboost, xgboost_scores
+
+#: one change each against the baseline (the demo's training section)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "wide_64": {"width": 64},
+    "shallow_4": {"hidden_layers": 4},
+    "long_x3": {"punzi_epochs_factor": 3},
+    "plateau": {"lr_schedule": "plateau"},
+    "sharp_50": {"soft_cut_sharpness": 50.0},
+    "no_bce": {"bce_epochs": 0, "punzi_epochs_factor": 1.5},
+    "bce_signal_0.1": {"bce_signal_fraction": 0.1},
+    "combine_log": {"loss_combination": "log"},
+    "combine_relative": {"loss_combination": "relative"},
+    "parametrised": {"parametrised": True},
+    "parametrised_log": {"parametrised": True, "loss_combination": "log"},
+}
+
+
+def _variant_config(base: Any, change: dict[str, Any]) -> Any:
+    change = dict(change)
+    factor = change.pop("punzi_epochs_factor", 1)
+    update = {"parametrised": False, **change}
+    update["punzi_epochs"] = round(base.punzi_epochs * factor)
+    return base.model_copy(update=update)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skims", type=Path, help="the processor's skim directory")
+    parser.add_argument("--config", type=Path, default=None, help="analysis YAML (demo default)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names")
+    parser.add_argument("--json", type=Path, default=None, help="write the table here")
+    parser.add_argument("--quick", action="store_true", help="toy sample, 2 + 4 epochs")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    config = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        skims = args.skims
+        if args.quick or skims is None:
+            from models.synthetic import write_toy_skims
+
+            skims = write_toy_skims(Path(tmp), np.round(np.arange(0.3, 3.1, 0.2), 3), 800, 3000)
+            config = AnalysisConfig.model_validate(
+                {"training": {"bce_epochs": 2, "punzi_epochs": 4, "held_out_masses": 3}}
+            )
+        rows = study(skims, config, [v for v in args.variants.split(",") if v])
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]:
+    """Train every named variant on the same sample; print and return one row per variant."""
+    tc, seed = config.training, int(config.seed)
+    sample = load_selection_sample(
+        skims,
+        window_nsigma=tc.window_nsigma,
+        resolution=config.histograms.resolution,
+        held_out_masses=tc.held_out_masses,
+        max_background_candidates=tc.max_background_candidates,
+        validation_fraction=tc.validation_fraction,
+        seed=seed,
+        features=tc.features,
+    )
+    masses, lumi = sample.masses, sample.luminosity_pb
+    train = sample.without_held_out()
+    valid = sample.evaluation_set()
+    table = valid.window_table(masses)
+    trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
+    edges = config.histograms.score_edges
+    grid = config.limits.masses.masses()
+    in_search = (masses.masses >= grid.min() - 1e-9) & (masses.masses <= grid.max() + 1e-9)
+    mask = masses.trained & in_search
+    ab = (tc.punzi_a, tc.punzi_b)
+    print(
+        f"# {len(train)} training candidates, {len(masses)} masses "
+        f"({int(masses.held_out.sum())} held out), L = {lumi:g} /pb",
+        file=sys.stderr,
+    )
+
+    t0 = time.perf_counter()
+    booster = train_xgboost(
+        train, masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed, threads=1
+    )
+    sx = xgboost_scores(booster, valid.features)
+    scan_x = scan_sigma_min(table, sx, lumi, scan_cuts(sx[trained_sig], edges), *ab)
+    rows = [_row("xgboost", scan_x, edges, mask, masses.held_out, None, time.perf_counter() - t0)]
+    xgb_best = selection_at(scan_x, rows[0]["best_cut"], "xgboost")
+    for name in variants:
+        cfg = _variant_config(tc, VARIANTS[name])
+        t0 = time.perf_counter()
+        fit = train_punzi_net(train, sample.valid, masses, lumi, cfg, seed=seed, threads=1)
+        s = deployed_scores(fit, valid)
+        scan = scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
+        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb_best, fit.seconds))
+        pv = fit.history.punzi_valid
+        rows[-1]["epochs"] = [cfg.bce_epochs, cfg.punzi_epochs]
+        rows[-1]["punzi_valid_first_mid_last"] = [pv[0], pv[len(pv) // 2], pv[-1]] if pv else []
+        rows[-1]["cut_all_trained_masses"] = choose_working_point(scan, edges, masses.trained).cut
+        if pv:
+            print(
+                f"{name}_valid_loss_first_mid_last: {pv[0]:.4g} {pv[len(pv) // 2]:.4g} {pv[-1]:.4g}"
+            )
+        print(
+            f"{name}_cut_if_chosen_on_all_trained_masses: {rows[-1]['cut_all_trained_masses']:.3g}"
+        )
+    return rows
+
+
+def _row(
+    name: str,
+    scan: Any,
+    edges: Any,
+    mask: np.ndarray,
+    held_out: np.ndarray,
+    reference: Any,
+    seconds: float,
+) -> dict[str, Any]:
+    wp = choose_working_point(scan, edges, mask)
+    sel = selection_at(scan, wp.cut if reference is not None else wp.best_cut, name)
+    row: dict[str, Any] = {
+        "variant": name,
+        "cut": sel.cut,
+        "best_cut": wp.best_cut,
+        "mean_trained_pb": sel.mean(~held_out),
+        "mean_held_out_pb": sel.mean(held_out),
+        "mean_all_pb": sel.mean(),
+        "seconds": seconds,
+        "sigma_min_pb": sel.sigma_min_pb.tolist(),
+    }
+    if reference is not None:
+        goal = goal_check(sel, reference, held_out)
+        row["trained_no_worse"] = goal["trained_fraction_no_worse"]
+        row["held_out_no_worse"] = f"{goal['held_out_no_worse']}/{goal['held_out_masses']}"
+    for key in ("mean_trained_pb", "mean_held_out_pb", "mean_all_pb"):
+        print(f"{name}_{key[:-3]}: {row[key]:.4g} pb")
+    if reference is not None:
+        print(f"{name}_trained_no_worse_than_xgboost: {row['trained_no_worse']:.3g} fraction")
+        print(f"{name}_held_out_no_worse_than_xgboost: {row['held_out_no_worse']} masses")
+    print(f"{name}_cut: {sel.cut:.3g} score")
+    print(f"{name}_seconds: {seconds:.3g} s")
+    return row
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
