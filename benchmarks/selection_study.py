@@ -25,8 +25,14 @@ from typing import Any
 import numpy as np
 
 from alps.config import AnalysisConfig, load_config
-from models import deployed_scores, goal_check, load_selection_sample, train_punzi_net
-from models.evaluate import selection_at
+from models import (
+    deployed_scores,
+    goal_check,
+    load_selection_sample,
+    scan_at_hypothesis,
+    train_punzi_net,
+)
+from models.evaluate import background_core_fraction, selection_at
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
 
@@ -44,12 +50,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "combine_relative": {"loss_combination": "relative"},
     "parametrised": {"parametrised": True},
     "parametrised_log": {"parametrised": True, "loss_combination": "log"},
+    # the seed's features without the post-fit mass proxies (E_high, u_high, t_high: after the 4C
+    # fit the recoil photon's CM energy is (s - M_gg^2) / 2 sqrt(s), see the study's docstring)
+    "no_proxy": {"features": "no_proxy"},
+    "no_proxy_parametrised": {"features": "no_proxy", "parametrised": True},
+    "parametrised_log_long": {
+        "parametrised": True,
+        "loss_combination": "log",
+        "lr_schedule": "plateau",
+        "punzi_epochs_factor": 3,
+    },
+}
+
+
+#: feature sets other than ``training.features``
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "no_proxy": (
+        "cos_high",
+        "E_low",
+        "cos_low",
+        "sphericity",
+        "fw_r2",
+        "cleo_cone0",
+        "theta_recoil",
+        "chi2",
+    ),
 }
 
 
 def _variant_config(base: Any, change: dict[str, Any]) -> Any:
     change = dict(change)
     factor = change.pop("punzi_epochs_factor", 1)
+    change.pop("features", None)
     update = {"parametrised": False, **change}
     update["punzi_epochs"] = round(base.punzi_epochs * factor)
     return base.model_copy(update=update)
@@ -91,10 +123,9 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
         max_background_candidates=tc.max_background_candidates,
         validation_fraction=tc.validation_fraction,
         seed=seed,
-        features=tc.features,
+        features=sorted({*tc.features, *(f for fs in FEATURE_SETS.values() for f in fs)}),
     )
     masses, lumi = sample.masses, sample.luminosity_pb
-    train = sample.without_held_out()
     valid = sample.evaluation_set()
     table = valid.window_table(masses)
     trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
@@ -104,26 +135,50 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
     mask = masses.trained & in_search
     ab = (tc.punzi_a, tc.punzi_b)
     print(
-        f"# {len(train)} training candidates, {len(masses)} masses "
+        f"# {len(sample.train)} training candidates, {len(masses)} masses "
         f"({int(masses.held_out.sum())} held out), L = {lumi:g} /pb",
         file=sys.stderr,
     )
 
-    t0 = time.perf_counter()
-    booster = train_xgboost(
-        train, masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed, threads=1
-    )
-    sx = xgboost_scores(booster, valid.features)
-    scan_x = scan_sigma_min(table, sx, lumi, scan_cuts(sx[trained_sig], edges), *ab)
-    rows = [_row("xgboost", scan_x, edges, mask, masses.held_out, None, time.perf_counter() - t0)]
-    xgb_best = selection_at(scan_x, rows[0]["best_cut"], "xgboost")
+    xgb: dict[str, Any] = {}
+    rows = []
     for name in variants:
+        fset = VARIANTS[name].get("features")
+        sub = sample.with_features(FEATURE_SETS[fset] if fset else tc.features)
+        train, valid = sub.without_held_out(), sub.evaluation_set()
+        label = "xgboost" + (f"_{fset}" if fset else "")
+        if label not in xgb:
+            t0 = time.perf_counter()
+            booster = train_xgboost(
+                train, masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed,
+                threads=1,
+            )  # fmt: skip
+            sx = xgboost_scores(booster, valid.features)
+            scan_x = scan_sigma_min(table, sx, lumi, scan_cuts(sx[trained_sig], edges), *ab)
+            row = _row(label, scan_x, edges, mask, masses.held_out, None, time.perf_counter() - t0)
+            row["core_fraction"] = background_core_fraction(
+                valid, sx >= row["cut"], masses, masses.trained
+            )
+            print(f"{label}_background_core_fraction: {row['core_fraction']:.3g}")
+            rows.append(row)
+            xgb[label] = selection_at(scan_x, row["best_cut"], label)
         cfg = _variant_config(tc, VARIANTS[name])
-        t0 = time.perf_counter()
-        fit = train_punzi_net(train, sample.valid, masses, lumi, cfg, seed=seed, threads=1)
+        fit = train_punzi_net(train, sub.valid, masses, lumi, cfg, seed=seed, threads=1)
         s = deployed_scores(fit, valid)
         scan = scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
-        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb_best, fit.seconds))
+        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb[label], fit.seconds))
+        rows[-1]["core_fraction"] = background_core_fraction(
+            valid, s >= rows[-1]["cut"], masses, masses.trained
+        )
+        print(f"{name}_background_core_fraction: {rows[-1]['core_fraction']:.3g}")
+        if fit.parametrised:
+            exact = scan_at_hypothesis(fit, valid, masses, lumi, scan.cuts, *ab)
+            at = selection_at(exact, rows[-1]["cut"], name)
+            rows[-1]["at_hypothesis_sigma_min_pb"] = at.sigma_min_pb.tolist()
+            goal = goal_check(at, xgb[label], masses.held_out)
+            print(f"{name}_at_hypothesis_mean_trained: {at.mean(masses.trained):.4g} pb")
+            print(f"{name}_at_hypothesis_mean_held_out: {at.mean(masses.held_out):.4g} pb")
+            print(f"{name}_at_hypothesis_trained_no_worse: {goal['trained_fraction_no_worse']:.3g}")
         pv = fit.history.punzi_valid
         rows[-1]["epochs"] = [cfg.bce_epochs, cfg.punzi_epochs]
         rows[-1]["punzi_valid_first_mid_last"] = [pv[0], pv[len(pv) // 2], pv[-1]] if pv else []
@@ -135,6 +190,14 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
         print(
             f"{name}_cut_if_chosen_on_all_trained_masses: {rows[-1]['cut_all_trained_masses']:.3g}"
         )
+        h = fit.history
+        for phase, secs, n in (
+            ("bce", h.bce_seconds, fit.n_bce_candidates),
+            ("punzi", h.punzi_seconds, fit.n_punzi_candidates),
+        ):
+            if secs:
+                rows[-1][f"{phase}_epoch_seconds"] = float(np.median(secs))
+                print(f"{name}_{phase}_epoch_time: {np.median(secs):.3g} s ({n} rows)")
     return rows
 
 

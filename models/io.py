@@ -117,6 +117,10 @@ def save_punzi(
             "bce_epochs_run": len(h.bce_train),
             "punzi_epochs_run": len(h.punzi_train),
             "best_punzi_epoch": h.best_punzi_epoch,
+            "median_epoch_seconds": {
+                "bce": float(np.median(h.bce_seconds)) if h.bce_seconds else None,
+                "punzi": float(np.median(h.punzi_seconds)) if h.punzi_seconds else None,
+            },
             "stopped_early": h.stopped_early,
             "history": {
                 "bce_train": h.bce_train,

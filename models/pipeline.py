@@ -40,6 +40,7 @@ from .data import load_selection_sample
 from .evaluate import (
     SelectionSigma,
     Sensitivity,
+    background_core_fraction,
     compare_bootstrap,
     deployed_scores,
     goal_check,
@@ -328,6 +329,16 @@ def train_models(
         per_mass_cuts={
             k: per_mass_cut_gain(scans[k], wps[k].cut, np.asarray(edges[:-1]), in_search)
             for k in scans
+        },
+        background_core_fraction={
+            **{
+                k: background_core_fraction(valid, scores[k] >= wps[k].cut, masses, wp_mask)
+                for k in fits
+            },
+            "xgboost": background_core_fraction(
+                valid, scores["xgboost"] >= wp_x.best_cut, masses, wp_mask
+            ),
+            "no_selection": background_core_fraction(valid, np.ones(len(valid)), masses, wp_mask),
         },
     )
     seconds["evaluation"] = time.perf_counter() - t0

@@ -2,7 +2,9 @@
 
 29 ALP masses 0.2–3.0 GeV in 0.1 GeV steps (4000 events each), six held out, with γγγ, γγ,
 e+e-γ, μ+μ-γ and π0/η/η'γ backgrounds (``models.testing``); the seed's network
-(10 × 30 LeakyReLU) with shortened training (30 BCE + 60 Punzi epochs).
+(10 × 30 LeakyReLU) with shortened training (30 BCE + 60 Punzi epochs), the shipped Punzi
+configuration (the mass-parametrised net, deployed at the candidate's M_γγ) and the plain net
+beside it.
 """
 
 from __future__ import annotations
@@ -50,9 +52,19 @@ def test_held_out_masses_within_ten_percent_of_their_neighbours(trained: dict) -
 
 
 def test_punzi_net_at_least_as_good_as_xgboost_at_its_best_cut(trained: dict) -> None:
+    assert trained["chosen"] == "parametrised"
     mean = trained["mean_sigma_min_pb"]
-    # over every mass of the scan (the trained and the unseen ones) and over the unseen ones
-    assert mean["punzi"]["all"] <= mean["xgboost"]["all"]
-    assert mean["punzi"]["held_out"] <= mean["xgboost"]["held_out"]
-    # and the selection is worth having: well below σ_min without any selection
-    assert mean["punzi"]["all"] < 0.8 * mean["no_selection"]["all"]
+    for net in ("punzi", "parametrised"):
+        # over every mass of the scan (the trained and the unseen ones) and over the unseen ones
+        assert mean[net]["all"] <= mean["xgboost"]["all"], net
+        assert mean[net]["held_out"] <= mean["xgboost"]["held_out"], net
+        # and the selection is worth having: well below σ_min without any selection
+        assert mean[net]["all"] < 0.8 * mean["no_selection"]["all"], net
+
+
+def test_shipped_configuration_meets_the_goal_mass_by_mass(trained: dict) -> None:
+    """Issue #13: no worse than XGBoost at ≥ 90% of the trained masses and every held-out one."""
+    goal = trained["goal_vs_xgboost_best_cut"]["parametrised"]
+    assert goal["held_out_no_worse"] == goal["held_out_masses"] == 6, goal
+    assert goal["trained_fraction_no_worse"] >= 0.9, goal
+    assert goal["met"]
