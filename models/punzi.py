@@ -139,6 +139,21 @@ def combine_sigma(
     return torch.where(used, terms, torch.zeros_like(terms)).sum() / n_used
 
 
+def _signal_yields(
+    scores: torch.Tensor,
+    mass_index: torch.Tensor,
+    weight: torch.Tensor,
+    n_masses: int,
+    threshold: float,
+    sharpness: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-cut efficiency per mass and whether a mass has signal of positive weight."""
+    s_cut = soft_cut(scores, threshold, sharpness).to(torch.float64)
+    efficiency = grouped_sum(weight.to(torch.float64) * s_cut, mass_index, n_masses)
+    present = grouped_sum((weight > 0).to(torch.float64), mass_index, n_masses) > 0
+    return efficiency, present
+
+
 def _loss_from_yields(
     efficiency: torch.Tensor,
     background: torch.Tensor,
@@ -203,10 +218,9 @@ def punzi_loss(
     """
     n_masses = window_lo.shape[0]
     dtype = torch.float64
-    s_cut = soft_cut(signal_scores, threshold, sharpness).to(dtype)
-    efficiency = grouped_sum(signal_weight.to(dtype) * s_cut, signal_mass_index, n_masses)
-    present = grouped_sum((signal_weight > 0).to(dtype), signal_mass_index, n_masses) > 0
-
+    efficiency, present = _signal_yields(
+        signal_scores, signal_mass_index, signal_weight, n_masses, threshold, sharpness
+    )
     b_cut = soft_cut(background_scores, threshold, sharpness).to(dtype)
     mgg_sorted, border = torch.sort(background_mgg.to(dtype), stable=True)
     zero = torch.zeros(1, dtype=dtype, device=signal_scores.device)
@@ -255,12 +269,13 @@ def punzi_loss_indexed(
     (candidate, mass j) row enters B_j only: B_j = background_scale · Σ_{rows of j} w · c(s).
     Everything else is as in :func:`punzi_loss`.
     """
-    dtype = torch.float64
-    s_cut = soft_cut(signal_scores, threshold, sharpness).to(dtype)
-    efficiency = grouped_sum(signal_weight.to(dtype) * s_cut, signal_mass_index, n_masses)
-    present = grouped_sum((signal_weight > 0).to(dtype), signal_mass_index, n_masses) > 0
-    b_cut = soft_cut(background_scores, threshold, sharpness).to(dtype)
-    background = grouped_sum(background_weight.to(dtype) * b_cut, background_mass_index, n_masses)
+    efficiency, present = _signal_yields(
+        signal_scores, signal_mass_index, signal_weight, n_masses, threshold, sharpness
+    )
+    b_cut = soft_cut(background_scores, threshold, sharpness).to(torch.float64)
+    background = grouped_sum(
+        background_weight.to(torch.float64) * b_cut, background_mass_index, n_masses
+    )
     return _loss_from_yields(
         efficiency * signal_scale,
         background * background_scale,
