@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         skims = args.skims
         if args.quick or skims is None:
-            from models.synthetic import write_toy_skims
+            from models.testing import write_toy_skims
 
             skims = write_toy_skims(Path(tmp), np.round(np.arange(0.3, 3.1, 0.2), 3), 800, 3000)
             config = AnalysisConfig.model_validate(

@@ -33,7 +33,7 @@ from models import (
 )
 from models.param import parametrised_bce_rows
 from models.sample import MassPoints
-from models.synthetic import write_toy_skims
+from models.testing import write_toy_skims
 
 FEATURES = TrainingConfig().features
 SMALL = TrainingConfig(
