@@ -191,3 +191,18 @@ def test_parametrised_net_trains_saves_and_scores_at_the_candidate_mass(
     # no cut: the same candidates in the same windows
     np.testing.assert_allclose(exact.sigma[0], deployed.sigma[0], rtol=1e-12)
     assert np.all(np.isfinite(exact.sigma[1]))
+
+
+def test_full_2018_configuration_has_the_seed_grid_and_schedule() -> None:
+    from importlib import resources
+
+    from alps.config import load_config
+
+    config = load_config(Path(str(resources.files("alps") / "data" / "full-2018.yaml")))
+    masses = config.simulation.signal.masses.masses()
+    assert len(masses) == 205 and masses[0] == 0.175 and masses[-1] == 10.375
+    assert np.allclose(np.diff(masses), 0.05)
+    tc = config.training
+    assert (tc.held_out_masses, tc.bce_epochs, tc.punzi_epochs) == (22, 200, 500)
+    assert (tc.bce_batch_size, tc.punzi_batch_size) == (2048, 20_000)
+    assert tc.parametrised
