@@ -28,11 +28,11 @@ from alps.config import AnalysisConfig, load_config
 from models import (
     deployed_scores,
     goal_check,
-    load_selection_sample,
     scan_at_hypothesis,
     train_punzi_net,
 )
 from models.evaluate import background_core_fraction, selection_at
+from models.pipeline import load_training_sample
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
 
@@ -121,16 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]:
     """Train every named variant on the same sample; print and return one row per variant."""
     tc, seed = config.training, int(config.seed)
-    sample = load_selection_sample(
-        skims,
-        window_nsigma=tc.window_nsigma,
-        resolution=config.histograms.resolution,
-        held_out_masses=tc.held_out_masses,
-        max_background_candidates=tc.max_background_candidates,
-        validation_fraction=tc.validation_fraction,
-        seed=seed,
-        features=sorted({*tc.features, *(f for fs in FEATURE_SETS.values() for f in fs)}),
-    )
+    sets = {VARIANTS[name].get("features") for name in variants} - {None}
+    features = {*tc.features, *(f for fs in sets for f in FEATURE_SETS[fs])}
+    sample = load_training_sample(skims, config, features=sorted(features))
     masses, lumi = sample.masses, sample.luminosity_pb
     valid = sample.evaluation_set()
     table = valid.window_table(masses)

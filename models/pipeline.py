@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ from .train import PunziFit, train_punzi_net
 from .working_point import CutScan, WorkingPoint, choose_working_point, scan_cuts, scan_sigma_min
 from .xgb import train_xgboost, xgboost_scores
 
-__all__ = ["TrainingResult", "train_models"]
+__all__ = ["TrainingResult", "load_training_sample", "train_models"]
 
 #: file stem of each net kind when it is not the deployed one
 _ALT_NAME = {"punzi": "punzi_plain", "parametrised": "punzi_parametrised"}
@@ -179,6 +180,33 @@ def _train_nets(
     return fits, grid
 
 
+def load_training_sample(
+    skim_dir: Path,
+    config: Any,
+    *,
+    features: Sequence[str] | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> SelectionSample:
+    """The skims as training and validation candidates with ``config.training``'s settings.
+
+    ``features`` defaults to every float feature of the skims (the ranking needs them all).
+    """
+    tc = config.training
+    return load_selection_sample(
+        Path(skim_dir),
+        window_nsigma=tc.window_nsigma,
+        resolution=config.histograms.resolution,
+        held_out_masses=tc.held_out_masses,
+        max_background_candidates=tc.max_background_candidates,
+        validation_fraction=tc.validation_fraction,
+        seed=int(config.seed),
+        features=features,
+        client=client,
+        progress=progress,
+    )
+
+
 def train_models(
     skim_dir: Path,
     config: Any,
@@ -201,17 +229,7 @@ def train_models(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     _log(progress, f"reading skims from {skim_dir}")
-    full = load_selection_sample(
-        Path(skim_dir),
-        window_nsigma=tc.window_nsigma,
-        resolution=config.histograms.resolution,
-        held_out_masses=tc.held_out_masses,
-        max_background_candidates=tc.max_background_candidates,
-        validation_fraction=tc.validation_fraction,
-        seed=seed,
-        client=client,
-        progress=progress,
-    )
+    full = load_training_sample(Path(skim_dir), config, client=client, progress=progress)
     masses, lumi = full.masses, full.luminosity_pb
     seconds["read"] = time.perf_counter() - t0
     _log(
