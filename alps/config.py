@@ -311,6 +311,23 @@ class TrainingConfig(_Frozen):
     torch_threads: int = Field(
         default=1, ge=1, description="CPU threads for training (results reproducible per value)"
     )
+    parametrised: bool = Field(
+        default=True, description="deploy the mass-parametrised Punzi net (hypothesis mass input)"
+    )
+    compare_nets: bool = Field(
+        default=True, description="also train the other net (plain/parametrised) for the tables"
+    )
+    loss_combination: Literal["mean", "log", "relative"] = Field(
+        default="mean", description="per-mass sigma_min in the loss: mean, mean log, or relative"
+    )
+    lr_schedule: Literal["cosine", "plateau"] = "cosine"
+    plateau_patience: int = Field(default=5, ge=1, description="epochs before halving the rate")
+    bce_signal_fraction: float = Field(
+        default=0.5, gt=0, lt=1, description="share of the signal in the BCE pre-training weight"
+    )
+    working_point_metric: Literal["mean", "log"] = Field(
+        default="mean", description="choose the cut by the mean or the geometric mean of sigma_min"
+    )
 
 
 class LimitsConfig(_Frozen):

@@ -11,8 +11,9 @@ Prints one ``name: value unit`` line per figure:
 * ``punzi_inference_rate_per_core`` and ``xgboost_inference_rate_per_core``: candidates scored
   per second on one CPU thread by the scorers the processor's workers use, and their ratio.
 
-Run alone: ``python -P benchmarks/selection.py [--quick] [--device cpu|cuda|auto]``; ``--quick``
-takes well under a minute on two cores.
+Run alone: ``python -P benchmarks/selection.py [--quick] [--device cpu|cuda|auto]
+[--parametrised]`` (the mass-parametrised net instead of the plain one); ``--quick`` takes well
+under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from models import (
     load_selection_sample,
     train_punzi_net,
     train_xgboost,
+    with_hypothesis,
 )
 
 
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sample, few epochs (< 1 min)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser.add_argument(
+        "--parametrised", action="store_true", help="the mass-parametrised net (default: plain)"
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     from models.testing import write_toy_skims
@@ -48,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         masses, events, background, epochs = np.arange(0.3, 9.4, 0.3), 4000, 60_000, 6
     config = TrainingConfig(
-        bce_epochs=epochs, punzi_epochs=epochs, held_out_masses=0, device=args.device
+        bce_epochs=epochs,
+        punzi_epochs=epochs,
+        held_out_masses=0,
+        device=args.device,
+        parametrised=args.parametrised,
     )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     x = np.ascontiguousarray(np.tile(sample.valid.features, (4 if args.quick else 10, 1)))
-    scorer = Scorer(fit.spec, fit.state, fit.feature_names, threads=1)
+    names = fit.feature_names
+    if fit.hypothesis_range is not None:  # the hypothesis is the candidate's M_gg (last column)
+        mgg = np.tile(sample.valid.mgg, 4 if args.quick else 10)
+        x, names = with_hypothesis(x, mgg), (*names, "mgg")
+    scorer = Scorer(fit.spec, fit.state, names, threads=1, hypothesis_range=fit.hypothesis_range)
     booster = train_xgboost(
         sample.train,
         sample.masses,
@@ -94,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     xscorer = XGBoostScorer(bytes(booster.save_raw("json")), fit.feature_names, threads=1)
     rates = {}
-    for name, f in (("punzi", scorer), ("xgboost", xscorer)):
-        f(x[:1000])  # warm-up (builds the module / booster)
+    for name, f, xx in (("punzi", scorer, x), ("xgboost", xscorer, x[:, : len(fit.feature_names)])):
+        f(xx[:1000])  # warm-up (builds the module / booster)
         t0 = time.perf_counter()
-        f(x)
+        f(xx)
         rates[name] = len(x) / (time.perf_counter() - t0)
         print(f"{name}_inference_rate_per_core: {rates[name]:.4g} candidates/s")
     print(f"punzi_over_xgboost_inference_ratio: {rates['punzi'] / rates['xgboost']:.3g} x")

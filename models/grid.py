@@ -23,9 +23,9 @@ from pydantic import ValidationError
 
 from alps.tasks import map_tasks
 
-from .net import state_from_numpy
+from .evaluate import deployed_scores
 from .sample import SelectionSample
-from .train import PunziFit, net_scores, train_punzi_net
+from .train import PunziFit, train_punzi_net
 from .working_point import scan_cuts, scan_sigma_min
 
 __all__ = ["GridPoint", "GridResult", "evaluate_config", "expand_grid", "grid_search"]
@@ -120,14 +120,13 @@ def evaluate_config(
             seed=seed,
             threads=threads,
         )
-        net = state_from_numpy(fit.spec, fit.state)
-        scores = net_scores(net, sample.valid.features)
+        scores = deployed_scores(fit, sample.valid)
         table = sample.valid.window_table(sample.masses)
         cuts = scan_cuts(scores[sample.valid.is_signal])
         scan = scan_sigma_min(
             table, scores, sample.luminosity_pb, cuts, config.punzi_a, config.punzi_b
         )
-        mean = scan.mean_sigma(sample.masses.trained)
+        mean = scan.mean_sigma(sample.masses.trained, config.working_point_metric)
         best = int(np.argmin(mean))
     finally:
         torch.set_num_threads(previous)

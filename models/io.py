@@ -21,6 +21,7 @@ import torch
 import xgboost as xgb
 
 from .net import NetSpec
+from .param import HYPOTHESIS_INPUT
 from .train import PunziFit
 
 __all__ = [
@@ -76,11 +77,17 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_punzi(fit: PunziFit, model_dir: Path, provenance: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``punzi.pt`` (state_dict) and ``punzi.json`` (metadata) into ``model_dir``."""
+def save_punzi(
+    fit: PunziFit, model_dir: Path, provenance: dict[str, Any], name: str = "punzi"
+) -> tuple[Path, Path]:
+    """Write ``<name>.pt`` (state_dict) and ``<name>.json`` (metadata) into ``model_dir``.
+
+    A mass-parametrised net records its hypothesis input (``hypothesis_input``: the processor
+    column it is taken from and the trained range it is clipped to; ``models/param.py``).
+    """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    pt = model_dir / "punzi.pt"
+    pt = model_dir / f"{name}.pt"
     tmp = pt.with_name(pt.name + ".tmp")
     torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in fit.state.items()}, tmp)
     os.replace(tmp, pt)
@@ -93,6 +100,13 @@ def save_punzi(fit: PunziFit, model_dir: Path, provenance: dict[str, Any]) -> tu
         "normalisation": {"mean": fit.mean.tolist(), "std": fit.std.tolist()},
         "architecture": fit.spec.to_dict(),
         "output": "score = sigmoid(net(x)) in [0, 1]; select score >= working point",
+        "hypothesis_input": None
+        if fit.hypothesis_range is None
+        else {
+            "column": HYPOTHESIS_INPUT,
+            "range_GeV": list(fit.hypothesis_range),
+            "rule": "last input = the candidate's own fitted M_gg, clipped to range_GeV",
+        },
         "training": {
             "seed": fit.seed,
             "device": fit.device,
@@ -103,6 +117,10 @@ def save_punzi(fit: PunziFit, model_dir: Path, provenance: dict[str, Any]) -> tu
             "bce_epochs_run": len(h.bce_train),
             "punzi_epochs_run": len(h.punzi_train),
             "best_punzi_epoch": h.best_punzi_epoch,
+            "median_epoch_seconds": {
+                "bce": float(np.median(h.bce_seconds)) if h.bce_seconds else None,
+                "punzi": float(np.median(h.punzi_seconds)) if h.punzi_seconds else None,
+            },
             "stopped_early": h.stopped_early,
             "history": {
                 "bce_train": h.bce_train,
@@ -113,32 +131,33 @@ def save_punzi(fit: PunziFit, model_dir: Path, provenance: dict[str, Any]) -> tu
         },
         "provenance": provenance,
     }
-    return pt, write_json(model_dir / "punzi.json", meta)
+    return pt, write_json(model_dir / f"{name}.json", meta)
 
 
 def load_punzi(
-    model_dir: Path,
+    model_dir: Path, name: str = "punzi"
 ) -> tuple[NetSpec, dict[str, np.ndarray], tuple[str, ...], dict[str, Any]]:
     """Architecture, weights (numpy), feature names and metadata of a saved Punzi net.
 
     The weights are read with ``weights_only=True`` and checked against the SHA-256 and the
-    normalisation recorded in ``punzi.json``.
+    normalisation recorded in ``<name>.json``. The feature names are the net's training
+    features (without the hypothesis input of a parametrised net: see ``hypothesis_input``).
     """
     model_dir = Path(model_dir)
-    meta = json.loads((model_dir / "punzi.json").read_text())
+    meta = json.loads((model_dir / f"{name}.json").read_text())
     if meta.get("format") != PUNZI_FORMAT:
         raise ValueError(
-            f"{model_dir}/punzi.json: format {meta.get('format')!r}, expected {PUNZI_FORMAT}"
+            f"{model_dir}/{name}.json: format {meta.get('format')!r}, expected {PUNZI_FORMAT}"
         )
     pt = model_dir / meta["weights_file"]
     if _sha256(pt) != meta["weights_sha256"]:
-        raise ValueError(f"{pt} does not match the checksum recorded in punzi.json")
+        raise ValueError(f"{pt} does not match the checksum recorded in {name}.json")
     raw = torch.load(pt, map_location="cpu", weights_only=True)
     state = {k: v.numpy() for k, v in raw.items()}
     spec = NetSpec(**meta["architecture"])
     norm = meta["normalisation"]
     if not (np.allclose(state["mean"], norm["mean"]) and np.allclose(state["std"], norm["std"])):
-        raise ValueError(f"{pt}: normalisation differs from punzi.json")
+        raise ValueError(f"{pt}: normalisation differs from {name}.json")
     return spec, state, tuple(meta["features"]), meta
 
 

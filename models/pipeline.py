@@ -5,16 +5,21 @@ Steps (Abudinen et al., EPJC 82 (2022) 121; physics.md "Selection (Punzi net)"):
 1. stream the skims into training / validation candidates (``models/data.py``);
 2. rank every float feature with XGBoost (gain, permutation importance) and choose the inputs:
    ``training.features`` (the seed's nine), or the ``training.select_top_features`` best;
-3. train the XGBoost baseline, the Punzi net (or the grid of them), and rectangular cuts, all on
-   the training split without the held-out masses' signal;
+3. train the XGBoost baseline, the Punzi net to deploy (the mass-parametrised one when
+   ``training.parametrised``; or the grid of them), the other net for comparison
+   (``training.compare_nets``), and rectangular cuts, all on the training split without the
+   held-out masses' signal;
 4. on the validation split, scan the score cut for each: σ_min per mass (efficiency and background
-   inside the ±N σ_m windows), the working point (best score-bin edge for the mean σ_min over the
-   trained masses), and the held-out masses' σ_min against their trained neighbours;
-5. write ``models/punzi.pt`` + ``punzi.json``, ``xgboost.json``, ``ranking.json``,
-   ``working_point.json``, ``sensitivity.json`` and ``sensitivity.md`` (σ_min per mass side by
-   side, with the Punzi−XGBoost difference and its bootstrap error), ``grid.json`` when a grid is
-   given, and the plots ``sensitivity.png``, ``ranking.png``, ``working_point.png``,
-   ``training.png`` (``grid.png``).
+   inside the ±N σ_m windows), the working point (best score-bin edge for the mean σ_min, or its
+   geometric mean, over the trained masses inside the search range), the held-out masses' σ_min
+   against their trained neighbours, where each net is no worse than XGBoost at its best cut,
+   and what per-mass cuts would gain over one fixed cut (``models/evaluate.py``);
+5. write ``models/punzi.pt`` + ``punzi.json`` (the deployed net; the other one as
+   ``punzi_plain.*`` or ``punzi_parametrised.*``), ``xgboost.json``, ``ranking.json``,
+   ``working_point.json`` (with the σ_min-versus-cut curve), ``sensitivity.json`` and
+   ``sensitivity.md`` (σ_min per mass side by side, with the chosen-net−XGBoost difference and
+   its bootstrap error), ``grid.json`` when a grid is given, and the plots ``sensitivity.png``,
+   ``ranking.png``, ``working_point.png``, ``training.png`` (``grid.png``).
 
 The working point is a score-bin edge (see ``models/working_point.py``); σ_min is evaluated on
 the validation split (held-out masses: on all their events, none of which was trained on).
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,119 +38,42 @@ import numpy as np
 
 from .cuts import RectangularCuts, optimise_cuts
 from .data import load_selection_sample
+from .evaluate import (
+    SelectionSigma,
+    Sensitivity,
+    background_core_fraction,
+    compare_bootstrap,
+    deployed_scores,
+    goal_check,
+    neighbour_ratios,
+    per_mass_cut_gain,
+    ratio_summary,
+    scan_at_hypothesis,
+    selection_at,
+)
 from .grid import GridResult, grid_search
 from .io import save_punzi, save_xgboost, write_json
-from .net import state_from_numpy
 from .plots import plot_grid, plot_history, plot_ranking, plot_scan, plot_sensitivity
 from .punzi import sigma_min
 from .ranking import Ranking, rank_features
 from .sample import Candidates, MassPoints, SelectionSample
-from .train import PunziFit, net_scores, train_punzi_net
-from .working_point import (
-    CutScan,
-    WorkingPoint,
-    bootstrap_difference,
-    choose_working_point,
-    scan_cuts,
-    scan_sigma_min,
-)
+from .train import PunziFit, train_punzi_net
+from .working_point import CutScan, WorkingPoint, choose_working_point, scan_cuts, scan_sigma_min
 from .xgb import train_xgboost, xgboost_scores
 
-__all__ = ["SelectionSigma", "Sensitivity", "TrainingResult", "train_models"]
+__all__ = ["TrainingResult", "load_training_sample", "train_models"]
 
-
-@dataclass(frozen=True)
-class SelectionSigma:
-    """σ_min (pb), efficiency and background (events) per mass for one selection at one cut."""
-
-    name: str
-    cut: float | None
-    sigma_min_pb: np.ndarray
-    efficiency: np.ndarray
-    background: np.ndarray
-
-    def mean(self, mask: np.ndarray | None = None) -> float:
-        values = self.sigma_min_pb if mask is None else self.sigma_min_pb[mask]
-        return float(np.mean(values)) if len(values) else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cut": self.cut,
-            "sigma_min_pb": self.sigma_min_pb.tolist(),
-            "efficiency": self.efficiency.tolist(),
-            "background": self.background.tolist(),
-        }
-
-
-@dataclass(frozen=True)
-class Sensitivity:
-    """σ_min per mass on the validation split for the three selections, held-out masses marked.
-
-    ``generalisation`` rows: (held-out mass GeV, its Punzi σ_min, mean of its two trained
-    neighbours' σ_min, ratio); ``generalisation_summary`` condenses them, beside the same ratio
-    for every trained mass (its spread is what statistics and curvature alone give) and for
-    XGBoost's held-out masses. ``punzi_minus_xgboost``: difference of the mean σ_min (pb) of the
-    Punzi net at its working point and XGBoost at its best cut, over the trained and over all
-    masses, with bootstrap standard deviations (:func:`models.working_point.bootstrap_difference`).
-    """
-
-    masses: np.ndarray
-    held_out: np.ndarray
-    luminosity_pb: float
-    punzi: SelectionSigma
-    punzi_best: SelectionSigma
-    xgboost: SelectionSigma
-    xgboost_binned: SelectionSigma
-    cut_based: SelectionSigma
-    no_selection: SelectionSigma
-    generalisation: tuple[tuple[float, float, float, float], ...]
-    generalisation_summary: dict[str, dict[str, float]]
-    punzi_minus_xgboost: dict[str, float]
-
-    def selections(self) -> tuple[SelectionSigma, ...]:
-        return (
-            self.punzi,
-            self.punzi_best,
-            self.xgboost,
-            self.xgboost_binned,
-            self.cut_based,
-            self.no_selection,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        trained = ~self.held_out
-        return {
-            "evaluated_on": "validation split; held-out masses: all their events (none trained on)",
-            "luminosity_pb": self.luminosity_pb,
-            "masses_GeV": self.masses.tolist(),
-            "held_out": self.held_out.tolist(),
-            **{s.name: s.to_dict() for s in self.selections()},
-            "mean_sigma_min_pb": {
-                s.name: {
-                    "trained": s.mean(trained),
-                    "held_out": s.mean(self.held_out),
-                    "all": s.mean(),
-                }
-                for s in self.selections()
-            },
-            "punzi_minus_xgboost_pb": self.punzi_minus_xgboost,
-            "generalisation_summary": self.generalisation_summary,
-            "generalisation": [
-                {
-                    "mass_GeV": m,
-                    "sigma_min_pb": s,
-                    "neighbours_mean_pb": n,
-                    "ratio": r,
-                    "within_10_percent": abs(r - 1) <= 0.1,
-                }
-                for m, s, n, r in self.generalisation
-            ],
-        }
+#: file stem of each net kind when it is not the deployed one
+_ALT_NAME = {"punzi": "punzi_plain", "parametrised": "punzi_parametrised"}
 
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """What ``train_models`` produced; ``files`` maps a short name to the written path."""
+    """What ``train_models`` produced; ``files`` maps a short name to the written path.
+
+    ``punzi`` is the deployed net, ``nets`` every trained net by kind (``punzi``: plain,
+    ``parametrised``).
+    """
 
     model_dir: Path
     files: dict[str, Path]
@@ -155,6 +84,7 @@ class TrainingResult:
     sensitivity: Sensitivity
     cuts: RectangularCuts
     punzi: PunziFit
+    nets: dict[str, PunziFit]
     grid: GridResult | None
     sample_info: dict[str, Any]
     seconds: dict[str, float]
@@ -169,86 +99,112 @@ def _without_held_out(c: Candidates, masses: MassPoints) -> Candidates:
     return c.subset(np.flatnonzero(~(c.is_signal & masses.held_out[c.mass_index])))
 
 
-def _at(scan: CutScan, cut: float, name: str) -> SelectionSigma:
-    i = scan.at(cut)
-    return SelectionSigma(name, cut, scan.sigma[i], scan.efficiency[i], scan.background[i])
-
-
-def _neighbour_ratios(
-    sigma: np.ndarray, held_out: np.ndarray, masses: np.ndarray, which: np.ndarray
-) -> tuple[tuple[float, float, float, float], ...]:
-    """(mass, σ_min, mean σ_min of the nearest trained mass below and above, ratio) for ``which``."""
-    rows = []
-    for j in np.flatnonzero(which):
-        below = [i for i in range(j - 1, -1, -1) if not held_out[i]][:1]
-        above = [i for i in range(j + 1, len(masses)) if not held_out[i]][:1]
-        if not (below and above):
-            continue
-        ref = float(np.mean(sigma[below + above]))
-        rows.append((float(masses[j]), float(sigma[j]), ref, float(sigma[j] / ref)))
-    return tuple(rows)
-
-
-def _ratio_summary(rows: tuple[tuple[float, float, float, float], ...]) -> dict[str, float]:
-    r = np.array([row[3] for row in rows])
-    if len(r) == 0:
-        return {"masses": 0}
-    return {
-        "masses": len(r),
-        "fraction_within_10_percent": float(np.mean(np.abs(r - 1) <= 0.1)),
-        "mean_abs_deviation": float(np.mean(np.abs(r - 1))),
-        "max_abs_deviation": float(np.max(np.abs(r - 1))),
-    }
-
-
-def _compare(
-    table: Any,
-    pass_p: np.ndarray,
-    pass_x: np.ndarray,
-    masses: MassPoints,
-    lumi: float,
-    tc: Any,
-    seed: int,
-) -> dict[str, float]:
-    out = {}
-    for label, mask in (("trained", masses.trained), ("all", None)):
-        d, err = bootstrap_difference(
-            table, pass_p, pass_x, lumi, mask, seed=seed, a=tc.punzi_a, b=tc.punzi_b
-        )
-        out[label], out[f"{label}_bootstrap_std"] = d, err
-    return out
+def _search_mask(masses: np.ndarray, config: Any) -> np.ndarray:
+    """Signal masses inside the limits' mass range (the working point is chosen on these)."""
+    grid = config.limits.masses.masses()
+    return (masses >= grid.min() - 1e-9) & (masses <= grid.max() + 1e-9)
 
 
 def _write_table(path: Path, sens: Sensitivity, wp: WorkingPoint) -> Path:
     """σ_min per mass side by side as a Markdown table (held-out masses marked)."""
+    cols = [s for s in (sens.punzi, sens.parametrised) if s is not None]
+    cols += [sens.xgboost, sens.cut_based, sens.no_selection]
+    names = {
+        "punzi": "Punzi net",
+        "parametrised": "param. Punzi",
+        "xgboost": "XGBoost",
+        "cut_based": "cut-based",
+        "no_selection": "no selection",
+    }
+    chosen = sens.selected
     lines = [
         f"σ_min [pb] per mass, validation split, L = {sens.luminosity_pb:g} pb^-1; "
-        f"Punzi net at score >= {wp.cut:g} (binned working point), XGBoost at its best cut, "
-        "rectangular cuts. * = held-out mass.",
+        f"deployed: {names[sens.chosen]} at score >= {wp.cut:g} (binned working point); the other "
+        "net at its own working point; XGBoost at its best cut; rectangular cuts. "
+        "* = held-out mass, † = outside the search range.",
         "",
-        "| m_a [GeV] | Punzi net | XGBoost | cut-based | no selection | Punzi ε | Punzi B |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| m_a [GeV] | " + " | ".join(names[c.name] for c in cols) + " | deployed ε | deployed B |",
+        "|---:|" + "---:|" * (len(cols) + 2),
     ]
     for j, m in enumerate(sens.masses):
-        star = "*" if sens.held_out[j] else ""
+        mark = ("*" if sens.held_out[j] else "") + ("" if sens.in_search[j] else "†")
+        values = " | ".join(f"{c.sigma_min_pb[j]:.4g}" for c in cols)
         lines.append(
-            f"| {m:.3f}{star} | {sens.punzi.sigma_min_pb[j]:.4g} | {sens.xgboost.sigma_min_pb[j]:.4g}"
-            f" | {sens.cut_based.sigma_min_pb[j]:.4g} | {sens.no_selection.sigma_min_pb[j]:.4g}"
-            f" | {sens.punzi.efficiency[j]:.3f}"
-            f" | {sens.punzi.background[j]:.4g} |"
+            f"| {m:.3f}{mark} | {values} | {chosen.efficiency[j]:.3f} | {chosen.background[j]:.4g} |"
         )
     trained = ~sens.held_out
     for label, mask in (
         ("mean, trained", trained),
         ("mean, held-out", sens.held_out),
+        ("mean, search range", sens.in_search),
         ("mean, all", None),
     ):
-        lines.append(
-            f"| {label} | {sens.punzi.mean(mask):.4g} | {sens.xgboost.mean(mask):.4g}"
-            f" | {sens.cut_based.mean(mask):.4g} | {sens.no_selection.mean(mask):.4g} | | |"
-        )
+        values = " | ".join(f"{c.mean(mask):.4g}" for c in cols)
+        lines.append(f"| {label} | {values} | | |")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _train_nets(
+    sample: SelectionSample, train: Candidates, tc: Any, seed: int, client: Any, progress: bool
+) -> tuple[dict[str, PunziFit], GridResult | None]:
+    """The deployed net (first) and, with ``compare_nets``, the other kind."""
+    chosen = "parametrised" if tc.parametrised else "punzi"
+    kinds = [chosen] + (
+        [k for k in ("punzi", "parametrised") if k != chosen] if tc.compare_nets else []
+    )
+    fits: dict[str, PunziFit] = {}
+    grid = None
+    for kind in kinds:
+        cfg = tc.model_copy(update={"parametrised": kind == "parametrised"})
+        if kind == chosen and tc.grid:
+            _log(progress, f"grid search over {dict(tc.grid)}")
+            grid = grid_search(sample, cfg, seed=seed, client=client, progress=progress)
+            fits[kind] = grid.points[grid.best].fit
+            _log(progress, f"best grid point {grid.points[grid.best].overrides}")
+            continue
+        _log(
+            progress,
+            f"{'parametrised ' if kind == 'parametrised' else ''}Punzi net: {tc.hidden_layers} x "
+            f"{tc.width} {tc.activation}, {tc.bce_epochs} BCE + {tc.punzi_epochs} Punzi epochs",
+        )
+        fits[kind] = train_punzi_net(
+            train,
+            sample.valid,
+            sample.masses,
+            sample.luminosity_pb,
+            cfg,
+            seed=seed,
+            progress=progress,
+        )
+    return fits, grid
+
+
+def load_training_sample(
+    skim_dir: Path,
+    config: Any,
+    *,
+    features: Sequence[str] | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> SelectionSample:
+    """The skims as training and validation candidates with ``config.training``'s settings.
+
+    ``features`` defaults to every float feature of the skims (the ranking needs them all).
+    """
+    tc = config.training
+    return load_selection_sample(
+        Path(skim_dir),
+        window_nsigma=tc.window_nsigma,
+        resolution=config.histograms.resolution,
+        held_out_masses=tc.held_out_masses,
+        max_background_candidates=tc.max_background_candidates,
+        validation_fraction=tc.validation_fraction,
+        seed=int(config.seed),
+        features=features,
+        client=client,
+        progress=progress,
+    )
 
 
 def train_models(
@@ -273,17 +229,7 @@ def train_models(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     _log(progress, f"reading skims from {skim_dir}")
-    full = load_selection_sample(
-        Path(skim_dir),
-        window_nsigma=tc.window_nsigma,
-        resolution=config.histograms.resolution,
-        held_out_masses=tc.held_out_masses,
-        max_background_candidates=tc.max_background_candidates,
-        validation_fraction=tc.validation_fraction,
-        seed=seed,
-        client=client,
-        progress=progress,
-    )
+    full = load_training_sample(Path(skim_dir), config, client=client, progress=progress)
     masses, lumi = full.masses, full.luminosity_pb
     seconds["read"] = time.perf_counter() - t0
     _log(
@@ -316,19 +262,9 @@ def train_models(
     seconds["xgboost"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    grid = None
-    if tc.grid:
-        _log(progress, f"grid search over {dict(tc.grid)}")
-        grid = grid_search(sample, tc, seed=seed, client=client, progress=progress)
-        fit = grid.points[grid.best].fit
-        _log(progress, f"best grid point {grid.points[grid.best].overrides}")
-    else:
-        _log(
-            progress,
-            f"Punzi net: {tc.hidden_layers} x {tc.width} {tc.activation}, "
-            f"{tc.bce_epochs} BCE + {tc.punzi_epochs} Punzi epochs",
-        )
-        fit = train_punzi_net(train, sample.valid, masses, lumi, tc, seed=seed, progress=progress)
+    fits, grid = _train_nets(sample, train, tc, seed, client, progress)
+    chosen = next(iter(fits))
+    fit = fits[chosen]
     seconds["punzi"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -341,61 +277,87 @@ def train_models(
     table = valid.window_table(masses)
     trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
     edges = config.histograms.score_edges
-    score_p = net_scores(state_from_numpy(fit.spec, fit.state), valid.features)
-    score_x = xgboost_scores(booster, valid.features)
-    scan_p = scan_sigma_min(
-        table, score_p, lumi, scan_cuts(score_p[trained_sig], edges), tc.punzi_a, tc.punzi_b
-    )
-    scan_x = scan_sigma_min(
-        table, score_x, lumi, scan_cuts(score_x[trained_sig], edges), tc.punzi_a, tc.punzi_b
-    )
-    wp = choose_working_point(scan_p, edges, masses.trained, fixed=tc.working_point)
-    wp_x = choose_working_point(scan_x, edges, masses.trained)
+    in_search = _search_mask(masses.masses, config)
+    wp_mask = masses.trained & in_search
+    metric, ab = tc.working_point_metric, (tc.punzi_a, tc.punzi_b)
+    scores: dict[str, np.ndarray] = {k: deployed_scores(f, valid) for k, f in fits.items()}
+    scores["xgboost"] = xgboost_scores(booster, valid.features)
+    scans: dict[str, CutScan] = {
+        k: scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
+        for k, s in scores.items()
+    }
+    wps = {
+        k: choose_working_point(
+            scans[k], edges, wp_mask, fixed=tc.working_point if k == chosen else None, metric=metric
+        )
+        for k in scans
+    }
+    wp, wp_x = wps[chosen], wps["xgboost"]
+    nets = {k: selection_at(scans[k], wps[k].cut, k) for k in fits}
+    at_hyp = None
+    if "parametrised" in fits:
+        scan_h = scan_at_hypothesis(
+            fits["parametrised"], valid, masses, lumi, scans["parametrised"].cuts, *ab
+        )
+        at_hyp = selection_at(scan_h, wps["parametrised"].cut, "parametrised_at_hypothesis")
     eff_c, bkg_c = table.yields(cuts.passes(valid.features))
     eff_0, bkg_0 = table.yields(np.ones(len(valid)))
-    punzi = _at(scan_p, wp.cut, "punzi")
-    sens_x = _at(scan_x, wp_x.best_cut, "xgboost")
+    sens_x = selection_at(scans["xgboost"], wp_x.best_cut, "xgboost")
+    selected = nets[chosen]
+    held = masses.held_out
     sens = Sensitivity(
         masses=masses.masses,
-        held_out=masses.held_out,
+        held_out=held,
+        in_search=in_search,
         luminosity_pb=lumi,
-        punzi=punzi,
-        punzi_best=_at(scan_p, wp.best_cut, "punzi_best_cut"),
+        chosen=chosen,
+        punzi=nets.get("punzi"),
+        parametrised=nets.get("parametrised"),
+        parametrised_at_hypothesis=at_hyp,
         xgboost=sens_x,
-        xgboost_binned=_at(scan_x, wp_x.cut, "xgboost_binned"),
+        xgboost_binned=selection_at(scans["xgboost"], wp_x.cut, "xgboost_binned"),
         cut_based=SelectionSigma(
-            "cut_based", None, sigma_min(eff_c, bkg_c, lumi, tc.punzi_a, tc.punzi_b), eff_c, bkg_c
+            "cut_based", None, sigma_min(eff_c, bkg_c, lumi, *ab), eff_c, bkg_c
         ),
         no_selection=SelectionSigma(
-            "no_selection",
-            None,
-            sigma_min(eff_0, bkg_0, lumi, tc.punzi_a, tc.punzi_b),
-            eff_0,
-            bkg_0,
+            "no_selection", None, sigma_min(eff_0, bkg_0, lumi, *ab), eff_0, bkg_0
         ),
-        generalisation=_neighbour_ratios(
-            punzi.sigma_min_pb, masses.held_out, masses.masses, masses.held_out
-        ),
+        generalisation=neighbour_ratios(selected.sigma_min_pb, held, masses.masses, held),
         generalisation_summary={
-            "punzi_held_out": _ratio_summary(
-                _neighbour_ratios(
-                    punzi.sigma_min_pb, masses.held_out, masses.masses, masses.held_out
-                )
+            "chosen_held_out": ratio_summary(
+                neighbour_ratios(selected.sigma_min_pb, held, masses.masses, held)
             ),
-            "punzi_trained_control": _ratio_summary(
-                _neighbour_ratios(
-                    punzi.sigma_min_pb, masses.held_out, masses.masses, masses.trained
-                )
+            "chosen_trained_control": ratio_summary(
+                neighbour_ratios(selected.sigma_min_pb, held, masses.masses, masses.trained)
             ),
-            "xgboost_held_out": _ratio_summary(
-                _neighbour_ratios(
-                    sens_x.sigma_min_pb, masses.held_out, masses.masses, masses.held_out
-                )
+            "xgboost_held_out": ratio_summary(
+                neighbour_ratios(sens_x.sigma_min_pb, held, masses.masses, held)
             ),
         },
-        punzi_minus_xgboost=_compare(
-            table, score_p >= wp.cut, score_x >= wp_x.best_cut, masses, lumi, tc, seed
+        chosen_minus_xgboost=compare_bootstrap(
+            table,
+            scores[chosen] >= wp.cut,
+            scores["xgboost"] >= wp_x.best_cut,
+            masses,
+            lumi,
+            *ab,
+            seed,
         ),
+        goal={k: goal_check(n, sens_x, held) for k, n in nets.items()},
+        per_mass_cuts={
+            k: per_mass_cut_gain(scans[k], wps[k].cut, np.asarray(edges[:-1]), in_search)
+            for k in scans
+        },
+        background_core_fraction={
+            **{
+                k: background_core_fraction(valid, scores[k] >= wps[k].cut, masses, wp_mask)
+                for k in fits
+            },
+            "xgboost": background_core_fraction(
+                valid, scores["xgboost"] >= wp_x.best_cut, masses, wp_mask
+            ),
+            "no_selection": background_core_fraction(valid, np.ones(len(valid)), masses, wp_mask),
+        },
     )
     seconds["evaluation"] = time.perf_counter() - t0
 
@@ -410,6 +372,10 @@ def train_models(
     )
     files: dict[str, Path] = {}
     files["punzi.pt"], files["punzi.json"] = save_punzi(fit, model_dir, prov)
+    for kind, other in fits.items():
+        if kind != chosen:
+            name = _ALT_NAME[kind]
+            files[f"{name}.pt"], files[f"{name}.json"] = save_punzi(other, model_dir, prov, name)
     files["xgboost.json"] = save_xgboost(booster, model_dir / "xgboost.json", features, prov)
     files["ranking.json"] = write_json(
         model_dir / "ranking.json",
@@ -428,18 +394,30 @@ def train_models(
     files["working_point.json"] = write_json(
         model_dir / "working_point.json",
         {
-            "model": "punzi",
+            "model": chosen,
             "selection": "score >= cut",
             "cut": wp.cut,
             "score_edges": list(edges),
             "first_score_bin_kept": wp.edge_index,
+            "metric": metric,
             "mean_sigma_min_pb": wp.mean_sigma_min_pb,
             "best_cut_unbinned": wp.best_cut,
             "best_mean_sigma_min_pb_unbinned": wp.best_mean_sigma_min_pb,
             "fixed_by_config": wp.fixed_by_config,
-            "rule": "best score-bin edge (histograms are binned in score) for the mean sigma_min over "
-            "the trained masses on the validation split",
+            "rule": f"best score-bin edge (histograms are binned in score) for the {metric} of "
+            "sigma_min over the trained masses inside the search range, validation split",
+            "masses_used_GeV": masses.masses[wp_mask].tolist(),
+            "curves": {
+                k: {
+                    "cuts": scans[k].cuts.tolist(),
+                    "mean_sigma_min_pb": scans[k].mean_sigma(wp_mask).tolist(),
+                    "geometric_mean_sigma_min_pb": scans[k].mean_sigma(wp_mask, "log").tolist(),
+                }
+                for k in scans
+            },
+            "per_mass_cuts": sens.per_mass_cuts,
             "xgboost": wp_x.__dict__,
+            **{f"{k}_working_point": w.__dict__ for k, w in wps.items() if k != chosen},
         },
     )
     files["sensitivity.json"] = write_json(
@@ -452,30 +430,37 @@ def train_models(
     files["sensitivity.png"] = plot_sensitivity(
         masses.masses,
         masses.held_out,
-        {
-            "punzi": sens.punzi.sigma_min_pb,
-            "xgboost": sens.xgboost.sigma_min_pb,
-            "cut_based": sens.cut_based.sigma_min_pb,
-        },
+        {s.name: s.sigma_min_pb for s in (*nets.values(), sens.xgboost, sens.cut_based)},
         model_dir / "sensitivity.png",
         lumi,
     )
     files["ranking.png"] = plot_ranking(ranking, model_dir / "ranking.png", features)
     files["working_point.png"] = plot_scan(
-        {
-            "punzi": (scan_p.cuts, scan_p.mean_sigma(masses.trained)),
-            "xgboost": (scan_x.cuts, scan_x.mean_sigma(masses.trained)),
-        },
+        {k: (scans[k].cuts, scans[k].mean_sigma(wp_mask, metric)) for k in scans},
         model_dir / "working_point.png",
         edges,
         wp.cut,
+        ylabel=("mean" if metric == "mean" else "geometric mean")
+        + r" $\sigma_{\min}$ [pb] (trained masses, search range)",
     )
     files["training.png"] = plot_history(fit.history, model_dir / "training.png")
     _log(
         progress,
-        f"working point score >= {wp.cut:g}: mean sigma_min {wp.mean_sigma_min_pb:.4g} pb "
-        f"(XGBoost best {wp_x.best_mean_sigma_min_pb:.4g} pb)",
+        f"{chosen} working point score >= {wp.cut:g}: {metric} sigma_min "
+        f"{wp.mean_sigma_min_pb:.4g} pb (XGBoost best {wp_x.best_mean_sigma_min_pb:.4g} pb)",
     )
     return TrainingResult(
-        model_dir, files, features, ranking, wp, wp_x, sens, cuts, fit, grid, sample.info, seconds
+        model_dir,
+        files,
+        features,
+        ranking,
+        wp,
+        wp_x,
+        sens,
+        cuts,
+        fit,
+        fits,
+        grid,
+        sample.info,
+        seconds,
     )

@@ -13,8 +13,20 @@ from .train import TrainingHistory
 
 __all__ = ["plot_grid", "plot_history", "plot_ranking", "plot_scan", "plot_sensitivity"]
 
-_STYLE = {"punzi": ("C0", "o"), "xgboost": ("C1", "s"), "cut_based": ("C2", "^")}
-_LABEL = {"punzi": "Punzi net", "xgboost": "XGBoost", "cut_based": "cut-based"}
+_STYLE = {
+    "punzi": ("C0", "o"),
+    "parametrised": ("C4", "D"),
+    "xgboost": ("C1", "s"),
+    "cut_based": ("C2", "^"),
+    "no_selection": ("0.5", "."),
+}
+_LABEL = {
+    "punzi": "Punzi net",
+    "parametrised": "parametrised Punzi net",
+    "xgboost": "XGBoost",
+    "cut_based": "cut-based",
+    "no_selection": "no selection",
+}
 
 
 def plot_sensitivity(
@@ -73,6 +85,7 @@ def plot_scan(
     path: Path,
     score_edges: Sequence[float] = (),
     working_point: float | None = None,
+    ylabel: str = r"mean $\sigma_{\min}$ [pb] (trained masses)",
 ) -> Path:
     """Mean σ_min over the trained masses against the score cut."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
@@ -88,7 +101,7 @@ def plot_scan(
         ax.axvline(working_point, color="C3", ls="--", label=f"working point {working_point:g}")
     ax.set_yscale("log")
     ax.set_xlabel("score cut")
-    ax.set_ylabel(r"mean $\sigma_{\min}$ [pb] (trained masses)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.savefig(path, dpi=110)
     return Path(path)

@@ -27,7 +27,10 @@ import numpy as np
 import torch
 
 __all__ = [
+    "combine_sigma",
+    "grouped_sum",
     "punzi_loss",
+    "punzi_loss_indexed",
     "s_min",
     "sigma_min",
     "sigma_min_torch",
@@ -93,6 +96,86 @@ def soft_cut(scores: torch.Tensor, threshold: float, sharpness: float) -> torch.
     return torch.sigmoid(sharpness * (scores - threshold))
 
 
+def grouped_sum(values: torch.Tensor, index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Σ of ``values`` per group ``index`` (0 … ``n_groups`` − 1), in float64.
+
+    Sorting and a cumulative sum instead of an atomic scatter keep the result bit-for-bit
+    deterministic on GPUs.
+    """
+    order = torch.argsort(index, stable=True)
+    idx = index[order].contiguous()
+    zero = torch.zeros(1, dtype=torch.float64, device=values.device)
+    csum = torch.cat([zero, torch.cumsum(values.to(torch.float64)[order], 0)])
+    groups = torch.arange(n_groups, device=values.device, dtype=idx.dtype)
+    start = torch.searchsorted(idx, groups, right=False)
+    end = torch.searchsorted(idx, groups, right=True)
+    return csum[end] - csum[start]
+
+
+def combine_sigma(
+    sigma: torch.Tensor,
+    used: torch.Tensor,
+    combine: str = "mean",
+    reference: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One loss from the per-mass σ_min over the masses flagged ``used``.
+
+    ``"mean"``: the mean σ_min (pb; Abudinen et al., EPJC 82 (2022) 121), dominated by the masses
+    with the largest σ_min; ``"log"``: the mean of ln σ_min (the log of the geometric mean), in
+    which a 10% gain counts the same at every mass; ``"relative"``: the mean of σ_min / σ_ref per
+    mass (``reference``, e.g. σ_min without selection), linear but scale-free.
+    """
+    n_used = used.sum()
+    if combine == "mean":
+        terms = sigma
+    elif combine == "log":
+        terms = torch.log(sigma)
+    elif combine == "relative":
+        if reference is None:
+            raise ValueError("combine='relative' needs a reference sigma_min per mass")
+        terms = sigma / reference.to(sigma)
+    else:
+        raise ValueError(f"combine {combine!r}; use 'mean', 'log' or 'relative'")
+    return torch.where(used, terms, torch.zeros_like(terms)).sum() / n_used
+
+
+def _signal_yields(
+    scores: torch.Tensor,
+    mass_index: torch.Tensor,
+    weight: torch.Tensor,
+    n_masses: int,
+    threshold: float,
+    sharpness: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft-cut efficiency per mass and whether a mass has signal of positive weight."""
+    s_cut = soft_cut(scores, threshold, sharpness).to(torch.float64)
+    efficiency = grouped_sum(weight.to(torch.float64) * s_cut, mass_index, n_masses)
+    present = grouped_sum((weight > 0).to(torch.float64), mass_index, n_masses) > 0
+    return efficiency, present
+
+
+def _loss_from_yields(
+    efficiency: torch.Tensor,
+    background: torch.Tensor,
+    present: torch.Tensor,
+    scores: torch.Tensor,
+    luminosity_pb: float,
+    a: float,
+    b: float,
+    mass_mask: torch.Tensor | None,
+    combine: str,
+    reference: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    sigma = sigma_min_torch(efficiency, background, luminosity_pb, a, b)
+    used = present if mass_mask is None else present & mass_mask.to(present.device)
+    if int(used.sum()) == 0:
+        loss = scores.sum().to(torch.float64) * 0.0
+    else:
+        loss = combine_sigma(sigma, used, combine, reference)
+    nan = torch.full_like(sigma, float("nan"))
+    return loss, torch.where(used, sigma.detach(), nan)
+
+
 def punzi_loss(
     signal_scores: torch.Tensor,
     signal_mass_index: torch.Tensor,
@@ -111,8 +194,10 @@ def punzi_loss(
     signal_scale: float = 1.0,
     background_scale: float = 1.0,
     mass_mask: torch.Tensor | None = None,
+    combine: str = "mean",
+    reference: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Punzi loss: σ_min (pb) averaged over mass hypotheses, with a soft cut on the scores.
+    """Punzi loss: σ_min (pb) combined over mass hypotheses, with a soft cut on the scores.
 
     Abudinen et al., EPJC 82 (2022) 121: for each mass hypothesis j with window
     [``window_lo[j]``, ``window_hi[j]``] (GeV),
@@ -124,42 +209,82 @@ def punzi_loss(
     contribution to the efficiency of its own mass (weight / generated weight, zero outside the
     window: :func:`models.windows.efficiency_weights`); ``background_weight`` is expected events at
     ``luminosity_pb``. ``*_scale`` undo the sampling of a minibatch (total / batch). Masses with no
-    signal candidate of positive weight in the inputs, or excluded by ``mass_mask``, are left out
-    of the mean. Sums are in float64; sorting and cumulative sums keep the result deterministic on
-    GPUs (no atomic scatter).
+    signal candidate of positive weight in the inputs, or excluded by ``mass_mask``, are left out;
+    the others are combined by :func:`combine_sigma` (``combine``: the seed's mean by default).
+    Sums are in float64; sorting and cumulative sums keep the result deterministic on GPUs (no
+    atomic scatter).
 
     Returns ``(loss, sigma_per_mass)``; ``sigma_per_mass`` is ``nan`` for masses left out.
     """
     n_masses = window_lo.shape[0]
     dtype = torch.float64
-    device = signal_scores.device
-
-    s_cut = soft_cut(signal_scores, threshold, sharpness).to(dtype)
-    order = torch.argsort(signal_mass_index, stable=True)
-    index = signal_mass_index[order].contiguous()
-    contrib = (signal_weight.to(dtype) * s_cut)[order]
-    zero = torch.zeros(1, dtype=dtype, device=device)
-    csum = torch.cat([zero, torch.cumsum(contrib, 0)])
-    positive = torch.cat([zero, torch.cumsum((signal_weight[order] > 0).to(dtype), 0)])
-    masses = torch.arange(n_masses, device=device, dtype=index.dtype)
-    start = torch.searchsorted(index, masses, right=False)
-    end = torch.searchsorted(index, masses, right=True)
-    efficiency = (csum[end] - csum[start]) * signal_scale
-    present = (positive[end] - positive[start]) > 0
-
+    efficiency, present = _signal_yields(
+        signal_scores, signal_mass_index, signal_weight, n_masses, threshold, sharpness
+    )
     b_cut = soft_cut(background_scores, threshold, sharpness).to(dtype)
     mgg_sorted, border = torch.sort(background_mgg.to(dtype), stable=True)
+    zero = torch.zeros(1, dtype=dtype, device=signal_scores.device)
     bsum = torch.cat([zero, torch.cumsum((background_weight.to(dtype) * b_cut)[border], 0)])
     lo = torch.searchsorted(mgg_sorted, window_lo.to(dtype).contiguous(), right=False)
     hi = torch.searchsorted(mgg_sorted, window_hi.to(dtype).contiguous(), right=True)
     background = (bsum[hi] - bsum[lo]) * background_scale
+    return _loss_from_yields(
+        efficiency * signal_scale,
+        background,
+        present,
+        signal_scores.sum() + background_scores.sum(),
+        luminosity_pb,
+        a,
+        b,
+        mass_mask,
+        combine,
+        reference,
+    )
 
-    sigma = sigma_min_torch(efficiency, background, luminosity_pb, a, b)
-    used = present if mass_mask is None else present & mass_mask.to(device)
-    n_used = used.sum()
-    if int(n_used) == 0:
-        loss = (signal_scores.sum() + background_scores.sum()).to(dtype) * 0.0
-    else:
-        loss = torch.where(used, sigma, torch.zeros_like(sigma)).sum() / n_used
-    nan = torch.full_like(sigma, float("nan"))
-    return loss, torch.where(used, sigma.detach(), nan)
+
+def punzi_loss_indexed(
+    signal_scores: torch.Tensor,
+    signal_mass_index: torch.Tensor,
+    signal_weight: torch.Tensor,
+    background_scores: torch.Tensor,
+    background_mass_index: torch.Tensor,
+    background_weight: torch.Tensor,
+    n_masses: int,
+    luminosity_pb: float,
+    *,
+    threshold: float,
+    sharpness: float,
+    a: float = 5.0,
+    b: float = 1.28,
+    signal_scale: float = 1.0,
+    background_scale: float = 1.0,
+    mass_mask: torch.Tensor | None = None,
+    combine: str = "mean",
+    reference: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`punzi_loss` for a mass-parametrised net: background rows carry their mass index.
+
+    A parametrised net (Baldi et al., EPJC 76 (2016) 235) scores a background candidate once per
+    mass hypothesis whose window it falls in, with that hypothesis as input; each such
+    (candidate, mass j) row enters B_j only: B_j = background_scale · Σ_{rows of j} w · c(s).
+    Everything else is as in :func:`punzi_loss`.
+    """
+    efficiency, present = _signal_yields(
+        signal_scores, signal_mass_index, signal_weight, n_masses, threshold, sharpness
+    )
+    b_cut = soft_cut(background_scores, threshold, sharpness).to(torch.float64)
+    background = grouped_sum(
+        background_weight.to(torch.float64) * b_cut, background_mass_index, n_masses
+    )
+    return _loss_from_yields(
+        efficiency * signal_scale,
+        background * background_scale,
+        present,
+        signal_scores.sum() + background_scores.sum(),
+        luminosity_pb,
+        a,
+        b,
+        mass_mask,
+        combine,
+        reference,
+    )

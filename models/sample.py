@@ -169,24 +169,29 @@ def choose_held_out(n_masses: int, n_held_out: int) -> np.ndarray:
     return flags
 
 
-def training_weights(candidates: Candidates, masses: MassPoints) -> np.ndarray:
+def training_weights(
+    candidates: Candidates, masses: MassPoints, signal_fraction: float = 0.5
+) -> np.ndarray:
     """Per-candidate weights for the classifier (BCE, XGBoost) training, mean 1.
 
-    Signal and background get equal total weight; inside the signal every trained mass gets the
-    same total (a uniform prior over the mass hypotheses); inside the background candidates keep
-    their physical weights (expected events). Held-out masses get 0.
+    Signal gets ``signal_fraction`` of the total weight (equal classes by default), background the
+    rest; inside the signal every trained mass gets the same total (a uniform prior over the mass
+    hypotheses); inside the background candidates keep their physical weights (expected events).
+    Held-out masses get 0.
     """
+    if not 0 < signal_fraction < 1:
+        raise ValueError(f"signal_fraction must be in (0, 1), got {signal_fraction}")
     w = np.zeros(len(candidates))
     sig = candidates.is_signal
     idx = candidates.mass_index[sig]
     counts = np.bincount(idx, minlength=len(masses)).astype(np.float64)
     trained = masses.trained & (counts > 0)
     if trained.any():
-        per_mass = np.where(trained, 0.5 / (trained.sum() * np.maximum(counts, 1)), 0.0)
+        per_mass = np.where(trained, signal_fraction / (trained.sum() * np.maximum(counts, 1)), 0.0)
         w[sig] = per_mass[idx]
     bkg = ~sig
     total = candidates.weight[bkg].sum()
     if total > 0:
-        w[bkg] = 0.5 * candidates.weight[bkg] / total
+        w[bkg] = (1 - signal_fraction) * candidates.weight[bkg] / total
     mean = w.mean() if len(w) else 1.0
     return w / mean if mean > 0 else w

@@ -7,6 +7,10 @@ them cheaply; the torch module or booster is rebuilt lazily in each process. A c
 DataFrame), runs on the CPU in batches with torch (or XGBoost) limited to ``threads`` threads
 (1 by default: one core per Dask worker thread), and returns float32 scores in [0, 1]. Scores are
 capped just below 1 so that the last bin of a score axis ending at 1.0 contains them.
+
+A mass-parametrised net (``models/param.py``) is scored at the candidate's own fitted M_γγ as
+the hypothesis: its :attr:`Scorer.features` end with ``"mgg"`` (the processor hands that column
+over like any feature), and the hypothesis is clipped to the trained mass range.
 """
 
 from __future__ import annotations
@@ -53,9 +57,13 @@ class Scorer:
         batch_size: int = 65_536,
         threads: int | None = 1,
         metadata: dict[str, Any] | None = None,
+        hypothesis_range: tuple[float, float] | None = None,
     ) -> None:
         if spec.n_inputs != len(features):
             raise ValueError(f"net has {spec.n_inputs} inputs but {len(features)} features")
+        if hypothesis_range is not None and not hypothesis_range[0] <= hypothesis_range[1]:
+            raise ValueError(f"hypothesis_range {hypothesis_range} is not an interval")
+        self.hypothesis_range = hypothesis_range
         self.spec = spec
         self.state = state
         self._features = tuple(features)
@@ -75,6 +83,9 @@ class Scorer:
 
     def __call__(self, x: Any) -> np.ndarray:
         arr = _as_matrix(x, self._features)
+        if self.hypothesis_range is not None:
+            arr = arr.copy()
+            arr[:, -1] = np.clip(arr[:, -1], *self.hypothesis_range)
         if self._net is None:
             self._net = state_from_numpy(self.spec, self.state)
         previous = torch.get_num_threads()
@@ -149,7 +160,17 @@ def load_scorer(
     model_dir = Path(model_dir)
     if kind == "punzi":
         spec, state, features, meta = load_punzi(model_dir)
-        return Scorer(spec, state, features, threads=threads, metadata=meta)
+        hyp = meta.get("hypothesis_input")
+        if hyp is None:
+            return Scorer(spec, state, features, threads=threads, metadata=meta)
+        return Scorer(
+            spec,
+            state,
+            (*features, hyp["column"]),
+            threads=threads,
+            metadata=meta,
+            hypothesis_range=(float(hyp["range_GeV"][0]), float(hyp["range_GeV"][1])),
+        )
     if kind == "xgboost":
         path = model_dir / "xgboost.json"
         _, features, meta = load_xgboost(path)

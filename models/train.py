@@ -8,7 +8,12 @@
    ``total / batch`` undoes the sampling in every window sum), ``punzi_epochs`` epochs. Only signal
    candidates inside their own window and background inside some window enter this phase.
 
-Both phases use Adam at ``learning_rate`` with a half-cosine decay to 1% over the phase's epochs.
+Both phases use Adam at ``learning_rate`` with a half-cosine decay to 1% over the phase's epochs
+(``lr_schedule: cosine``) or, as the KIT reference does, halved whenever the validation loss has
+not improved for ``plateau_patience`` epochs, down to 1% (``lr_schedule: plateau``). The
+per-mass σ_min are combined into one loss by ``loss_combination`` (:func:`models.punzi.combine_sigma`).
+With ``parametrised: true`` the net takes the hypothesis mass as an extra input
+(``models/param.py``): BCE rows and Punzi background rows are (candidate, hypothesis) pairs.
 The validation loss (the same Punzi loss on the validation split, trained masses) is recorded
 every epoch; with ``early_stopping_patience`` > 0 the Punzi phase stops after that many epochs
 without improvement and keeps the best epoch's weights (an optional speed-up: the validation
@@ -36,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from .net import NetSpec, ScoreNet, build_net, resolve_device, state_to_numpy
-from .punzi import punzi_loss
+from .param import hypothesis_pairs, parametrised_bce_rows, with_hypothesis
+from .punzi import punzi_loss, punzi_loss_indexed, sigma_min
 from .sample import Candidates, MassPoints, training_weights
 
 __all__ = ["PunziFit", "TrainingHistory", "net_scores", "train_punzi_net"]
@@ -74,6 +80,12 @@ class PunziFit:
     config: dict[str, Any] = field(default_factory=dict)
     n_bce_candidates: int = 0
     n_punzi_candidates: int = 0
+    #: trained mass range (GeV) of a mass-parametrised net (its last input); None for a plain net
+    hypothesis_range: tuple[float, float] | None = None
+
+    @property
+    def parametrised(self) -> bool:
+        return self.hypothesis_range is not None
 
 
 @contextlib.contextmanager
@@ -112,28 +124,107 @@ def _normalisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _PunziSet:
-    """The candidates that enter the Punzi loss, on the device."""
+    """The candidates that enter the Punzi loss, on the device.
 
-    def __init__(self, c: Candidates, masses: MassPoints, device: torch.device) -> None:
+    Signal: trained masses, positive weight. Background: candidates inside some trained window;
+    for a parametrised net, one row per (candidate, trained window) pair (``models/param.py``).
+    ``reference`` is σ_min without selection per mass (for ``loss_combination: relative``).
+    """
+
+    def __init__(
+        self,
+        c: Candidates,
+        masses: MassPoints,
+        device: torch.device,
+        parametrised: bool,
+        luminosity_pb: float,
+    ) -> None:
         sig = np.flatnonzero(c.is_signal & (c.weight > 0))
         sig = sig[masses.trained[c.mass_index[sig]]]
-        in_any = np.zeros(len(c), dtype=bool)
         bkg_all = np.flatnonzero(~c.is_signal)
-        m = c.mgg[bkg_all]
-        order = np.argsort(masses.window_lo)
-        lo, hi = masses.window_lo[order], np.maximum.accumulate(masses.window_hi[order])
-        k = np.searchsorted(lo, m, side="right") - 1
-        in_any[bkg_all] = (k >= 0) & (m <= hi[np.clip(k, 0, None)])
-        bkg = np.flatnonzero(in_any)
+        pairs = hypothesis_pairs(c.mgg[bkg_all], masses, masses.trained)
+        self.parametrised = parametrised
+        self.n_masses = len(masses)
+        self.lo = torch.as_tensor(masses.window_lo, dtype=torch.float64, device=device)
+        self.hi = torch.as_tensor(masses.window_hi, dtype=torch.float64, device=device)
 
         def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
-        self.xs, self.js = t(c.features[sig], torch.float32), t(c.mass_index[sig], torch.int64)
+        xs = c.features[sig]
+        if parametrised:
+            xs = with_hypothesis(xs, masses.masses[c.mass_index[sig]])
+            bkg = bkg_all[np.unique(pairs.rows)]
+            local = np.searchsorted(bkg, bkg_all[pairs.rows])
+            self.pair_row = t(local, torch.int64)
+            self.pair_j = t(pairs.mass_index, torch.int64)
+            self.pair_mass = t(masses.masses[pairs.mass_index], torch.float32)
+            self.n_bkg = len(pairs)
+        else:
+            bkg = bkg_all[np.unique(pairs.rows)]
+            self.n_bkg = len(bkg)
+        self.xs, self.js = t(xs, torch.float32), t(c.mass_index[sig], torch.int64)
         self.ws = t(c.weight[sig], torch.float64)
         self.xb, self.mb = t(c.features[bkg], torch.float32), t(c.mgg[bkg], torch.float64)
         self.wb = t(c.weight[bkg], torch.float64)
-        self.n_sig, self.n_bkg = len(sig), len(bkg)
+        self.n_sig, self.n_candidates = len(sig), len(sig) + len(bkg)
+        eff0 = np.bincount(c.mass_index[sig], weights=c.weight[sig], minlength=len(masses))
+        b0 = np.bincount(
+            pairs.mass_index, weights=c.weight[bkg_all][pairs.rows], minlength=len(masses)
+        )
+        ref = sigma_min(eff0, b0, luminosity_pb)
+        self.reference = t(np.where(np.isfinite(ref), ref, 1.0), torch.float64)
+
+    def background_scores(self, net: ScoreNet, b_idx: torch.Tensor) -> torch.Tensor:
+        """Scores of background rows ``b_idx`` (pairs for a parametrised net)."""
+        if not self.parametrised:
+            return torch.sigmoid(net(self.xb[b_idx]))
+        x = torch.cat([self.xb[self.pair_row[b_idx]], self.pair_mass[b_idx, None]], dim=1)
+        return torch.sigmoid(net(x))
+
+    def loss(
+        self,
+        signal_scores: torch.Tensor,
+        s_idx: torch.Tensor,
+        background_scores: torch.Tensor,
+        b_idx: torch.Tensor,
+        luminosity_pb: float,
+        loss_args: dict[str, Any],
+    ) -> torch.Tensor:
+        """Punzi loss of the rows ``s_idx`` / ``b_idx`` scaled up to the whole set."""
+        scales = {
+            "signal_scale": self.n_sig / max(len(s_idx), 1),
+            "background_scale": self.n_bkg / max(len(b_idx), 1),
+            "reference": self.reference,
+        }
+        if self.parametrised:
+            loss, _ = punzi_loss_indexed(
+                signal_scores,
+                self.js[s_idx],
+                self.ws[s_idx],
+                background_scores,
+                self.pair_j[b_idx],
+                self.wb[self.pair_row[b_idx]],
+                self.n_masses,
+                luminosity_pb,
+                **scales,
+                **loss_args,
+            )
+        else:
+            loss, _ = punzi_loss(
+                signal_scores,
+                self.js[s_idx],
+                self.ws[s_idx],
+                background_scores,
+                self.mb[b_idx],
+                self.wb[b_idx],
+                self.lo,
+                self.hi,
+                luminosity_pb,
+                **scales,
+                **loss_args,
+            )
+        return loss
 
 
 def train_punzi_net(
@@ -162,6 +253,15 @@ def train_punzi_net(
         torch.set_num_threads(previous_threads)
 
 
+def _bce_rows(
+    c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if parametrised:
+        return parametrised_bce_rows(c, masses)
+    w = training_weights(c, masses, signal_fraction)
+    return c.features, c.is_signal.astype(np.float32), w
+
+
 def _train(
     train: Candidates,
     valid: Candidates,
@@ -174,13 +274,19 @@ def _train(
     start: float,
 ) -> PunziFit:
     rng = np.random.default_rng(seed)
-    spec = NetSpec(len(train.feature_names), config.hidden_layers, config.width, config.activation)
+    parametrised = bool(config.parametrised)
+    n_inputs = len(train.feature_names) + int(parametrised)
+    spec = NetSpec(n_inputs, config.hidden_layers, config.width, config.activation)
     net = build_net(spec, seed)
     mean, std = _normalisation(train.features)
+    hypothesis_range = None
+    if parametrised:
+        m = masses.masses[masses.trained]
+        mean, std = np.append(mean, m.mean()), np.append(std, max(float(m.std()), 1e-3))
+        hypothesis_range = (float(m.min()), float(m.max()))
+    mean, std = mean.astype(np.float32), std.astype(np.float32)
     net.set_normalisation(mean, std)
     net.to(device)
-    lo = torch.as_tensor(masses.window_lo, dtype=torch.float64, device=device)
-    hi = torch.as_tensor(masses.window_hi, dtype=torch.float64, device=device)
     trained = torch.as_tensor(masses.trained, device=device)
     loss_args = {
         "threshold": config.soft_cut_threshold,
@@ -188,28 +294,29 @@ def _train(
         "a": config.punzi_a,
         "b": config.punzi_b,
         "mass_mask": trained,
+        "combine": config.loss_combination,
     }
     hist: dict[str, list[float]] = {k: [] for k in ("bt", "bv", "pt", "pv", "bs", "ps")}
     best_epoch, stopped = None, False
 
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=torch.float32).to(device)
+
     with _deterministic(device):
         # --- phase 1: weighted BCE -------------------------------------------------------
-        xt = torch.as_tensor(train.features, dtype=torch.float32).to(device)
-        yt = torch.as_tensor(train.is_signal, dtype=torch.float32).to(device)
-        wt = torch.as_tensor(training_weights(train, masses), dtype=torch.float32).to(device)
-        xv = torch.as_tensor(valid.features, dtype=torch.float32).to(device)
-        yv = torch.as_tensor(valid.is_signal, dtype=torch.float32).to(device)
-        wv = torch.as_tensor(training_weights(valid, masses), dtype=torch.float32).to(device)
+        fraction = config.bce_signal_fraction
+        xt, yt, wt = (t(a) for a in _bce_rows(train, masses, parametrised, fraction))
+        xv, yv, wv = (t(a) for a in _bce_rows(valid, masses, parametrised, fraction))
+        n_bce = len(xt)
         opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-        sched = _cosine(opt, config.bce_epochs)
-        n = len(train)
+        sched = _Schedule(opt, config, config.bce_epochs)
         bar = _bar(config.bce_epochs, "BCE pre-training", progress)
         for _ in range(config.bce_epochs):
             t0 = time.perf_counter()
             net.train()
             total, wsum = 0.0, 0.0
-            perm = torch.as_tensor(rng.permutation(n), device=device)
-            for i in range(0, n, config.bce_batch_size):
+            perm = torch.as_tensor(rng.permutation(n_bce), device=device)
+            for i in range(0, n_bce, config.bce_batch_size):
                 idx = perm[i : i + config.bce_batch_size]
                 w = wt[idx]
                 loss_vec = F.binary_cross_entropy_with_logits(
@@ -226,15 +333,15 @@ def _train(
             hist["bs"].append(time.perf_counter() - t0)
             bar.set_postfix(train=f"{hist['bt'][-1]:.4f}", valid=f"{hist['bv'][-1]:.4f}")
             bar.update()
-            sched.step()
+            sched.step(hist["bv"][-1])
         bar.close()
         del xt, yt, wt, xv, yv, wv
 
         # --- phase 2: Punzi loss ------------------------------------------------------------
-        ptrain = _PunziSet(train, masses, device)
-        pvalid = _PunziSet(valid, masses, device)
+        ptrain = _PunziSet(train, masses, device, parametrised, luminosity_pb)
+        pvalid = _PunziSet(valid, masses, device, parametrised, luminosity_pb)
         opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
-        sched = _cosine(opt, config.punzi_epochs)
+        sched = _Schedule(opt, config, config.punzi_epochs)
         n_batches = max(1, math.ceil((ptrain.n_sig + ptrain.n_bkg) / config.punzi_batch_size))
         best_loss, best_state, waited = math.inf, None, 0
         bar = _bar(config.punzi_epochs, "Punzi training", progress)
@@ -249,30 +356,24 @@ def _train(
                     continue
                 si = torch.as_tensor(s_idx, device=device)
                 bi = torch.as_tensor(b_idx, device=device)
-                loss, _ = punzi_loss(
+                loss = ptrain.loss(
                     torch.sigmoid(net(ptrain.xs[si])),
-                    ptrain.js[si],
-                    ptrain.ws[si],
-                    torch.sigmoid(net(ptrain.xb[bi])),
-                    ptrain.mb[bi],
-                    ptrain.wb[bi],
-                    lo,
-                    hi,
+                    si,
+                    ptrain.background_scores(net, bi),
+                    bi,
                     luminosity_pb,
-                    signal_scale=ptrain.n_sig / len(s_idx),
-                    background_scale=ptrain.n_bkg / max(len(b_idx), 1),
-                    **loss_args,
+                    loss_args,
                 )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
             hist["pt"].append(float(np.mean(losses)) if losses else math.nan)
-            hist["pv"].append(_punzi_valid(net, pvalid, lo, hi, luminosity_pb, loss_args))
+            hist["pv"].append(_punzi_valid(net, pvalid, luminosity_pb, loss_args))
             hist["ps"].append(time.perf_counter() - t0)
             bar.set_postfix(train=f"{hist['pt'][-1]:.4g}", valid=f"{hist['pv'][-1]:.4g}")
             bar.update()
-            sched.step()
+            sched.step(hist["pv"][-1])
             if config.early_stopping_patience > 0:
                 if hist["pv"][-1] < best_loss:
                     best_loss, best_state, best_epoch, waited = (
@@ -312,15 +413,37 @@ def _train(
         device=str(device),
         seconds=time.perf_counter() - start,
         config=config.model_dump(mode="json"),
-        n_bce_candidates=len(train),
+        n_bce_candidates=n_bce,
         n_punzi_candidates=ptrain.n_sig + ptrain.n_bkg,
+        hypothesis_range=hypothesis_range,
     )
 
 
-def _cosine(opt: torch.optim.Optimizer, epochs: int) -> Any:
-    """Learning rate falling from its start to 1% along a half cosine over ``epochs``."""
-    lr0 = opt.param_groups[0]["lr"]
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1), eta_min=0.01 * lr0)
+class _Schedule:
+    """The learning-rate schedule of one phase (``TrainingConfig.lr_schedule``).
+
+    ``cosine``: from the start value to 1% along a half cosine over the phase's epochs;
+    ``plateau``: halved after ``plateau_patience`` epochs without a better validation loss,
+    never below 1% of the start value.
+    """
+
+    def __init__(self, opt: torch.optim.Optimizer, config: Any, epochs: int) -> None:
+        lr0 = opt.param_groups[0]["lr"]
+        self.plateau = config.lr_schedule == "plateau"
+        if self.plateau:
+            self.sched: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, factor=0.5, patience=config.plateau_patience, min_lr=0.01 * lr0
+            )
+        else:
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(epochs, 1), eta_min=0.01 * lr0
+            )
+
+    def step(self, valid_loss: float) -> None:
+        if not self.plateau:
+            self.sched.step()
+        elif math.isfinite(valid_loss):
+            self.sched.step(valid_loss)
 
 
 def _bar(total: int, desc: str, progress: bool) -> Any:
@@ -343,12 +466,7 @@ def _bce(net: ScoreNet, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> fl
 
 
 def _punzi_valid(
-    net: ScoreNet,
-    data: _PunziSet,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    luminosity_pb: float,
-    loss_args: dict[str, Any],
+    net: ScoreNet, data: _PunziSet, luminosity_pb: float, loss_args: dict[str, Any]
 ) -> float:
     if data.n_sig == 0:
         return math.nan
@@ -361,11 +479,13 @@ def _punzi_valid(
             ]
         )
         bs = [
-            torch.sigmoid(net(data.xb[i : i + _EVAL_BATCH]))
+            data.background_scores(
+                net, torch.arange(i, min(i + _EVAL_BATCH, data.n_bkg), device=ss.device)
+            )
             for i in range(0, data.n_bkg, _EVAL_BATCH)
         ]
         bt = torch.cat(bs) if bs else torch.zeros(0, device=ss.device)
-        loss, _ = punzi_loss(
-            ss, data.js, data.ws, bt, data.mb, data.wb, lo, hi, luminosity_pb, **loss_args
-        )
+        all_s = torch.arange(data.n_sig, device=ss.device)
+        all_b = torch.arange(data.n_bkg, device=ss.device)
+        loss = data.loss(ss, all_s, bt, all_b, luminosity_pb, loss_args)
     return float(loss)

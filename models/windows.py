@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "WindowTable",
     "efficiency_weights",
+    "indexed_scan",
     "mass_windows",
 ]
 
@@ -126,14 +127,13 @@ class WindowTable:
         if np.any(np.diff(cuts) <= 0):
             raise ValueError("cuts must be strictly increasing")
         scores = np.asarray(scores, dtype=np.float64)
-        # k = number of cuts ≤ score: the candidate passes cuts 0 .. k-1
-        k_sig = np.searchsorted(cuts, scores[self.signal_rows], side="right")
-        hist = np.bincount(
-            self.signal_mass_index * (n_cuts + 1) + k_sig,
-            weights=self.signal_weight,
-            minlength=self.n_masses * (n_cuts + 1),
-        ).reshape(self.n_masses, n_cuts + 1)
-        eff = _passing(hist)
+        eff = indexed_scan(
+            self.signal_mass_index,
+            scores[self.signal_rows],
+            self.signal_weight,
+            cuts,
+            self.n_masses,
+        )
         k_bkg = np.searchsorted(cuts, scores[self.background_rows], side="right")
         bkg = np.empty((self.n_masses, n_cuts + 1))
         for j in range(self.n_masses):
@@ -141,7 +141,26 @@ class WindowTable:
             bkg[j] = np.bincount(
                 k_bkg[sl], weights=self.background_weight[sl], minlength=n_cuts + 1
             )
-        return eff.T, _passing(bkg).T
+        return eff, _passing(bkg).T
+
+
+def indexed_scan(
+    index: np.ndarray, scores: np.ndarray, weight: np.ndarray, cuts: np.ndarray, n_masses: int
+) -> np.ndarray:
+    """Σ ``weight`` of the rows with ``score >= cut``, per cut (rows) and mass ``index`` (columns).
+
+    Every row carries its own mass index and score: the signal of a scan, or the (candidate,
+    hypothesis) rows of a mass-parametrised net. ``cuts`` must be increasing.
+    """
+    n_cuts = len(cuts)
+    # k = number of cuts ≤ score: the row passes cuts 0 .. k-1
+    k = np.searchsorted(np.asarray(cuts, np.float64), np.asarray(scores, np.float64), side="right")
+    hist = np.bincount(
+        np.asarray(index, np.int64) * (n_cuts + 1) + k,
+        weights=np.asarray(weight, np.float64),
+        minlength=n_masses * (n_cuts + 1),
+    ).reshape(n_masses, n_cuts + 1)
+    return _passing(hist).T
 
 
 def _passing(hist: np.ndarray) -> np.ndarray:

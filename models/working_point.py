@@ -41,10 +41,19 @@ class CutScan:
     background: np.ndarray
     sigma: np.ndarray
 
-    def mean_sigma(self, mask: np.ndarray | None = None) -> np.ndarray:
-        """Mean σ_min over the masses in ``mask`` (all when None), one value per cut."""
+    def mean_sigma(self, mask: np.ndarray | None = None, metric: str = "mean") -> np.ndarray:
+        """Mean σ_min over the masses in ``mask`` (all when None), one value per cut.
+
+        ``metric="log"`` gives the geometric mean instead (every mass's relative change counts
+        the same); an infinite σ_min (no signal left) makes either infinite.
+        """
         sel = self.sigma if mask is None else self.sigma[:, np.asarray(mask, dtype=bool)]
-        return np.asarray(sel.mean(axis=1))
+        if metric == "mean":
+            return np.asarray(sel.mean(axis=1))
+        if metric == "log":
+            with np.errstate(divide="ignore"):
+                return np.asarray(np.exp(np.log(sel).mean(axis=1)))
+        raise ValueError(f"metric {metric!r}; use 'mean' or 'log'")
 
     def at(self, cut: float) -> int:
         """Index of ``cut`` in the scan (it must be one of the scanned cuts)."""
@@ -95,13 +104,15 @@ def choose_working_point(
     score_edges: Sequence[float],
     mask: np.ndarray | None = None,
     fixed: float | None = None,
+    metric: str = "mean",
 ) -> WorkingPoint:
     """Best score-bin edge for the mean σ_min over ``mask`` (or the edge nearest ``fixed``).
 
-    Every edge except the last must be among the scanned cuts (:func:`scan_cuts` ``extra``).
+    ``metric``: the arithmetic (``"mean"``) or geometric (``"log"``) mean over the masses. Every
+    edge except the last must be among the scanned cuts (:func:`scan_cuts` ``extra``).
     """
     edges = np.asarray(score_edges, dtype=np.float64)[:-1]
-    mean = scan.mean_sigma(mask)
+    mean = scan.mean_sigma(mask, metric)
     rows = np.array([scan.at(e) for e in edges])
     if fixed is not None:
         k = int(np.argmin(np.abs(edges - fixed)))

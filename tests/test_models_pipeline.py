@@ -38,6 +38,8 @@ def test_train_models_writes_every_output(skims: Path, tmp_path: Path) -> None:
     for name in (
         "punzi.pt",
         "punzi.json",
+        "punzi_plain.pt",
+        "punzi_plain.json",
         "xgboost.json",
         "ranking.json",
         "working_point.json",
@@ -55,17 +57,34 @@ def test_train_models_writes_every_output(skims: Path, tmp_path: Path) -> None:
     edges = list(config.histograms.score_edges)
     assert wp["cut"] in edges[:-1] and edges[wp["first_score_bin_kept"]] == wp["cut"]
     assert wp["best_mean_sigma_min_pb_unbinned"] <= wp["mean_sigma_min_pb"]
+    assert wp["model"] == "parametrised"
+    curve = wp["curves"]["parametrised"]
+    assert len(curve["cuts"]) == len(curve["mean_sigma_min_pb"]) > 100
+    assert min(x for x in curve["mean_sigma_min_pb"] if x is not None) == pytest.approx(
+        wp["best_mean_sigma_min_pb_unbinned"]
+    )
 
     sens = json.loads((model_dir / "sensitivity.json").read_text())
     assert sens["masses_GeV"] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
     assert sum(sens["held_out"]) == 2 and not sens["held_out"][0]
-    assert all(s > 0 for s in sens["punzi"]["sigma_min_pb"])
+    assert sens["chosen"] == "parametrised"
+    for name in ("punzi", "parametrised", "parametrised_at_hypothesis"):
+        assert all(s > 0 for s in sens[name]["sigma_min_pb"]), name
+    assert set(sens["goal_vs_xgboost_best_cut"]) == {"punzi", "parametrised"}
+    assert set(sens["per_mass_cuts"]) == {"punzi", "parametrised", "xgboost"}
+    for gain in sens["per_mass_cuts"].values():
+        # the best cut per mass is never worse than the fixed one (both are scanned)
+        assert 0 <= gain["mean_gain_score_edges"] <= gain["mean_gain_any_cut"] < 1
     for name in ("xgboost", "cut_based"):
         # null where a selection keeps no signal of a mass (σ_min infinite)
         sigma = sens[name]["sigma_min_pb"]
         assert len(sigma) == 6 and all(s is None or s > 0 for s in sigma)
     assert len(sens["generalisation"]) == 2
-    assert sens["mean_sigma_min_pb"]["punzi"]["trained"] == pytest.approx(wp["mean_sigma_min_pb"])
+    # masses 0.5-3 GeV all lie in the search range: the working point's mean is the trained one
+    assert all(sens["in_search_range"])
+    assert sens["mean_sigma_min_pb"]["parametrised"]["trained"] == pytest.approx(
+        wp["mean_sigma_min_pb"]
+    )
 
     ranking = json.loads((model_dir / "ranking.json").read_text())
     assert ranking["selected"] == list(config.training.features)
@@ -75,8 +94,10 @@ def test_train_models_writes_every_output(skims: Path, tmp_path: Path) -> None:
     assert meta["provenance"]["inputs"][0]["sha256"]
     assert meta["provenance"]["sample"]["validation_fraction"] == 0.3
     assert result.features == config.training.features
+    assert meta["hypothesis_input"]["column"] == "mgg"
+    assert meta["hypothesis_input"]["range_GeV"] == [0.5, 3.0]
     scorer = load_scorer(model_dir)
-    assert scorer.features == config.training.features
+    assert scorer.features == (*config.training.features, "mgg")
 
 
 def test_grid_search_runs_on_dask_and_keeps_the_best(skims: Path, tmp_path: Path) -> None:

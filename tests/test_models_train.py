@@ -36,6 +36,7 @@ SMALL = TrainingConfig(
     bce_batch_size=1024,
     punzi_batch_size=4000,
     held_out_masses=1,
+    parametrised=False,
 )
 
 

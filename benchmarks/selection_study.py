@@ -1,0 +1,239 @@
+"""Why the Punzi net loses to XGBoost where both were trained: one change at a time (issue #13).
+
+Reads the processor's skims once, trains XGBoost once, then trains the Punzi net with one setting
+changed per variant (capacity, training length, learning-rate schedule, soft-cut sharpness, BCE
+class balance, how the per-mass σ_min are combined, the mass-parametrised net) and prints, per
+variant, ``name: value unit`` lines: the mean σ_min over the trained, the held-out and all masses
+at the variant's working point (best score-bin edge, trained masses in the search range), the
+fraction of trained masses and the number of held-out masses where it is no worse than XGBoost
+at its best cut, and the training time.
+
+Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
+``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alps.config import AnalysisConfig, load_config
+from models import (
+    deployed_scores,
+    goal_check,
+    scan_at_hypothesis,
+    train_punzi_net,
+)
+from models.evaluate import background_core_fraction, selection_at
+from models.pipeline import load_training_sample
+from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
+from models.xgb import train_xgboost, xgboost_scores
+
+#: one change each against the baseline (the demo's training section)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "wide_64": {"width": 64},
+    "shallow_4": {"hidden_layers": 4},
+    "long_x3": {"punzi_epochs_factor": 3},
+    "plateau": {"lr_schedule": "plateau"},
+    "sharp_50": {"soft_cut_sharpness": 50.0},
+    "no_bce": {"bce_epochs": 0, "punzi_epochs_factor": 1.5},
+    "bce_signal_0.1": {"bce_signal_fraction": 0.1},
+    "combine_log": {"loss_combination": "log"},
+    "combine_relative": {"loss_combination": "relative"},
+    "parametrised": {"parametrised": True},
+    "parametrised_log": {"parametrised": True, "loss_combination": "log"},
+    # the seed's features without the post-fit mass proxies (E_high, u_high, t_high: after the 4C
+    # fit the recoil photon's CM energy is (s - M_gg^2) / 2 sqrt(s), see the study's docstring)
+    "no_proxy": {"features": "no_proxy"},
+    "no_proxy_parametrised": {"features": "no_proxy", "parametrised": True},
+    "parametrised_log_long": {
+        "parametrised": True,
+        "loss_combination": "log",
+        "lr_schedule": "plateau",
+        "punzi_epochs_factor": 3,
+    },
+}
+
+
+#: variants of ``--quick`` (the toy has no ``cos_*`` columns, so no ``no_proxy`` feature set)
+QUICK = "baseline,combine_log,parametrised"
+
+#: feature sets other than ``training.features``
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "no_proxy": (
+        "cos_high",
+        "E_low",
+        "cos_low",
+        "sphericity",
+        "fw_r2",
+        "cleo_cone0",
+        "theta_recoil",
+        "chi2",
+    ),
+}
+
+
+def _variant_config(base: Any, change: dict[str, Any]) -> Any:
+    change = dict(change)
+    factor = change.pop("punzi_epochs_factor", 1)
+    change.pop("features", None)
+    update = {"parametrised": False, **change}
+    update["punzi_epochs"] = round(base.punzi_epochs * factor)
+    return base.model_copy(update=update)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skims", type=Path, help="the processor's skim directory")
+    parser.add_argument("--config", type=Path, default=None, help="analysis YAML (demo default)")
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated names (default: all; --quick: three)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the table here")
+    parser.add_argument("--quick", action="store_true", help="toy sample, 2 + 4 epochs")
+    args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    config = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        skims = args.skims
+        if args.quick or skims is None:
+            from models.testing import write_toy_skims
+
+            skims = write_toy_skims(Path(tmp), np.round(np.arange(0.3, 3.1, 0.2), 3), 800, 3000)
+            config = AnalysisConfig.model_validate(
+                {"training": {"bce_epochs": 2, "punzi_epochs": 4, "held_out_masses": 3}}
+            )
+        names = args.variants or (QUICK if args.quick else ",".join(VARIANTS))
+        rows = study(skims, config, [v for v in names.split(",") if v])
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]:
+    """Train every named variant on the same sample; print and return one row per variant."""
+    tc, seed = config.training, int(config.seed)
+    sets = {VARIANTS[name].get("features") for name in variants} - {None}
+    features = {*tc.features, *(f for fs in sets for f in FEATURE_SETS[fs])}
+    sample = load_training_sample(skims, config, features=sorted(features))
+    masses, lumi = sample.masses, sample.luminosity_pb
+    valid = sample.evaluation_set()
+    table = valid.window_table(masses)
+    trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
+    edges = config.histograms.score_edges
+    grid = config.limits.masses.masses()
+    in_search = (masses.masses >= grid.min() - 1e-9) & (masses.masses <= grid.max() + 1e-9)
+    mask = masses.trained & in_search
+    ab = (tc.punzi_a, tc.punzi_b)
+    print(
+        f"# {len(sample.train)} training candidates, {len(masses)} masses "
+        f"({int(masses.held_out.sum())} held out), L = {lumi:g} /pb",
+        file=sys.stderr,
+    )
+
+    xgb: dict[str, Any] = {}
+    rows = []
+    for name in variants:
+        fset = VARIANTS[name].get("features")
+        sub = sample.with_features(FEATURE_SETS[fset] if fset else tc.features)
+        train, valid = sub.without_held_out(), sub.evaluation_set()
+        label = "xgboost" + (f"_{fset}" if fset else "")
+        if label not in xgb:
+            t0 = time.perf_counter()
+            booster = train_xgboost(
+                train, masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed,
+                threads=1,
+            )  # fmt: skip
+            sx = xgboost_scores(booster, valid.features)
+            scan_x = scan_sigma_min(table, sx, lumi, scan_cuts(sx[trained_sig], edges), *ab)
+            row = _row(label, scan_x, edges, mask, masses.held_out, None, time.perf_counter() - t0)
+            row["core_fraction"] = background_core_fraction(
+                valid, sx >= row["cut"], masses, masses.trained
+            )
+            print(f"{label}_background_core_fraction: {row['core_fraction']:.3g}")
+            rows.append(row)
+            xgb[label] = selection_at(scan_x, row["best_cut"], label)
+        cfg = _variant_config(tc, VARIANTS[name])
+        fit = train_punzi_net(train, sub.valid, masses, lumi, cfg, seed=seed, threads=1)
+        s = deployed_scores(fit, valid)
+        scan = scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
+        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb[label], fit.seconds))
+        rows[-1]["core_fraction"] = background_core_fraction(
+            valid, s >= rows[-1]["cut"], masses, masses.trained
+        )
+        print(f"{name}_background_core_fraction: {rows[-1]['core_fraction']:.3g}")
+        if fit.parametrised:
+            exact = scan_at_hypothesis(fit, valid, masses, lumi, scan.cuts, *ab)
+            at = selection_at(exact, rows[-1]["cut"], name)
+            rows[-1]["at_hypothesis_sigma_min_pb"] = at.sigma_min_pb.tolist()
+            goal = goal_check(at, xgb[label], masses.held_out)
+            print(f"{name}_at_hypothesis_mean_trained: {at.mean(masses.trained):.4g} pb")
+            print(f"{name}_at_hypothesis_mean_held_out: {at.mean(masses.held_out):.4g} pb")
+            print(f"{name}_at_hypothesis_trained_no_worse: {goal['trained_fraction_no_worse']:.3g}")
+        pv = fit.history.punzi_valid
+        rows[-1]["epochs"] = [cfg.bce_epochs, cfg.punzi_epochs]
+        rows[-1]["punzi_valid_first_mid_last"] = [pv[0], pv[len(pv) // 2], pv[-1]] if pv else []
+        rows[-1]["cut_all_trained_masses"] = choose_working_point(scan, edges, masses.trained).cut
+        if pv:
+            print(
+                f"{name}_valid_loss_first_mid_last: {pv[0]:.4g} {pv[len(pv) // 2]:.4g} {pv[-1]:.4g}"
+            )
+        print(
+            f"{name}_cut_if_chosen_on_all_trained_masses: {rows[-1]['cut_all_trained_masses']:.3g}"
+        )
+        h = fit.history
+        for phase, secs, n in (
+            ("bce", h.bce_seconds, fit.n_bce_candidates),
+            ("punzi", h.punzi_seconds, fit.n_punzi_candidates),
+        ):
+            if secs:
+                rows[-1][f"{phase}_epoch_seconds"] = float(np.median(secs))
+                print(f"{name}_{phase}_epoch_time: {np.median(secs):.3g} s ({n} rows)")
+    return rows
+
+
+def _row(
+    name: str,
+    scan: Any,
+    edges: Any,
+    mask: np.ndarray,
+    held_out: np.ndarray,
+    reference: Any,
+    seconds: float,
+) -> dict[str, Any]:
+    wp = choose_working_point(scan, edges, mask)
+    sel = selection_at(scan, wp.cut if reference is not None else wp.best_cut, name)
+    row: dict[str, Any] = {
+        "variant": name,
+        "cut": sel.cut,
+        "best_cut": wp.best_cut,
+        "mean_trained_pb": sel.mean(~held_out),
+        "mean_held_out_pb": sel.mean(held_out),
+        "mean_all_pb": sel.mean(),
+        "seconds": seconds,
+        "sigma_min_pb": sel.sigma_min_pb.tolist(),
+    }
+    if reference is not None:
+        goal = goal_check(sel, reference, held_out)
+        row["trained_no_worse"] = goal["trained_fraction_no_worse"]
+        row["held_out_no_worse"] = f"{goal['held_out_no_worse']}/{goal['held_out_masses']}"
+    for key in ("mean_trained_pb", "mean_held_out_pb", "mean_all_pb"):
+        print(f"{name}_{key[:-3]}: {row[key]:.4g} pb")
+    if reference is not None:
+        print(f"{name}_trained_no_worse_than_xgboost: {row['trained_no_worse']:.3g} fraction")
+        print(f"{name}_held_out_no_worse_than_xgboost: {row['held_out_no_worse']} masses")
+    print(f"{name}_cut: {sel.cut:.3g} score")
+    print(f"{name}_seconds: {seconds:.3g} s")
+    return row
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
