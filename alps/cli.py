@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_cluster import cluster
 from .config import ConfigError, load_config
 from .pipeline import STAGES, RunContext, run_stages
 
@@ -64,6 +65,10 @@ def _run(ctx: RunContext, names: list[str], force: str | None = None) -> None:
         run_stages(ctx, [STAGES[name] for name in names], force=force)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        if (reason := ctx.cluster_failure()) is None:
+            raise
+        raise click.ClickException(reason) from None
     finally:
         ctx.close()
 
@@ -139,6 +144,8 @@ def run(force: str | None, **options: Any) -> None:
     """Run the whole chain on the configuration, skipping what is up to date."""
     _run(_context(**options), list(STAGES), force=force)
 
+
+main.add_command(cluster)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

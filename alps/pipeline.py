@@ -34,25 +34,29 @@ class RunContext:
     workers: int | None = None
     progress: bool = True
     echo: Callable[[str], None] = print
-    _client_cm: Any = field(default=None, repr=False)
-    _client: Any = field(default=None, repr=False)
+    _session: Any = field(default=None, repr=False)
 
     def client(self) -> Any:
-        """The Dask client, started on first use and kept for the rest of the run."""
-        if self._client is None:
-            from .cluster import dask_client
+        """The Dask client, started on first use and kept for the rest of the run (one
+        cluster, and for batch profiles one set of jobs, serves every stage)."""
+        if self._session is None:
+            from .cluster import open_session
 
-            self._client_cm = dask_client(
+            self._session = open_session(
                 self.cluster, scheduler=self.scheduler, workers=self.workers
             )
-            self._client = self._client_cm.__enter__()
-            self.echo(f"dask: {self._client.dashboard_link or self._client.scheduler.address}")
-        return self._client
+            client = self._session.client
+            self.echo(f"dask: {client.dashboard_link or client.scheduler.address}")
+        return self._session.client
+
+    def cluster_failure(self) -> str | None:
+        """Why the watch of a batch cluster gave up (it then interrupts the run), else None."""
+        return None if self._session is None else self._session.failure
 
     def close(self) -> None:
-        if self._client_cm is not None:
-            self._client_cm.__exit__(None, None, None)
-            self._client_cm = self._client = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 @dataclass(frozen=True)
