@@ -212,15 +212,22 @@ def walltime_seconds(walltime: str) -> int:
 
 
 def _lifetime_args(walltime: str) -> list[str]:
-    """dask-jobqueue's worker ``--lifetime`` and ``--lifetime-stagger`` for a walltime: workers
-    retire (their results moved to other workers) a margin of min(10%, 10 min) before it."""
+    """dask-jobqueue's worker ``--lifetime`` and ``--lifetime-stagger`` for a walltime.
+
+    The lifetime counts from the worker's start, which comes some time after the job's: the
+    margin, min(W/2, max(2 min, min(W/10, 10 min))), covers that start-up; the stagger (a
+    quarter of the margin) spreads the retirements of jobs started together.
+
+    >>> _lifetime_args("04:00:00"), _lifetime_args("00:02:00")
+    (['--lifetime', '13800s', '--lifetime-stagger', '150s'], ['--lifetime', '60s', '--lifetime-stagger', '15s'])
+    """
     total = walltime_seconds(walltime)
-    margin = min(0.1 * total, 600.0)
+    margin = min(total / 2, max(120.0, min(total / 10, 600.0)))
     return [
         "--lifetime",
         f"{int(total - margin)}s",
         "--lifetime-stagger",
-        f"{int(margin / 2)}s",
+        f"{int(margin / 4)}s",
     ]
 
 
