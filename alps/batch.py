@@ -61,7 +61,7 @@ def slurm_job_states(job_ids: Sequence[str]) -> dict[str, str]:
         raise BatchError(f"squeue failed: {out.stderr.strip()}")
     states: dict[str, str] = {}
     for line in out.stdout.splitlines():
-        job_id, state, reason = (line.split("|") + ["", ""])[:3]
+        job_id, state, reason = [*line.split("|"), "", ""][:3]
         if job_id in job_ids and state and state not in _SLURM_ENDED:
             states[job_id] = f"{state} ({reason})" if reason and reason != "None" else state
     return states
@@ -170,7 +170,9 @@ class JobWatch(threading.Thread):
         super().__init__(name=f"alps-job-watch-{profile.name}", daemon=True)
         self.cluster = cluster
         self.profile = profile
-        self.fixed_jobs = fixed_jobs if fixed_jobs is not None else (profile.scale or {}).get("jobs")
+        self.fixed_jobs = (
+            fixed_jobs if fixed_jobs is not None else (profile.scale or {}).get("jobs")
+        )
         self.interval = interval
         self.failure: str | None = None
         self.resubmitted: list[str] = []

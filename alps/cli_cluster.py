@@ -17,8 +17,13 @@ def cluster() -> None:
 
 
 @cluster.command("show-script")
-@click.option("--cluster", "name", default="slurm", show_default=True,
-              help="a batch profile of dask_config.yaml (slurm, htcondor, pbs)")
+@click.option(
+    "--cluster",
+    "name",
+    default="slurm",
+    show_default=True,
+    help="a batch profile of dask_config.yaml (slurm, htcondor, pbs)",
+)
 @click.option("--dask-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="profile file (default: $ALPS_DASK_CONFIG, ./dask_config.yaml, the shipped one)")  # fmt: skip
 def show_script(name: str, dask_config: Path | None) -> None:

@@ -137,17 +137,21 @@ CLUSTER_TYPES: dict[str, ClusterType] = {
 
 
 def find_dask_config() -> Path:
-    """``$ALPS_DASK_CONFIG``, else ``./dask_config.yaml``, else the one beside the project."""
+    """The profile file: ``$ALPS_DASK_CONFIG``, else ``./dask_config.yaml`` (the project root
+    when run there), else the copy shipped in the package (``alps/data/dask_config.yaml``)."""
+    chosen = os.environ.get("ALPS_DASK_CONFIG")
+    if chosen and not Path(chosen).is_file():
+        raise FileNotFoundError(f"ALPS_DASK_CONFIG={chosen}: no such file")
     candidates = [
-        os.environ.get("ALPS_DASK_CONFIG"),
+        chosen,
         Path.cwd() / "dask_config.yaml",
-        Path(__file__).resolve().parent.parent / "dask_config.yaml",
+        Path(__file__).resolve().parent / "data" / "dask_config.yaml",
     ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise FileNotFoundError(
-        "no dask_config.yaml found (set ALPS_DASK_CONFIG or run in the project)"
+        "no dask_config.yaml found (set ALPS_DASK_CONFIG, or reinstall alps: it ships one)"
     )
 
 
@@ -246,7 +250,10 @@ def jobqueue_options(profile: ClusterProfile) -> dict[str, Any]:
     extra = list(options.get("worker_extra_args", []))
     if options.get("walltime") and "--lifetime" not in extra:
         options["worker_extra_args"] = extra + _lifetime_args(options["walltime"])
-    options["scheduler_options"] = {"dashboard_address": ":0", **options.get("scheduler_options", {})}
+    options["scheduler_options"] = {
+        "dashboard_address": ":0",
+        **options.get("scheduler_options", {}),
+    }
     if kind.tune is not None:
         kind.tune(profile, options)
     return options

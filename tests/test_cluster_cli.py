@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import os
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -51,7 +51,7 @@ def test_shipped_slurm_profile_is_portable_and_retires_workers_before_the_wallti
     lifetime = int(re.search(r"--lifetime (\d+)s", script).group(1))
     stagger = int(re.search(r"--lifetime-stagger (\d+)s", script).group(1))
     walltime = walltime_seconds(profile.options["walltime"])
-    assert 0 < lifetime - stagger and lifetime + stagger < walltime
+    assert lifetime - stagger > 0 and lifetime + stagger < walltime
     assert "8787" not in script and profile.adapt["wait_count"] * 5 >= 300
 
 
@@ -116,3 +116,71 @@ def test_cli_refuses_a_bad_slice(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "selects no runs" in result.output
+
+
+GENERATE = """\
+seed: 3
+run_slice: "lumi=0.002"
+simulation:
+  backgrounds: [gg]
+  signal: {masses: {values: [1.0]}, events_per_mass: 200}
+  data: {enabled: false}
+"""
+
+
+def test_a_wheel_install_finds_the_shipped_profiles(tmp_path: Path) -> None:
+    """A non-editable install (the wheel, without dependencies, into a target folder in front of
+    this environment's packages) runs `alps --help` and a tiny `alps generate` on the `local`
+    profile from the packaged alps/data/dask_config.yaml, far from the project."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".*")
+    for name in ("alps", "simulation", "kinfit", "processors", "models", "limits"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "dask_config.yaml"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)], check=True)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("alps-*.whl")
+    target = tmp_path / "installed"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    assert (target / "alps" / "data" / "dask_config.yaml").is_file()
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ALPS_DASK_CONFIG")}
+    env["PYTHONPATH"] = str(target)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "tiny.yaml").write_text(GENERATE)
+
+    def alps(*args: str) -> str:
+        proc = subprocess.run([str(target / "bin" / "alps"), *args], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    assert "generate" in alps("--help")
+    alps("generate", "--config", "tiny.yaml", "--workdir", "out", "--workers", "1", "--quiet")
+    assert list((work / "out" / "ntuples").glob("*/*.root"))
+    where = subprocess.run([sys.executable, "-c", "import alps; print(alps.__file__)"], cwd=work,
+                           env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert where.stdout.startswith(str(target)), "the wheel, not the project, must be imported"
+
+
+def test_profile_file_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$ALPS_DASK_CONFIG, then ./dask_config.yaml, then the packaged copy."""
+    from alps.cluster import find_dask_config
+
+    monkeypatch.delenv("ALPS_DASK_CONFIG", raising=False)
+    packaged = find_dask_config()  # tmp_path (the cwd) has none yet
+    assert (
+        packaged.parent.name == "data"
+        and packaged.read_text() == (ROOT / "dask_config.yaml").read_text()
+    )
+    (tmp_path / "dask_config.yaml").write_text("profiles: {}\n")
+    assert find_dask_config() == tmp_path / "dask_config.yaml"
+    monkeypatch.setenv("ALPS_DASK_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(FileNotFoundError, match="ALPS_DASK_CONFIG"):
+        find_dask_config()

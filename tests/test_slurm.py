@@ -172,19 +172,19 @@ def test_workers_retire_before_the_walltime_and_are_replaced(tmp_path: Path) -> 
 
 TINY = """\
 name: tiny-slurm
-seed: 11
-run_slice: "2018,lumi=0.01"
+seed: 7
+run_slice: "lumi=0.03"
 simulation:
   signal:
-    masses: {values: [0.5, 2.0, 4.0, 6.0, 8.0, 9.5]}
-    events_per_mass: 300
+    masses: {values: [0.3, 0.8, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5, 10.2]}
+    events_per_mass: 600
 training:
-  bce_epochs: 2
-  punzi_epochs: 2
-  held_out_masses: 1
-  xgboost_rounds: 10
+  bce_epochs: 4
+  punzi_epochs: 6
+  held_out_masses: 2
+  xgboost_rounds: 30
 limits:
-  masses: {start: 0.5, stop: 9.5, step: 0.5}
+  masses: {start: 0.2, stop: 9.6, step: 0.2}
   lee_toys: 20
 """
 
@@ -213,9 +213,7 @@ def _same_results(local: Path, batch: Path) -> None:
         assert set(ours) == set(theirs)
         for key, h in ours.items():
             np.testing.assert_array_equal(h.values(flow=True), theirs[key].values(flow=True))
-            np.testing.assert_array_equal(
-                h.variances(flow=True), theirs[key].variances(flow=True)
-            )
+            np.testing.assert_array_equal(h.variances(flow=True), theirs[key].variances(flow=True))
     limits = [json.loads((d / "limits" / "limits.json").read_text()) for d in (local, batch)]
     for result in limits:
         result.pop("provenance")
