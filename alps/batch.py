@@ -16,6 +16,7 @@ import asyncio
 import getpass
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -161,7 +162,9 @@ class JobWatch(threading.Thread):
 
     ``fixed_jobs``: under fixed scaling, the number of jobs kept (ended jobs are resubmitted).
     When no worker has been connected for the profile's ``worker_timeout`` while jobs are
-    wanted, :attr:`failure` says why and the main thread is interrupted.
+    wanted, :attr:`failure` says why, and a :class:`BatchError` with that reason is raised in
+    the main thread (through ``SIGUSR1``, whose handler :meth:`start` installs when called
+    from the main thread), ending whatever stage waits there for results.
     """
 
     def __init__(
@@ -177,6 +180,15 @@ class JobWatch(threading.Thread):
         self.failure: str | None = None
         self.resubmitted: list[str] = []
         self._stopped = threading.Event()
+        self._previous_handler: Any = None
+
+    def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGUSR1, self._raise_failure)
+        super().start()
+
+    def _raise_failure(self, signum: int, frame: Any) -> None:
+        raise BatchError(self.failure or "the batch cluster was lost")
 
     def _workers(self) -> int:
         return len(self.cluster.scheduler_info.get("workers", {}))
@@ -219,7 +231,11 @@ class JobWatch(threading.Thread):
         ended: list[str] = []
         if states_of is not None:
             live = states_of([str(job.job_id) for job in jobs.values() if job.job_id])
-            ended = [name for name, job in jobs.items() if job.job_id and job.job_id not in live]
+            ended = [
+                name
+                for name, job in jobs.items()
+                if job.job_id and job.job_id not in live and job.job_id not in self.resubmitted
+            ]
         # without job states: Dask drops a job whose workers left (lost-worker-timeout)
         missing = set(self.cluster.worker_spec) - set(jobs)
         if not ended and not missing:
@@ -228,7 +244,9 @@ class JobWatch(threading.Thread):
         target = self.fixed_jobs
 
         def resubmit() -> None:
+            # the new job gets a new name: Dask would close a job named like a lost worker
             for name in ended:
+                self.cluster.worker_spec.update(self.cluster.new_worker_spec())
                 self.cluster.worker_spec.pop(name, None)
             self.cluster.scale(jobs=target)
 
@@ -250,10 +268,14 @@ class JobWatch(threading.Thread):
             waited = time.monotonic() - empty_since
             if waited > self.profile.worker_timeout:
                 self.failure = self._give_up_message(waited)
-                _thread.interrupt_main()
+                if self._previous_handler is not None:
+                    _thread.interrupt_main(signal.SIGUSR1)
                 return
 
     def stop(self) -> None:
         self._stopped.set()
         if self.is_alive():
             self.join(timeout=10)
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGUSR1, self._previous_handler)
+            self._previous_handler = None

@@ -65,10 +65,6 @@ def _run(ctx: RunContext, names: list[str], force: str | None = None) -> None:
         run_stages(ctx, [STAGES[name] for name in names], force=force)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt:
-        if (reason := ctx.cluster_failure()) is None:
-            raise
-        raise click.ClickException(reason) from None
     finally:
         ctx.close()
 

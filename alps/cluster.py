@@ -343,14 +343,10 @@ def dask_client(
 ) -> Iterator[Any]:
     """A ``distributed.Client`` for a profile (or a scheduler address); closed on exit.
 
-    When the watch of a batch profile gives up (no worker within ``worker_timeout``), the body
-    is interrupted and a ``RuntimeError`` gives the reason."""
+    When the watch of a batch profile gives up (no worker within ``worker_timeout``), a
+    :class:`alps.batch.BatchError` (a ``RuntimeError``) with the reason interrupts the body."""
     session = open_session(name, scheduler=scheduler, workers=workers, config_path=config_path)
     try:
         yield session.client
-    except KeyboardInterrupt:
-        if session.failure is None:
-            raise
-        raise RuntimeError(session.failure) from None
     finally:
         session.close()

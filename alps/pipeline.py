@@ -49,10 +49,6 @@ class RunContext:
             self.echo(f"dask: {client.dashboard_link or client.scheduler.address}")
         return self._session.client
 
-    def cluster_failure(self) -> str | None:
-        """Why the watch of a batch cluster gave up (it then interrupts the run), else None."""
-        return None if self._session is None else self._session.failure
-
     def close(self) -> None:
         if self._session is not None:
             self._session.close()

@@ -143,7 +143,6 @@ def test_a_cancelled_job_is_resubmitted_and_every_task_finishes(
     assert victim not in _jobs(f"alps-{tmp_path.name}")
 
 
-@pytest.mark.slow
 def test_a_cluster_left_without_workers_stops_the_run_with_the_jobs_state(tmp_path: Path) -> None:
     """Fixed scaling, the only job cancelled and its replacement unable to start (partition
     down): the watch interrupts the waiting stage after ``worker_timeout`` with the job state."""
@@ -193,23 +192,13 @@ def test_workers_retire_before_the_walltime_and_are_replaced(tmp_path: Path) -> 
 
 # --- alps run on SLURM vs the local cluster --------------------------------------------------
 
-TINY = """\
-name: tiny-slurm
-seed: 7
-run_slice: "lumi=0.03"
-simulation:
-  signal:
-    masses: {values: [0.3, 0.8, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5, 10.2]}
-    events_per_mass: 600
-training:
-  bce_epochs: 4
-  punzi_epochs: 6
-  held_out_masses: 2
-  xgboost_rounds: 30
-limits:
-  masses: {start: 0.2, stop: 9.6, step: 0.2}
-  lee_toys: 20
-"""
+def _tiny_config() -> str:
+    """The end-to-end test's tiny configuration, with a coarser limit scan and fewer toys."""
+    from test_pipeline_e2e import TINY
+
+    config = yaml.safe_load(TINY)
+    config["limits"].update({"masses": {"start": 0.2, "stop": 9.6, "step": 0.2}, "lee_toys": 20})
+    return yaml.safe_dump(config)
 
 
 def _alps_run(workdir: Path, config: Path, *options: str, env: dict[str, str] | None = None,
@@ -251,7 +240,7 @@ def test_alps_run_on_slurm_survives_a_cancelled_job_and_matches_the_local_cluste
     import os
 
     config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
+    config.write_text(_tiny_config())
     start = time.monotonic()
     _alps_run(tmp_path / "local", config)
     local_s = time.monotonic() - start
