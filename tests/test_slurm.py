@@ -147,17 +147,21 @@ def test_a_cluster_left_without_workers_stops_the_run_with_the_jobs_state(tmp_pa
     """Fixed scaling, the only job cancelled and its replacement unable to start (partition
     down): the watch interrupts the waiting stage after ``worker_timeout`` with the job state."""
     config = _dask_config(tmp_path, lone={"scale": {"jobs": 1}, "worker_timeout": 10})
+    partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True)
+    (default,) = [p.rstrip("*") for p in partitions.stdout.split() if p.endswith("*")]
     try:
         with dask_client("lone", config_path=config) as client:
             future = client.submit(time.sleep, 600, pure=False)
             _wait_for(lambda: future.status == "pending" and client.processing(), 30, "running")
-            subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+            subprocess.run(
+                ["scontrol", "update", f"PartitionName={default}", "State=DOWN"], check=True
+            )
             subprocess.run(["scancel", "-n", f"alps-{tmp_path.name}"], check=True)
             start = time.monotonic()
             with pytest.raises(BatchError, match=r"PENDING \(PartitionDown\)") as info:
                 future.result()
     finally:
-        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
+        subprocess.run(["scontrol", "update", f"PartitionName={default}", "State=UP"], check=True)
     assert time.monotonic() - start < 60
     assert "'lone'" in str(info.value) and "worker_timeout" in str(info.value)
 
