@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_cluster import cluster
 from .config import ConfigError
 from .consistency import load_checked_config
 from .pipeline import STAGES, RunContext, run_stages
@@ -161,6 +162,8 @@ def run(force: str | None, **options: Any) -> None:
     """Run the whole chain on the configuration, skipping what is up to date."""
     _run(_context(**options), list(STAGES), force=force)
 
+
+main.add_command(cluster)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -46,35 +46,35 @@ class RunContext:
     workers: int | None = None
     progress: bool = True
     echo: Callable[[str], None] = print
-    _client_cm: Any = field(default=None, repr=False)
-    _client: Any = field(default=None, repr=False)
+    _session: Any = field(default=None, repr=False)
 
     def client(self) -> Any:
-        """The Dask client, started on first use and kept for the rest of the run."""
-        if self._client is None:
+        """The Dask client, started on first use and kept for the rest of the run (one
+        cluster, and for batch profiles one set of jobs, serves every stage)."""
+        if self._session is None:
             import dask
             import distributed  # noqa: F401  (its defaults must be in dask.config before the set)
 
-            from .cluster import dask_client
+            from .cluster import open_session
 
-            self._client_cm = dask_client(
-                self.cluster, scheduler=self.scheduler, workers=self.workers
-            )
             timeout = {"distributed.comm.timeouts.connect": f"{SCHEDULER_TIMEOUT_S}s"}
             try:
                 with dask.config.set(timeout if self.scheduler else {}):
-                    self._client = self._client_cm.__enter__()
+                    self._session = open_session(
+                        self.cluster, scheduler=self.scheduler, workers=self.workers
+                    )
+                    client = self._session.client
             except (OSError, TimeoutError) as exc:
-                self._client_cm = None
+                self._session = None
                 where = self.scheduler or f"the {self.cluster!r} cluster"
                 raise RuntimeError(f"cannot reach the Dask scheduler at {where}: {exc}") from exc
-            self.echo(f"dask: {self._client.dashboard_link or self._client.scheduler.address}")
-        return self._client
+            self.echo(f"dask: {client.dashboard_link or client.scheduler.address}")
+        return self._session.client
 
     def close(self) -> None:
-        if self._client_cm is not None:
-            self._client_cm.__exit__(None, None, None)
-            self._client_cm = self._client = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 @dataclass(frozen=True)
