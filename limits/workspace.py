@@ -118,19 +118,25 @@ def build_workspace(
     signal_per_pb: FloatArray,
     histosys_per_pb: Mapping[str, tuple[FloatArray, FloatArray]],
     normsys: Mapping[str, tuple[float, float]],
+    background_fixed: FloatArray | None = None,
 ) -> tuple[dict[str, Any], float]:
     """A pyhf workspace (dict, schema 1.0.0) for one mass, and its sigma_ref (pb).
 
     ``observed`` are the counts in the window; ``background_basis`` the Bernstein bin integrals
     (:func:`bernstein_bin_integrals`); ``signal_per_pb`` the expected signal per bin for a
     cross-section of 1 pb; ``histosys_per_pb`` maps a systematic to its (up, down) templates per
-    pb; ``normsys`` maps one to its (hi, lo) factors.
+    pb; ``normsys`` maps one to its (hi, lo) factors; ``background_fixed`` are coefficients of
+    ``background_basis`` (e.g. from a sideband fit) at which the background is held fixed
+    (pyhf ``fixed`` parameters), None for a floating background.
     """
     observed = np.asarray(observed, dtype=np.float64)
     scale = max(float(observed.sum()), 1.0)
     templates = scale * np.asarray(background_basis)  # (bins, k+1)
-    coeffs, _ = nnls(templates, observed)
-    coeffs = np.clip(coeffs, 1e-3, BKG_COEFF_MAX)
+    if background_fixed is None:
+        coeffs, _ = nnls(templates, observed)
+        coeffs = np.clip(coeffs, 1e-3, BKG_COEFF_MAX)
+    else:
+        coeffs = np.asarray(background_fixed, dtype=np.float64) / scale
 
     bkg_est = np.maximum(templates @ coeffs, 0.5)
     signal_per_pb = np.asarray(signal_per_pb, dtype=np.float64)
@@ -171,9 +177,14 @@ def build_workspace(
                 "modifiers": [{"name": f"bkg_c{j}", "type": "normfactor", "data": None}],
             }
         )
-        parameters.append(
-            {"name": f"bkg_c{j}", "bounds": [[0.0, BKG_COEFF_MAX]], "inits": [float(coeffs[j])]}
-        )
+        par: dict[str, Any] = {
+            "name": f"bkg_c{j}",
+            "bounds": [[0.0, BKG_COEFF_MAX]],
+            "inits": [float(coeffs[j])],
+        }
+        if background_fixed is not None:
+            par["fixed"] = True
+        parameters.append(par)
     spec = {
         "channels": [{"name": label, "samples": samples}],
         "observations": [{"name": label, "data": [float(v) for v in observed]}],
