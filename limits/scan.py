@@ -55,6 +55,8 @@ def _failed_fit(tester: HypothesisTester) -> str | None:
     flag is not the test (it reports precision-limited line searches at the minimum as
     failures); a fit fails when its -ln L is not finite or its projected gradient is large."""
     model = tester.model
+    if not np.all(np.isfinite(tester.data)):
+        return "observed counts not finite"
     for label, result in (("signal+background", tester.free), ("background-only", tester.bkg)):
         if not np.isfinite(result.nll) or not np.all(np.isfinite(result.pars)):
             return f"{label} fit: -ln L not finite"
@@ -93,6 +95,8 @@ def analyse_workspace(
             disc = discovery(tester)
             if not np.isfinite(limit.observed):
                 failure = "observed limit beyond the POI range"
+            elif not (np.isfinite(disc.mu_hat_error) and disc.mu_hat_error > 0):
+                failure = "no finite error on the fitted signal (singular Hessian)"
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
         failure = f"{type(err).__name__}: {err}"
     if failure is not None:
