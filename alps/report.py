@@ -257,7 +257,9 @@ def _largest_excess(limits: Mapping[str, Any], config: AnalysisConfig) -> list[l
             rows.append(["upcrossings (Gross-Vitells)", lee["upcrossings"]])
     status = [s for s in limits.get("fit_status", []) if s not in (None, "ok", "excluded")]
     if status:
-        rows.append(["masses without a result (failed fits, see limits.json fit_status)", len(status)])
+        rows.append(
+            ["masses without a result (failed fits, see limits.json fit_status)", len(status)]
+        )
     inject = config.simulation.data.inject
     rows.append(
         [

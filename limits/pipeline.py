@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from alps.config import AnalysisConfig, config_hash
 from alps.histio import file_checksum, git_revision, package_versions
 from limits.coupling import decay_geometry, decay_probability
+from limits.grid import scan_masses
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
 from limits.io import read_json, read_spectra, write_json
@@ -30,7 +31,6 @@ from limits.plots import (
     plot_significance,
 )
 from limits.results import LimitsResult, mass_record
-from limits.grid import scan_masses
 from limits.scan import analyse_workspaces, best_fit_curves
 from limits.signal_model import build_shape_model
 from limits.significance import global_from_toys, gross_vitells

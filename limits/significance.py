@@ -83,7 +83,9 @@ def discovery(tester: HypothesisTester) -> Discovery:
         z = float(np.sqrt(q0))
         return Discovery(q0, z, float(ndtr(-z)), mu_hat, float(err))
     # best fit at the boundary: refit with mu < 0 allowed
-    neg = fit(model, tester.data, tester.aux, init=bkg.pars, bounds=negative_poi_bounds(model, bkg.pars))
+    neg = fit(
+        model, tester.data, tester.aux, init=bkg.pars, bounds=negative_poi_bounds(model, bkg.pars)
+    )
     q0 = max(2.0 * (bkg.nll - neg.nll), 0.0)
     mu_neg = float(neg.pars[poi])
     err = parameter_errors(model, neg.pars, tester.data, tester.aux)[poi]
