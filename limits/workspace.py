@@ -6,7 +6,8 @@ Construction (documented choices):
   ``LimitsConfig.window_nsigma``, sigma_m the resolution the binning follows) and inside the scan
   range, minus the bins inside the excluded pi0/eta/eta' regions, so no meson peak leaks into a
   neighbouring window.
-* **Background**: a polynomial of order k (``background_polynomial_order``, 3 as in the seed) in
+* **Background**: a polynomial of order k (per mass by an F-test up to ``background_polynomial_order``,
+  or that order fixed; :mod:`limits.background`) in
   the Bernstein basis on the window, B(m) = sum_j c_j b_{j,k}(t), t = (m - lo)/(hi - lo). Each
   basis polynomial integrated over the bins is one sample with its own free, unconstrained
   ``normfactor`` c_j in [0, 100] (templates scaled so that c_j = 1 for a flat spectrum of the
@@ -15,6 +16,9 @@ Construction (documented choices):
   coefficients, which keeps the background non-negative everywhere in the window (Bernstein,
   Comm. Soc. Math. Kharkow 13 (1912) 1; the RooBernstein convention). No background systematics
   are needed: any smooth distortion of the background is absorbed by the free polynomial.
+  With ``limits.background_fit: sidebands`` the coefficients are instead fixed at a fit to the
+  sidebands (pyhf ``fixed`` parameters); the spurious-signal test of :mod:`limits.background`
+  measures what either form makes of a background-only spectrum.
 * **Signal**: the interpolated shape N_sig (f DSCB + (1 - f) Cheb) integrated over the bins,
   normalised to L x epsilon x sigma_ref, with the POI ``mu`` = sigma / sigma_ref (sigma_ref a
   power of ten near the expected sensitivity, so mu is of order one).

@@ -8,9 +8,11 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
+import pyhf
 import pytest
 
 from alps.config import AnalysisConfig, load_config
+from limits.background import choose_order
 from limits.coupling import coupling_limit, decay_geometry, decay_probability
 from limits.grid import resolution_grid, scan_masses
 from limits.inputs import Spectra, project_histograms
@@ -21,6 +23,7 @@ from limits.scan import MassResult, analyse_workspace
 from limits.signal_model import build_shape_model
 from limits.significance import gross_vitells
 from limits.testing import make_histograms
+from limits.workspace import bernstein_bin_integrals
 
 SIGNAL_MASSES = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
 WORKING_POINT = 0.5
@@ -193,3 +196,41 @@ def test_a_failed_fit_gives_null_with_its_reason(
     assert result["local_significance"] == [None] and result["fitted_xsec_pb"] == [None]
     assert "observed counts" in result["fit_status"][0]
     assert result["background_polynomial_order"][0] == info.background_order >= 0
+
+
+def test_f_test_order_follows_the_shape_of_the_counts() -> None:
+    """Counts drawn from a straight line get order <= 2; from a curve with an inflection
+    (no quadratic describes it) order 3."""
+    lower = np.linspace(0.0, 1.0, 41)[:-1]
+    upper = lower + 0.025
+    basis = {k: bernstein_bin_integrals(lower, upper, 0.0, 1.0, k) for k in range(4)}
+    rng = np.random.default_rng(5)
+    centre = 0.5 * (lower + upper)
+    line = rng.poisson(400.0 * (1.0 + 0.5 * centre)).astype(float)
+    curve = rng.poisson(400.0 * (1.0 + 4.0 * (centre - 0.5) ** 3 + 0.3)).astype(float)
+    assert choose_order(basis, line)[0] <= 2
+    order, fits = choose_order(basis, curve)
+    assert order == 3 and fits[3].p_value > 0.01
+
+
+def test_sideband_option_fixes_the_background_in_the_workspace(
+    background_only: tuple[AnalysisConfig, Spectra, ShapeModel],
+) -> None:
+    """With ``background_fit: sidebands`` the Bernstein coefficients are fixed (pyhf accepts
+    the workspace), the limits exist, and the fixed background matches the data in the window."""
+    _, spectra, shapes = background_only
+    cfg = _config(background_fit="sidebands")
+    built = mass_workspace(spectra, shapes, cfg, 4.2)
+    assert built is not None
+    spec, info = built
+    pars = spec["measurements"][0]["config"]["parameters"]
+    assert all(p.get("fixed") for p in pars if p["name"].startswith("bkg_c"))
+    pyhf.Workspace(spec).model()
+    result = analyse_workspace(spec, 0.05, info.background_mc)
+    assert result.status == "ok" and result.limit is not None
+    coeffs = np.array([p["inits"][0] for p in pars if p["name"].startswith("bkg_c")])
+    observed = np.asarray(spec["observations"][0]["data"])
+    templates = np.array(
+        [s["data"] for s in spec["channels"][0]["samples"] if s["name"] != "signal"]
+    ).T
+    assert (templates @ coeffs).sum() == pytest.approx(observed.sum(), rel=0.1)
