@@ -331,14 +331,22 @@ class TrainingConfig(_Frozen):
 
 
 class LimitsConfig(_Frozen):
-    masses: MassGrid = MassGrid(start=0.175, stop=9.6, step=0.05)
+    masses: MassGrid | None = Field(
+        default=None, description="mass hypotheses; none: steps of mass_step_sigma x sigma_m"
+    )
+    mass_step_sigma: float = Field(default=0.5, gt=0, le=2)
     scan_range_GeV: tuple[float, float] = (0.2, 9.7)
     window_nsigma: float = Field(default=10.0, gt=0)
     efficiency_window_nsigma: float = Field(default=20.0, gt=0)
     excluded_mesons: tuple[Literal["pi0", "eta", "etaprime"], ...] = ("pi0", "eta", "etaprime")
     exclusion_nsigma: float = Field(default=5.0, ge=0)
     confidence_level: float = Field(default=0.95, gt=0, lt=1)
-    background_polynomial_order: int = Field(default=3, ge=0, le=6)
+    background_polynomial_order: int = Field(
+        default=3, ge=0, le=6, description="the order (fixed) or the highest order tried (ftest)"
+    )
+    background_order: Literal["fixed", "ftest"] = "ftest"
+    background_fit: Literal["floating", "sidebands"] = "floating"
+    sideband_nsigma: float = Field(default=3.0, gt=0, description="signal region half-width")
     trigger_uncertainty: float = Field(default=0.01, ge=0)
     efficiency_uncertainty: float = Field(default=0.03, ge=0)
     lee_method: Literal["gross-vitells", "toys"] = "gross-vitells"

@@ -330,7 +330,40 @@ def _num(value: Any) -> Any:
     return float("nan") if value is None else float(value)
 
 
-def _limits(workdir: Path, out: Path) -> str:
+def _largest_excess(limits: Mapping[str, Any], config: AnalysisConfig) -> list[list[Any]]:
+    """Summary rows: where the largest local excess is, its fitted cross-section, and whether
+    the pseudo-data contain an injected signal (``simulation.data.inject``)."""
+    lee = limits.get("look_elsewhere", {})
+    rows: list[list[Any]] = []
+    if "mass_at_max" in lee:
+        masses = limits["masses_GeV"]
+        i = min(range(len(masses)), key=lambda k: abs(masses[k] - lee["mass_at_max"]))
+        fitted = limits.get("fitted_xsec_pb", [None] * len(masses))[i]
+        error = limits.get("fitted_xsec_pb_error", [None] * len(masses))[i]
+        rows.append(["mass of the largest local excess [GeV]", lee["mass_at_max"]])
+        if fitted is not None and error is not None:
+            rows.append(["fitted cross-section there [pb]", f"{fitted:.4g} ± {error:.2g}"])
+        if lee.get("upcrossings") is not None:
+            rows.append(["upcrossings (Gross-Vitells)", lee["upcrossings"]])
+    status = [s for s in limits.get("fit_status", []) if s not in (None, "ok", "excluded")]
+    if status:
+        rows.append(
+            ["masses without a result (failed fits, see limits.json fit_status)", len(status)]
+        )
+    inject = config.simulation.data.inject
+    rows.append(
+        [
+            "pseudo-data",
+            "no injected signal"
+            if inject is None
+            else f"contain an injected ALP signal: m_a = {inject.mass_GeV} GeV, "
+            f"g = {inject.coupling_GeV:g} GeV^-1",
+        ]
+    )
+    return rows
+
+
+def _limits(workdir: Path, out: Path, config: AnalysisConfig) -> str:
     parts = []
     shapes = workdir / "shapes"
     parts += [_image(name, name) for name in _copy_images(shapes, out, "shapes")]
@@ -351,6 +384,7 @@ def _limits(workdir: Path, out: Path) -> str:
         ],
         ["best observed g limit [GeV^-1]", min(finite) if finite else float("nan")],
         ["excluded mass regions [GeV]", json.dumps(limits["excluded_mass_regions_GeV"])],
+        *_largest_excess(limits, config),
     ]
     return _table(["quantity", "value"], summary) + "".join(parts)
 
@@ -419,7 +453,7 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
         provenance = {}
     sections.append(("Calibration", _calibration(workdir, out)))
     sections.append(("Selection: Punzi net, XGBoost, cuts", _selection(workdir, out)))
-    sections.append(("Signal shapes and limits", _limits(workdir, out)))
+    sections.append(("Signal shapes and limits", _limits(workdir, out, config)))
     prov = {
         k: provenance.get(k)
         for k in ("versions", "git_revision", "calibration", "model", "skipped")

@@ -109,7 +109,7 @@ class HypothesisTester:
         self.n_fits += 1
         fixed = None if mu is None else {self.poi: mu}
         best = fit(self.model, data, aux, fixed=fixed, init=init)
-        if mu is not None and init is not None:
+        if mu is not None and init is not None and self._at_bound(best.pars):
             # the background polynomial's coefficients sit at their bounds in some windows, and
             # a warm start can then stop in a local minimum: q_mu would jump between nearby mu
             # and the root finding land on the jump. A second start from the workspace inits
@@ -119,6 +119,14 @@ class HypothesisTester:
             if other.nll < best.nll:
                 best = other
         return best
+
+    def _at_bound(self, pars: FloatArray) -> bool:
+        """True when a parameter other than the POI sits at a bound (where a warm start can
+        stop in a local minimum)."""
+        lims = self.model.bounds
+        hit = (pars <= lims[:, 0] + 1e-9) | (pars >= lims[:, 1] - 1e-9)
+        hit[self.poi] = False
+        return bool(np.any(hit & (lims[:, 1] > lims[:, 0])))
 
     @staticmethod
     def _nearest(cache: dict[float, FitResult], mu: float) -> FloatArray | None:

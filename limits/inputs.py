@@ -73,6 +73,15 @@ class Spectra:
         t = TRUTH_CLASSES.index(truth)
         return self.values[d, v, t].copy(), self.variances[d, v, t].copy()
 
+    def background_mc(self) -> FloatArray:
+        """Summed weights per bin of every MC background (datasets other than ``data`` and the
+        ``alp_m<MeV>`` signals), nominal variation, both truth classes."""
+        names = [d for d in self.datasets if d != "data" and signal_dataset_mass(d) is None]
+        total = np.zeros(len(self.edges) - 1)
+        for name in names:
+            total += self.get(name)[0]
+        return total
+
     def has_variation(self, dataset: str, variation: str) -> bool:
         """True when ``variation`` exists and differs from nominal for ``dataset``."""
         if variation not in self.variations:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alps.config import AnalysisConfig
+from limits.background import choose_order, sideband_fit
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
 from limits.shapes import ShapeParameters, signal_bin_fractions
@@ -28,10 +29,12 @@ from simulation.physics import MESON_MASSES
 __all__ = [
     "NORM_ONLY",
     "MassModelInfo",
+    "WindowBackground",
     "excluded_regions",
     "is_excluded",
     "mass_workspace",
     "signal_per_pb",
+    "window_background",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +60,54 @@ class MassModelInfo:
     window: tuple[float, float]
     n_bins: int
     systematics: tuple[str, ...]
+    background_order: int = -1
+    sideband_p_value: float = float("nan")
+    background_mc: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class WindowBackground:
+    """The background model of a window: polynomial order, its Bernstein bin integrals, the
+    coefficients fixed by the sideband fit (None: floating), and the sideband fit's p-value."""
+
+    order: int
+    basis: FloatArray
+    fixed_coefficients: FloatArray | None
+    sideband_p_value: float
+
+
+def window_background(
+    config: AnalysisConfig,
+    lower: FloatArray,
+    upper: FloatArray,
+    window: tuple[float, float],
+    observed: FloatArray,
+    sideband: FloatArray,
+) -> WindowBackground:
+    """The order (``limits.background_order``: fixed, or by the F-test of
+    :func:`limits.background.choose_order` on the window's data with orders 0 to
+    ``background_polynomial_order``) and, with ``limits.background_fit: sidebands``, the
+    coefficients fitted to the sideband bins (``sideband``, bool per bin); the sideband fit's
+    goodness of fit is computed in both cases."""
+    lcfg = config.limits
+    top = lcfg.background_polynomial_order
+    if lcfg.background_order == "ftest":
+        # a polynomial is only ever fitted with at least two bins per coefficient
+        top = max(min(top, int(np.sum(sideband)) // 2 - 1), 0)
+        basis = {k: bernstein_bin_integrals(lower, upper, *window, k) for k in range(top + 1)}
+        order, _ = choose_order(basis, observed)
+        chosen = basis[order]
+    else:
+        order = top
+        chosen = bernstein_bin_integrals(lower, upper, *window, order)
+    try:
+        side = sideband_fit(chosen, observed, sideband)
+    except ValueError:
+        if lcfg.background_fit == "sidebands":
+            raise
+        return WindowBackground(order, chosen, None, float("nan"))
+    fixed = np.asarray(side.coefficients) if lcfg.background_fit == "sidebands" else None
+    return WindowBackground(order, chosen, fixed, side.p_value)
 
 
 def excluded_regions(config: AnalysisConfig) -> list[tuple[float, float]]:
@@ -171,13 +222,14 @@ def mass_workspace(
     u_eff = float(np.hypot(lcfg.efficiency_uncertainty, max(stat, 0.0)))
     if u_eff > 0:
         normsys["efficiency"] = (1.0 + u_eff, max(1.0 - u_eff, 0.01))
-    basis = bernstein_bin_integrals(
-        lower, upper, window.lo, window.hi, lcfg.background_polynomial_order
-    )
+    centres = 0.5 * (lower + upper)
+    sideband = np.abs(centres - mass) > lcfg.sideband_nsigma * sigma_m
+    bkg = window_background(config, lower, upper, (window.lo, window.hi), observed, sideband)
     spec, sigma_ref = build_workspace(
         mass=mass,
         observed=observed,
-        background_basis=basis,
+        background_basis=bkg.basis,
+        background_fixed=bkg.fixed_coefficients,
         signal_per_pb=nominal,
         histosys_per_pb=histosys,
         normsys=normsys,
@@ -190,5 +242,8 @@ def mass_workspace(
         window=(window.lo, window.hi),
         n_bins=len(window.bins),
         systematics=tuple(sorted([*histosys, *normsys])),
+        background_order=bkg.order,
+        sideband_p_value=bkg.sideband_p_value,
+        background_mc=tuple(float(v) for v in spectra.background_mc()[idx]),
     )
     return spec, info

@@ -17,16 +17,23 @@ from tqdm.auto import tqdm
 
 from alps.config import AnalysisConfig, config_hash
 from alps.histio import file_checksum, git_revision, package_versions, read_provenance
-from limits.coupling import coupling_limit, decay_geometry, decay_probability
+from limits.coupling import decay_geometry, decay_probability
+from limits.grid import scan_masses
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
 from limits.io import read_json, read_spectra, write_json
 from limits.mass_model import excluded_regions, is_excluded, mass_workspace
-from limits.plots import plot_brazil, plot_shape_fits, plot_shape_parameters, plot_significance
-from limits.results import LimitsResult
-from limits.scan import analyse_workspaces
+from limits.plots import (
+    plot_brazil,
+    plot_excess,
+    plot_shape_fits,
+    plot_shape_parameters,
+    plot_significance,
+)
+from limits.results import LimitsResult, mass_record
+from limits.scan import analyse_workspaces, best_fit_curves
 from limits.signal_model import build_shape_model
-from limits.significance import gross_vitells
+from limits.significance import global_from_toys, gross_vitells
 from limits.toys import null_spectrum, scan_toys
 from limits.workspace import mass_label, mass_window
 
@@ -137,7 +144,7 @@ def run_limits(
     t_shapes = time.perf_counter()
 
     regions = excluded_regions(config)
-    masses = [float(m) for m in lcfg.masses.masses()]
+    masses = [float(m) for m in scan_masses(config)]
     res = config.histograms.resolution
     g_ref = spectra.coupling
     specs, infos, geometries, windows, analysed = [], [], [], [], []
@@ -168,41 +175,41 @@ def run_limits(
         write_json(workdir / "workspaces" / f"{mass_label(mass)}.json", spec, indent=None)
     t_ws = time.perf_counter()
 
+    has_mc = bool(np.any(spectra.background_mc() > 0))
     with _bar(len(specs), "mass points", progress) as bar:
-        results = analyse_workspaces(specs, level=level, client=client, progress=bar.update)
+        results = analyse_workspaces(
+            specs,
+            level=level,
+            background_mc=[i.background_mc for i in infos] if has_mc else None,
+            client=client,
+            progress=bar.update,
+        )
     t_scan = time.perf_counter()
 
     lumi, sqrt_s = spectra.luminosity_pb, spectra.sqrt_s_GeV
-    by_mass = {}
-    for mass, info, geo, r in zip(analysed, infos, geometries, results):
-        obs = r.limit.observed * info.sigma_ref_pb
-        exp = [v * info.sigma_ref_pb for v in r.limit.expected]
-        by_mass[mass] = {
-            "xsec_obs": obs,
-            "xsec_exp": exp,
-            "g_obs": coupling_limit(obs, geo, lumi, sqrt_s),
-            "g_exp": [coupling_limit(v, geo, lumi, sqrt_s) for v in exp],
-            "z": r.discovery.z,
-            "p": r.discovery.p0,
-            "yield": r.discovery.mu_hat * r.signal_per_mu,
-            "yield_err": r.discovery.mu_hat_error * r.signal_per_mu,
-            "sigma_ref": info.sigma_ref_pb,
-            "efficiency": info.efficiency,
-            "systematics": info.systematics,
-        }
-    # global significance: segments are the runs of analysed masses between excluded regions
-    z = np.array([by_mass[m]["z"] for m in analysed])
+    by_mass = {
+        mass: mass_record(info, geo, r, lumi, sqrt_s)
+        for mass, info, geo, r in zip(analysed, infos, geometries, results)
+    }
+    # global significance from the scan as run: the masses with a result, in scan order; a
+    # new segment starts across an excluded region
+    ok = [m for m, r in zip(analysed, results) if r.discovery is not None]
+    if not ok:
+        why = results[0].status if results else "no mass has a usable window"
+        raise RuntimeError(f"{path}: no mass hypothesis could be analysed ({why})")
+    z = np.array([by_mass[m]["z"] for m in ok])
     segment = np.cumsum(
-        [0] + [int(any(a < lo < b for lo, _ in regions)) for a, b in itertools.pairwise(analysed)]
+        [0] + [int(any(a < lo < b for lo, _ in regions)) for a, b in itertools.pairwise(ok)]
     )
     if lcfg.lee_method == "toys" and lcfg.lee_toys > 0:
-        null = null_spectrum(specs, windows, len(spectra.edges) - 1)
-        toys = scan_toys(specs, windows, null, lcfg.lee_toys, config.seed, client=client)
-        from limits.significance import global_from_toys
-
-        glob = global_from_toys(z, analysed, [t[0] for t in toys])
+        keep = [i for i, r in enumerate(results) if r.discovery is not None]
+        toy_specs = [specs[i] for i in keep]
+        toy_windows = [windows[i] for i in keep]
+        null = null_spectrum(toy_specs, toy_windows, len(spectra.edges) - 1)
+        toys = scan_toys(toy_specs, toy_windows, null, lcfg.lee_toys, config.seed, client=client)
+        glob = global_from_toys(z, ok, [t[0] for t in toys])
     else:
-        glob = gross_vitells(z, analysed, segment)
+        glob = gross_vitells(z, ok, segment)
     t_end = time.perf_counter()
 
     result = LimitsResult.assemble(
@@ -245,6 +252,18 @@ def run_limits(
         result.expected_g,
         out / "coupling.png",
         ylabel=r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]",
+        excluded=regions,
+    )
+    best = analysed.index(glob.mass_at_max)
+    plot_excess(
+        spectra.edges,
+        spectra.get("data")[0],
+        windows[best],
+        best_fit_curves(specs[best]),
+        glob.mass_at_max,
+        glob.z_local_max,
+        out / "excess.png",
+        scan_range=lcfg.scan_range_GeV,
         excluded=regions,
     )
     plot_significance(

@@ -18,7 +18,13 @@ from limits.inputs import Spectra
 from limits.interpolation import INTERPOLATED, ShapeModel
 from limits.shapes import ShapeParameters, signal_bin_fractions
 
-__all__ = ["plot_brazil", "plot_shape_fits", "plot_shape_parameters", "plot_significance"]
+__all__ = [
+    "plot_brazil",
+    "plot_excess",
+    "plot_shape_fits",
+    "plot_shape_parameters",
+    "plot_significance",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _LABELS = {
@@ -180,5 +186,49 @@ def plot_shape_fits(
     axes[0].legend(frameon=False, fontsize=7)
     for ax in axes[len(pick) :]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_excess(
+    edges: FloatArray,
+    data: FloatArray,
+    window_bins: Sequence[int],
+    fits: tuple[FloatArray, FloatArray],
+    mass: float,
+    z_local: float,
+    path: str | Path,
+    *,
+    scan_range: tuple[float, float],
+    excluded: Sequence[tuple[float, float]] = (),
+) -> Path:
+    """The post-selection M_gamma_gamma spectrum of the data over the scan range (left) and, in
+    the window of the largest local excess, the data with the signal + background and the
+    background-only fits (right); ``fits`` are their expected counts per window bin."""
+    e = np.asarray(edges, dtype=np.float64)
+    width = np.diff(e)
+    centre = 0.5 * (e[1:] + e[:-1])
+    fig = Figure(figsize=(12, 4.5))
+    left, right = fig.subplots(1, 2)
+    inside = (centre > scan_range[0]) & (centre < scan_range[1])
+    left.step(centre[inside], (data / width)[inside], where="mid", color="k", lw=0.7)
+    _shade(left, excluded)
+    left.axvline(mass, color="r", lw=0.8, ls="--", label=f"largest excess, {mass:.3f} GeV")
+    left.set_yscale("log")
+    left.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+    left.set_ylabel("data candidates / GeV")
+    left.legend(frameon=False, fontsize=8)
+    idx = np.asarray(window_bins, dtype=np.int64)
+    c, w = centre[idx], width[idx]
+    right.errorbar(
+        c, data[idx] / w, np.sqrt(np.maximum(data[idx], 1.0)) / w, fmt=".", color="k", ms=3,
+        lw=0.7, label="data",
+    )  # fmt: skip
+    right.step(c, fits[0] / w, where="mid", color="r", lw=1.2, label="signal + background fit")
+    right.step(c, fits[1] / w, where="mid", color="b", lw=1, ls="--", label="background-only fit")
+    right.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+    right.set_ylabel("candidates / GeV")
+    right.set_title(f"$m_a$ = {mass:.3f} GeV: local Z = {z_local:.2f}", fontsize=10)
+    right.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return _save(fig, path)

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from limits.coupling import DecayGeometry, coupling_limit
+from limits.mass_model import MassModelInfo
+from limits.scan import MassResult
 from limits.significance import GlobalSignificance
 
-__all__ = ["LimitsResult"]
+__all__ = ["LimitsResult", "mass_record"]
 
 Band = tuple[float, float, float, float, float]
 
@@ -24,6 +27,47 @@ def _opt_band(v: Sequence[float] | None) -> Band | None:
         return None
     vals = [float(x) for x in v]
     return None if not all(np.isfinite(vals)) else tuple(vals)  # type: ignore[return-value]
+
+
+def mass_record(
+    info: MassModelInfo,
+    geometry: DecayGeometry,
+    result: MassResult,
+    luminosity_pb: Mapping[str, float],
+    sqrt_s: Mapping[str, float],
+) -> dict[str, Any]:
+    """One mass's entries of :class:`LimitsResult` (cross-sections in pb, couplings in GeV^-1);
+    limits, significance and fitted signal are None where the fits failed (``status``)."""
+    ref = info.sigma_ref_pb
+    out: dict[str, Any] = {
+        "status": result.status,
+        "sigma_ref": ref,
+        "efficiency": info.efficiency,
+        "systematics": info.systematics,
+        "background_order": info.background_order,
+        "sideband_p": info.sideband_p_value,
+    }
+    spur = result.spurious
+    out["spurious"] = None if spur is None else spur.signal
+    out["spurious_ratio"] = None if spur is None else spur.ratio_to_data_error
+    if result.limit is None or result.discovery is None:
+        return out
+    disc = result.discovery
+    obs = result.limit.observed * ref
+    exp = [v * ref for v in result.limit.expected]
+    out.update(
+        xsec_obs=obs,
+        xsec_exp=exp,
+        g_obs=coupling_limit(obs, geometry, luminosity_pb, sqrt_s),
+        g_exp=[coupling_limit(v, geometry, luminosity_pb, sqrt_s) for v in exp],
+        z=disc.z,
+        p=disc.p0,
+        xsec_fit=disc.mu_hat * ref,
+        xsec_fit_err=disc.mu_hat_error * ref,
+        yield_err=disc.mu_hat_error * result.signal_per_mu,
+    )
+    out["yield"] = disc.mu_hat * result.signal_per_mu
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,6 +86,13 @@ class LimitsResult:
     local_p_value: tuple[float | None, ...]
     fitted_signal_yield: tuple[float | None, ...]
     fitted_signal_yield_error: tuple[float | None, ...]
+    fitted_xsec_pb: tuple[float | None, ...]
+    fitted_xsec_pb_error: tuple[float | None, ...]
+    fit_status: tuple[str | None, ...]
+    background_order: tuple[int | None, ...]
+    sideband_p_value: tuple[float | None, ...]
+    spurious_signal: tuple[float | None, ...]
+    spurious_signal_ratio: tuple[float | None, ...]
     sigma_ref_pb: tuple[float | None, ...]
     efficiency: tuple[float | None, ...]
     global_significance: GlobalSignificance
@@ -67,10 +118,15 @@ class LimitsResult:
         timings_s: dict[str, float],
     ) -> LimitsResult:
         def col(key: str) -> tuple[float | None, ...]:
-            return tuple(_opt(by_mass[m][key]) if m in by_mass else None for m in masses)
+            return tuple(_opt(by_mass[m].get(key)) if m in by_mass else None for m in masses)
+
+        def status(m: float) -> str | None:
+            if m in by_mass:
+                return str(by_mass[m]["status"])
+            return "excluded" if any(lo < m < hi for lo, hi in excluded) else "no window"
 
         def band(key: str) -> tuple[Band | None, ...]:
-            return tuple(_opt_band(by_mass[m][key]) if m in by_mass else None for m in masses)
+            return tuple(_opt_band(by_mass[m].get(key)) if m in by_mass else None for m in masses)
 
         return cls(
             masses_GeV=tuple(float(m) for m in masses),
@@ -82,6 +138,15 @@ class LimitsResult:
             local_p_value=col("p"),
             fitted_signal_yield=col("yield"),
             fitted_signal_yield_error=col("yield_err"),
+            fitted_xsec_pb=col("xsec_fit"),
+            fitted_xsec_pb_error=col("xsec_fit_err"),
+            fit_status=tuple(status(m) for m in masses),
+            background_order=tuple(
+                int(by_mass[m]["background_order"]) if m in by_mass else None for m in masses
+            ),
+            sideband_p_value=col("sideband_p"),
+            spurious_signal=col("spurious"),
+            spurious_signal_ratio=col("spurious_ratio"),
             sigma_ref_pb=col("sigma_ref"),
             efficiency=col("efficiency"),
             global_significance=global_significance,
@@ -113,6 +178,13 @@ class LimitsResult:
             "local_p_value": list(self.local_p_value),
             "fitted_signal_yield": list(self.fitted_signal_yield),
             "fitted_signal_yield_error": list(self.fitted_signal_yield_error),
+            "fitted_xsec_pb": list(self.fitted_xsec_pb),
+            "fitted_xsec_pb_error": list(self.fitted_xsec_pb_error),
+            "fit_status": list(self.fit_status),
+            "background_polynomial_order": list(self.background_order),
+            "sideband_fit_p_value": list(self.sideband_p_value),
+            "spurious_signal_events": list(self.spurious_signal),
+            "spurious_signal_over_data_error": list(self.spurious_signal_ratio),
             "signal_reference_xsec_pb": list(self.sigma_ref_pb),
             "efficiency": list(self.efficiency),
             "look_elsewhere": asdict(self.global_significance),

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
 from limits.cls import HypothesisTester
-from limits.likelihood import expected_main, fit, parameter_errors
+from limits.likelihood import CompiledModel, expected_main, fit, parameter_errors
 
 __all__ = [
     "Discovery",
@@ -37,6 +37,7 @@ __all__ = [
     "discovery",
     "global_from_toys",
     "gross_vitells",
+    "negative_poi_bounds",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -81,22 +82,32 @@ def discovery(tester: HypothesisTester) -> Discovery:
         err = parameter_errors(model, free.pars, tester.data, tester.aux)[poi]
         z = float(np.sqrt(q0))
         return Discovery(q0, z, float(ndtr(-z)), mu_hat, float(err))
-    # best fit at the boundary: refit with mu < 0 allowed, down to where the background-only
-    # expectation of a signal bin would be cancelled
-    unit = bkg.pars.copy()
-    unit[poi] = 1.0
-    signal = expected_main(model, unit) - expected_main(model, bkg.pars)
-    background = expected_main(model, bkg.pars)
-    sel = signal > 1e-3 * signal.max()
-    mu_low = -0.95 * float(np.min(background[sel] / signal[sel])) if sel.any() else 0.0
-    bounds = model.bounds.copy()
-    bounds[poi, 0] = mu_low
-    neg = fit(model, tester.data, tester.aux, init=bkg.pars, bounds=bounds)
+    # best fit at the boundary: refit with mu < 0 allowed
+    neg = fit(
+        model, tester.data, tester.aux, init=bkg.pars, bounds=negative_poi_bounds(model, bkg.pars)
+    )
     q0 = max(2.0 * (bkg.nll - neg.nll), 0.0)
     mu_neg = float(neg.pars[poi])
     err = parameter_errors(model, neg.pars, tester.data, tester.aux)[poi]
     z = -float(np.sqrt(q0)) if mu_neg < 0 else 0.0
     return Discovery(q0 if mu_neg > 0 else 0.0, z, float(ndtr(-z)), min(mu_neg, 0.0), float(err))
+
+
+def negative_poi_bounds(model: CompiledModel, pars: FloatArray) -> FloatArray:
+    """The model's bounds with the POI allowed below zero, down to 0.95 of where the expected
+    counts at ``pars`` (POI ignored) would be cancelled in some bin with signal."""
+    unit = np.array(pars, dtype=np.float64)
+    unit[model.poi_index] = 0.0
+    background = expected_main(model, unit)
+    unit[model.poi_index] = 1.0
+    signal = expected_main(model, unit) - background
+    sel = signal > 1e-3 * signal.max()
+    bounds = model.bounds.copy()
+    if sel.any():
+        bounds[model.poi_index, 0] = -0.95 * float(np.min(background[sel] / signal[sel]))
+    else:
+        bounds[model.poi_index, 0] = 0.0
+    return bounds
 
 
 def count_upcrossings(

@@ -52,7 +52,7 @@ class SyntheticTruth:
     luminosity_pb: dict[str, float]
     sqrt_s: float
     background_per_pb: float
-    injection: tuple[float, float] | None
+    injection: tuple[float, float] | Sequence[tuple[float, float]] | None
     injected_events: int
 
 
@@ -145,13 +145,18 @@ def make_histograms(
     luminosity_pb: Mapping[str, float] | None = None,
     sqrt_s: float = 10.58,
     background_per_pb: float = 200.0,
-    injection: tuple[float, float] | None = None,
+    injection: tuple[float, float] | Sequence[tuple[float, float]] | None = None,
+    extra_background: tuple[float, float, float] | None = None,
 ) -> tuple[dict[str, hist.Hist], dict[str, object], SyntheticTruth]:
     """Histograms ``mgg`` (with score axis) and ``generated``, their provenance, and the truth.
 
     ``background_per_pb`` is the number of background candidates per pb^-1 over the whole
-    M_gamma_gamma range before the score cut; ``injection`` = (mass GeV, coupling GeV^-1) hides a
-    prompt signal in the pseudo-data.
+    M_gamma_gamma range before the score cut; ``injection`` = (mass GeV, coupling GeV^-1), or a
+    list of them, hides prompt signals in the pseudo-data. ``extra_background`` = (centre GeV,
+    width GeV, candidates per pb^-1) adds a Gaussian background component (MC dataset
+    ``extra`` and the pseudo-data alike): a shape the background polynomial may not describe,
+    for the spurious-signal test. Both are drawn after everything else, so the other contents
+    do not depend on them.
     """
     rng = np.random.default_rng(seed)
     hcfg = config.histograms
@@ -167,7 +172,8 @@ def make_histograms(
     periods = list(lumi)
     l_tot = sum(lumi.values())
     signal_names = [signal_sample(m) for m in masses]
-    datasets = ["data", "ggg", "pi0g", "etag", "etapg", *signal_names]
+    extra = ["extra"] if extra_background is not None else []
+    datasets = ["data", "ggg", "pi0g", "etag", "etapg", *extra, *signal_names]
     edges = mgg_edges(hcfg)
     score_edges = np.asarray(hcfg.score_edges)
     filler = _Filler(len(datasets), len(periods), edges, score_edges)
@@ -266,11 +272,26 @@ def make_histograms(
             meson(datasets.index(ds), p_i, key, rate * lumi[period], False)
             meson(datasets.index("data"), p_i, key, rate * lumi[period], True)
 
+    injections = (
+        []
+        if injection is None
+        else [tuple(injection)]
+        if np.isscalar(injection[0])
+        else [tuple(i) for i in injection]  # type: ignore[union-attr]
+    )
     injected = 0
-    if injection is not None:
-        m_inj, g_inj = injection
+    for m_inj, g_inj in injections:
         n_inj = rng.poisson(float(sigma_alp(m_inj, g_inj, sqrt_s)) * l_tot)
-        injected = fill_signal(datasets.index("data"), float(m_inj), n_inj, None)
+        injected += fill_signal(datasets.index("data"), float(m_inj), n_inj, None)
+    if extra_background is not None:
+        centre, spread, per_pb = extra_background
+        for p_i, period in enumerate(periods):
+            for d, is_data in ((datasets.index("extra"), False), (datasets.index("data"), True)):
+                expected = per_pb * lumi[period]
+                n = rng.poisson(expected) if is_data else int(2 * expected)
+                w = 1.0 if is_data else expected / max(n, 1)
+                m = centre + spread * rng.standard_normal(n)
+                fill_unmatched(d, p_i, m, rng.beta(1.2, 4.0, n), w, is_data)
 
     h = hist.Hist(
         hist.axis.StrCategory(datasets, name="dataset"),
@@ -300,7 +321,8 @@ def make_histograms(
             "seed": seed,
             "events_per_mass": events_per_mass,
             "background_per_pb": background_per_pb,
-            "injection": list(injection) if injection else None,
+            "injection": [list(i) for i in injections] or None,
+            "extra_background": list(extra_background) if extra_background else None,
         },
     }
     truth = SyntheticTruth(

@@ -6,7 +6,8 @@ Construction (documented choices):
   ``LimitsConfig.window_nsigma``, sigma_m the resolution the binning follows) and inside the scan
   range, minus the bins inside the excluded pi0/eta/eta' regions, so no meson peak leaks into a
   neighbouring window.
-* **Background**: a polynomial of order k (``background_polynomial_order``, 3 as in the seed) in
+* **Background**: a polynomial of order k (per mass by an F-test up to ``background_polynomial_order``,
+  or that order fixed; :mod:`limits.background`) in
   the Bernstein basis on the window, B(m) = sum_j c_j b_{j,k}(t), t = (m - lo)/(hi - lo). Each
   basis polynomial integrated over the bins is one sample with its own free, unconstrained
   ``normfactor`` c_j in [0, 100] (templates scaled so that c_j = 1 for a flat spectrum of the
@@ -15,6 +16,9 @@ Construction (documented choices):
   coefficients, which keeps the background non-negative everywhere in the window (Bernstein,
   Comm. Soc. Math. Kharkow 13 (1912) 1; the RooBernstein convention). No background systematics
   are needed: any smooth distortion of the background is absorbed by the free polynomial.
+  With ``limits.background_fit: sidebands`` the coefficients are instead fixed at a fit to the
+  sidebands (pyhf ``fixed`` parameters); the spurious-signal test of :mod:`limits.background`
+  measures what either form makes of a background-only spectrum.
 * **Signal**: the interpolated shape N_sig (f DSCB + (1 - f) Cheb) integrated over the bins,
   normalised to L x epsilon x sigma_ref, with the POI ``mu`` = sigma / sigma_ref (sigma_ref a
   power of ten near the expected sensitivity, so mu is of order one).
@@ -118,19 +122,25 @@ def build_workspace(
     signal_per_pb: FloatArray,
     histosys_per_pb: Mapping[str, tuple[FloatArray, FloatArray]],
     normsys: Mapping[str, tuple[float, float]],
+    background_fixed: FloatArray | None = None,
 ) -> tuple[dict[str, Any], float]:
     """A pyhf workspace (dict, schema 1.0.0) for one mass, and its sigma_ref (pb).
 
     ``observed`` are the counts in the window; ``background_basis`` the Bernstein bin integrals
     (:func:`bernstein_bin_integrals`); ``signal_per_pb`` the expected signal per bin for a
     cross-section of 1 pb; ``histosys_per_pb`` maps a systematic to its (up, down) templates per
-    pb; ``normsys`` maps one to its (hi, lo) factors.
+    pb; ``normsys`` maps one to its (hi, lo) factors; ``background_fixed`` are coefficients of
+    ``background_basis`` (e.g. from a sideband fit) at which the background is held fixed
+    (pyhf ``fixed`` parameters), None for a floating background.
     """
     observed = np.asarray(observed, dtype=np.float64)
     scale = max(float(observed.sum()), 1.0)
     templates = scale * np.asarray(background_basis)  # (bins, k+1)
-    coeffs, _ = nnls(templates, observed)
-    coeffs = np.clip(coeffs, 1e-3, BKG_COEFF_MAX)
+    if background_fixed is None:
+        coeffs, _ = nnls(templates, observed)
+        coeffs = np.clip(coeffs, 1e-3, BKG_COEFF_MAX)
+    else:
+        coeffs = np.asarray(background_fixed, dtype=np.float64) / scale
 
     bkg_est = np.maximum(templates @ coeffs, 0.5)
     signal_per_pb = np.asarray(signal_per_pb, dtype=np.float64)
@@ -171,9 +181,14 @@ def build_workspace(
                 "modifiers": [{"name": f"bkg_c{j}", "type": "normfactor", "data": None}],
             }
         )
-        parameters.append(
-            {"name": f"bkg_c{j}", "bounds": [[0.0, BKG_COEFF_MAX]], "inits": [float(coeffs[j])]}
-        )
+        par: dict[str, Any] = {
+            "name": f"bkg_c{j}",
+            "bounds": [[0.0, BKG_COEFF_MAX]],
+            "inits": [float(coeffs[j])],
+        }
+        if background_fixed is not None:
+            par["fixed"] = True
+        parameters.append(par)
     spec = {
         "channels": [{"name": label, "samples": samples}],
         "observations": [{"name": label, "data": [float(v) for v in observed]}],
