@@ -8,8 +8,9 @@ with the dotted name of the field to change:
   every run block of the slice: the ALP recoils against a photon, so m_a < sqrt(s) (physics.md
   "Signal": p_a = (s - m_a^2) / (2 sqrt(s)) > 0; Dolan et al., JHEP 1712 (2017) 094);
 * ``run_slice`` / ``run_registry``: the slice selects at least one run block;
-* ``limits.masses``: inside the simulated signal grid (the signal shape is interpolated between
-  simulated masses, never extrapolated) and inside the histograms' M_gamma_gamma range;
+* ``limits.masses`` (or, when unset, the ends of ``limits.scan_range_GeV`` that the resolution
+  grid reaches): inside the simulated signal grid (the signal shape is interpolated between
+  simulated masses, never extrapolated);
 * ``limits.window_nsigma``, ``limits.efficiency_window_nsigma``, ``training.window_nsigma``: a
   window m +- N sigma_m(m) narrower than the M_gamma_gamma spectrum at every mass;
 * ``histograms.resolution``: sigma_m(m) > 0 over the spectrum;
@@ -78,13 +79,16 @@ def _kinematic_problems(
 def _grid_problems(config: AnalysisConfig) -> Iterable[tuple[str, str]]:
     hcfg, lcfg = config.histograms, config.limits
     signal = config.simulation.signal.masses.masses()
-    limits = lcfg.masses.masses()
+    if lcfg.masses is not None:
+        field, limits = "limits.masses", lcfg.masses.masses()
+    else:  # the resolution grid lies inside the scan range and reaches its ends
+        field, limits = "limits.scan_range_GeV", np.asarray(lcfg.scan_range_GeV, dtype=float)
     lo, hi = float(signal.min()), float(signal.max())
     outside = limits[(limits < lo - _MASS_TOLERANCE_GeV) | (limits > hi + _MASS_TOLERANCE_GeV)]
     if outside.size:
         yield (
-            "limits.masses",
-            f"{_list(outside)} GeV outside the simulated signal grid [{lo}, {hi}] GeV "
+            field,
+            f"scan masses {_list(outside)} GeV outside the simulated signal grid [{lo}, {hi}] GeV "
             "(simulation.signal.masses): the signal shape has no simulated neighbour there to "
             "interpolate from",
         )

@@ -43,6 +43,11 @@ def _load(tmp_path: Path, text: str) -> AnalysisConfig:
             "limits.masses",
             "no simulated neighbour",
         ),
+        (
+            "simulation:\n  signal:\n    masses: {values: [0.5, 9.0]}\n",
+            "limits.scan_range_GeV",
+            r"scan masses \[0\.2, 9\.7\] GeV outside the simulated signal grid",
+        ),
         ("limits:\n  window_nsigma: 300\n", "limits.window_nsigma", "wider than the M_gamma_gamma spectrum"),
         ("training:\n  window_nsigma: 300\n", "training.window_nsigma", "wider than"),
         ("limits:\n  efficiency_window_nsigma: 300\n", "limits.efficiency_window_nsigma", "wider than"),
@@ -113,7 +118,8 @@ def test_a_background_list_without_ggg_is_allowed_but_said(tmp_path: Path) -> No
 
 def test_the_shipped_default_passes_every_check() -> None:
     config = load_checked_config()
-    assert config.limits.masses.masses().max() <= config.simulation.signal.masses.masses().max()
+    assert config.limits.masses is None  # the resolution grid over the scan range
+    assert config.limits.scan_range_GeV[1] <= config.simulation.signal.masses.masses().max()
 
 
 def test_cli_refuses_the_impossible_mass_before_any_stage(tmp_path: Path) -> None:
