@@ -32,7 +32,7 @@ from models import (
     train_punzi_net,
 )
 from models.evaluate import background_core_fraction, selection_at
-from models.pipeline import load_training_sample
+from models.pipeline import load_training_sample, search_mask
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
 
@@ -129,9 +129,7 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
     table = valid.window_table(masses)
     trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
     edges = config.histograms.score_edges
-    grid = config.limits.masses.masses()
-    in_search = (masses.masses >= grid.min() - 1e-9) & (masses.masses <= grid.max() + 1e-9)
-    mask = masses.trained & in_search
+    mask = masses.trained & search_mask(masses.masses, config)
     ab = (tc.punzi_a, tc.punzi_b)
     print(
         f"# {len(sample.train)} training candidates, {len(masses)} masses "

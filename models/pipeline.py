@@ -61,7 +61,7 @@ from .train import PunziFit, train_punzi_net
 from .working_point import CutScan, WorkingPoint, choose_working_point, scan_cuts, scan_sigma_min
 from .xgb import train_xgboost, xgboost_scores
 
-__all__ = ["TrainingResult", "load_training_sample", "train_models"]
+__all__ = ["TrainingResult", "load_training_sample", "search_mask", "train_models"]
 
 #: file stem of each net kind when it is not the deployed one
 _ALT_NAME = {"punzi": "punzi_plain", "parametrised": "punzi_parametrised"}
@@ -99,10 +99,15 @@ def _without_held_out(c: Candidates, masses: MassPoints) -> Candidates:
     return c.subset(np.flatnonzero(~(c.is_signal & masses.held_out[c.mass_index])))
 
 
-def _search_mask(masses: np.ndarray, config: Any) -> np.ndarray:
-    """Signal masses inside the limits' mass range (the working point is chosen on these)."""
-    grid = config.limits.masses.masses()
-    return (masses >= grid.min() - 1e-9) & (masses <= grid.max() + 1e-9)
+def search_mask(masses: np.ndarray, config: Any) -> np.ndarray:
+    """Signal masses inside the limits' mass range (the working point is chosen on these):
+    ``limits.masses`` when set, else ``limits.scan_range_GeV``."""
+    if config.limits.masses is not None:
+        grid = config.limits.masses.masses()
+        lo, hi = float(grid.min()), float(grid.max())
+    else:
+        lo, hi = config.limits.scan_range_GeV
+    return (masses >= lo - 1e-9) & (masses <= hi + 1e-9)
 
 
 def _write_table(path: Path, sens: Sensitivity, wp: WorkingPoint) -> Path:
@@ -277,7 +282,7 @@ def train_models(
     table = valid.window_table(masses)
     trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
     edges = config.histograms.score_edges
-    in_search = _search_mask(masses.masses, config)
+    in_search = search_mask(masses.masses, config)
     wp_mask = masses.trained & in_search
     metric, ab = tc.working_point_metric, (tc.punzi_a, tc.punzi_b)
     scores: dict[str, np.ndarray] = {k: deployed_scores(f, valid) for k, f in fits.items()}
