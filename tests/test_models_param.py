@@ -206,3 +206,15 @@ def test_full_2018_configuration_has_the_seed_grid_and_schedule() -> None:
     assert (tc.held_out_masses, tc.bce_epochs, tc.punzi_epochs) == (22, 200, 500)
     assert (tc.bce_batch_size, tc.punzi_batch_size) == (2048, 20_000)
     assert tc.parametrised
+
+
+def test_working_point_masses_follow_the_search_range() -> None:
+    from alps.config import AnalysisConfig
+    from models.pipeline import search_mask
+
+    m = np.array([0.175, 0.2, 5.0, 9.575, 9.7, 9.925])  # 9.575: the last of 0.175-9.6 step 0.05
+    steps = AnalysisConfig.model_validate({"limits": {"masses": None}})
+    assert search_mask(m, steps).tolist() == [False, True, True, True, True, False]
+    grid = {"limits": {"masses": {"start": 0.175, "stop": 9.6, "step": 0.05}}}
+    listed = AnalysisConfig.model_validate(grid)
+    assert search_mask(m, listed).tolist() == [True, True, True, True, False, False]
