@@ -78,7 +78,9 @@ def _kinematic_problems(
 def _grid_problems(config: AnalysisConfig) -> Iterable[tuple[str, str]]:
     hcfg, lcfg = config.histograms, config.limits
     signal = config.simulation.signal.masses.masses()
-    limits = lcfg.masses.masses()
+    # the default scan (limits.masses null) is built from the resolution inside the search range
+    # by the limits stage: only an explicit list is checked against the simulated grid here
+    limits = lcfg.masses.masses() if lcfg.masses is not None else np.empty(0)
     lo, hi = float(signal.min()), float(signal.max())
     outside = limits[(limits < lo - _MASS_TOLERANCE_GeV) | (limits > hi + _MASS_TOLERANCE_GeV)]
     if outside.size:

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from alps.cli import _context, main
+from alps.config import load_config
 
 
 def _invoke(*args: str) -> tuple[int, str]:
@@ -134,5 +135,5 @@ def test_report_names_the_working_point_of_the_limits(tmp_path: Path) -> None:
         "working_point": 0.5,
     }
     (tmp_path / "limits" / "limits.json").write_text(json.dumps(limits))
-    html = _limits(tmp_path, tmp_path / "report")
+    html = _limits(tmp_path, tmp_path / "report", load_config())
     assert "working point (score cut) of these limits</td><td>0.5</td>" in html
