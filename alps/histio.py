@@ -29,6 +29,7 @@ __all__ = [
     "provenance",
     "read_histograms",
     "read_provenance",
+    "signal_digest",
     "write_histograms",
 ]
 
@@ -153,3 +154,24 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     with zipfile.ZipFile(path) as archive:
         result: dict[str, Any] = json.loads(archive.read("provenance.json"))
         return result
+
+
+def signal_digest(path: str | Path) -> str:
+    """A digest of the signal samples' bins (``alp_m*`` datasets) of every histogram in a file:
+    what the signal-shape fits read, unchanged when only the pseudo-data or the backgrounds
+    change (the cache of the shapes stage keys on it)."""
+    sha = hashlib.sha256()
+    for name, histogram in sorted(read_histograms(path).items()):
+        if "dataset" not in histogram.axes.name:
+            continue
+        axis = histogram.axes["dataset"]
+        for dataset in sorted(d for d in axis if str(d).startswith("alp_m")):
+            part: Any = histogram[{"dataset": dataset}]
+            axes = [(a.name, [str(b) for b in a]) for a in part.axes]
+            sha.update(json.dumps([name, dataset, axes]).encode())
+            values: Any = part.view(flow=True)
+            for field_name in values.dtype.names or ():
+                sha.update(values[field_name].tobytes())
+            if not values.dtype.names:
+                sha.update(values.tobytes())
+    return sha.hexdigest()

@@ -1,10 +1,10 @@
 """The analysis chain as cached stages: each stage runs one library function.
 
-A stage is skipped when its record in ``<workdir>/.alps/<stage>.json`` holds the same content
-hash: the hash of the configuration sections the stage reads, of its own options and of the
-hashes of the stages it reads from. ``--force STAGE`` re-runs that stage and everything after it.
-An interrupted run resumes: finished stages have records, the unfinished one has none (and the
-generation stage itself skips files that are already complete).
+What each stage reads (configuration sections, code, files of the stages before it) and writes is
+declared here; :mod:`alps.cache` decides what is up to date and runs the rest. ``--force STAGE``
+re-runs that stage and everything after it. An interrupted run resumes: finished stages have
+records, the unfinished one has its previous record (if any), whose outputs no longer match, or
+none (and the generation stage itself skips files that are already complete).
 """
 
 from __future__ import annotations
@@ -12,22 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cache import CacheView, Stage, StageError
+from .cache import run_stages as _run_stages
 from .config import AnalysisConfig
+from .histio import file_checksum, signal_digest
+from .records import FileDigests, digest_json, read_record
 
 __all__ = [
     "SCHEDULER_TIMEOUT_S",
     "STAGES",
     "RunContext",
     "Stage",
+    "StageError",
     "echo_skipped_inputs",
     "run_stages",
-    "stage_hash",
+    "working_point",
 ]
 
 
@@ -77,126 +81,163 @@ class RunContext:
             self._session = None
 
 
-@dataclass(frozen=True)
-class Stage:
-    """A cached step: the config sections it reads (dotted paths; ``-a.b`` removes a field),
-    the stages whose output it reads, the files it must leave behind, and its function."""
-
-    name: str
-    sections: tuple[str, ...]
-    depends: tuple[str, ...]
-    outputs: tuple[str, ...]
-    run: Callable[[RunContext], Any]
-    description: str = ""
-    #: stages whose hashes enter this one's when they have run, without being required
-    soft_depends: tuple[str, ...] = ()
-
-
-def _pick(data: dict[str, Any], sections: Iterable[str]) -> dict[str, Any]:
-    chosen: dict[str, Any] = {}
-    for section in sections:
-        if section.startswith("-"):
-            continue
-        node: Any = data
-        for part in section.split("."):
-            node = node[part]
-        chosen[section] = node
-    for section in sections:
-        if not section.startswith("-"):
-            continue
-        *parents, leaf = section[1:].split(".")
-        for key, node in chosen.items():
-            if section[1:].startswith(key + "."):
-                target = node
-                for part in parents[len(key.split(".")) :]:
-                    target = target[part]
-                target.pop(leaf, None)
-    return chosen
-
-
-def stage_hash(stage: Stage, config: AnalysisConfig, upstream: dict[str, str]) -> str:
-    data = json.loads(config.model_dump_json())
-    if data.get("run_registry"):
-        data["run_registry_sha256"] = hashlib.sha256(
-            Path(data["run_registry"]).read_bytes()
-        ).hexdigest()
-    payload = {
-        "stage": stage.name,
-        "config": _pick(data, stage.sections),
-        "upstream": {
-            name: upstream[name] for name in stage.depends + stage.soft_depends if name in upstream
-        },
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _record_path(workdir: Path, name: str) -> Path:
-    return workdir / ".alps" / f"{name}.json"
-
-
-def _read_record(workdir: Path, name: str) -> dict[str, Any] | None:
-    path = _record_path(workdir, name)
-    try:
-        record: dict[str, Any] = json.loads(path.read_text())
-        return record
-    except (OSError, ValueError):
-        return None
-
-
 def run_stages(
-    ctx: RunContext,
-    stages: Sequence[Stage],
-    *,
-    force: str | None = None,
+    ctx: RunContext, names: Sequence[str], *, force: str | None = None
 ) -> dict[str, str]:
-    """Run (or skip) the stages in order; returns each stage's outcome ("ran" or "skipped")."""
-    names = [s.name for s in stages]
-    if force is not None and force not in names:
-        raise ValueError(f"--force {force!r}: not a stage of this run ({', '.join(names)})")
-    forced = False
-    hashes: dict[str, str] = {}
-    outcome: dict[str, str] = {}
-    for stage in stages:
-        forced = forced or stage.name == force
-        for dep in stage.depends + stage.soft_depends:
-            if dep not in hashes:
-                record = _read_record(ctx.workdir, dep)
-                if record is not None:
-                    hashes[dep] = record["hash"]
-                elif dep in stage.depends:
-                    raise RuntimeError(f"stage {stage.name!r} needs {dep!r}, which has not run")
-        digest = stage_hash(stage, ctx.config, hashes)
-        record = _read_record(ctx.workdir, stage.name)
-        complete = all((ctx.workdir / out).exists() for out in stage.outputs)
-        if not forced and record is not None and record.get("hash") == digest and complete:
-            ctx.echo(f"[{stage.name}] up to date, skipped")
-            hashes[stage.name] = digest
-            outcome[stage.name] = "skipped"
-            continue
-        ctx.echo(f"[{stage.name}] {stage.description or 'running'}")
-        start = time.perf_counter()
-        _record_path(ctx.workdir, stage.name).unlink(missing_ok=True)
-        stage.run(ctx)
-        elapsed = time.perf_counter() - start
-        path = _record_path(ctx.workdir, stage.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps({"hash": digest, "seconds": round(elapsed, 2), "finished": time.time()})
+    """Run the named stages of :data:`STAGES` that are not up to date (see :mod:`alps.cache`)."""
+    unknown = [n for n in names if n not in STAGES]
+    if unknown:
+        raise StageError(f"unknown stage(s) {unknown}: stages are {', '.join(STAGES)}")
+    return _run_stages(ctx, STAGES, [n for n in STAGES if n in names], force=force)
+
+
+# -- what the stages read ---------------------------------------------------------------------
+
+
+def _manifest_content(path: Path) -> str:
+    """The manifest without its per-run bookkeeping (which files this run found already made)."""
+    manifest = json.loads(path.read_text())
+    for entry in manifest.get("files", []):
+        entry.pop("skipped", None)
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def _ntuples(view: CacheView, *, signal: bool = True) -> dict[str, str | None]:
+    """Digests of the ntuples the generation wrote (optionally without the signal samples) and
+    of the manifest's content."""
+    files: dict[str, str | None] = {
+        p: d
+        for p, d in view.outputs_of("generate", "ntuples/").items()
+        if p.endswith(".root") and (signal or not p.startswith("ntuples/alp_"))
+    }
+    files["ntuples/manifest.json"] = view.digests.derived(
+        "ntuples/manifest.json", "content", _manifest_content
+    )
+    return files
+
+
+def _generate_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    registry = ctx.config.run_registry
+    return {"run_registry": file_checksum(registry)} if registry else {}
+
+
+def _calibrate_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    return _ntuples(view, signal=False)
+
+
+def _process_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    return {**_ntuples(view), **view.outputs_of("calibrate", CALIBRATION)}
+
+
+def _skim_summary_mc(path: Path) -> str:
+    """What training reads of ``skims/summary.json``: the MC entries and the data luminosity,
+    numbers to 12 digits (the luminosity is a sum of per-file shares, whose last bit moves when
+    the pseudo-data files hold other event counts)."""
+    summary = json.loads(path.read_text())
+    data = summary.pop("data", None)
+    if isinstance(data, dict) and "luminosity_pb" in data:
+        summary["data"] = {"luminosity_pb": data["luminosity_pb"]}
+    rounded = {
+        dataset: {k: f"{v:.12g}" if isinstance(v, float) else v for k, v in facts.items()}
+        for dataset, facts in summary.items()
+    }
+    return hashlib.sha256(json.dumps(rounded, sort_keys=True).encode()).hexdigest()
+
+
+def _mc_skims(view: CacheView) -> dict[str, str]:
+    return {
+        p: d
+        for p, d in view.outputs_of("process", "skims/").items()
+        if p.endswith(".parquet") and not p.startswith("skims/data/")
+    }
+
+
+def _train_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    """The MC skims the processing record lists; skims on disk that it does not list (left by
+    another processing run) are refused, since training would read them."""
+    listed = set(view.outputs_of("process", "skims/"))
+    present = {str(p.relative_to(ctx.workdir)) for p in (ctx.workdir / "skims").glob("*/*.parquet")}
+    stray = sorted(present - listed)
+    if stray:
+        raise StageError(
+            f"{len(stray)} skim file(s) under {ctx.workdir / 'skims'} are not listed by the "
+            f"processing record (e.g. {stray[0]}): they come from another processing run; "
+            "re-run `alps process` to replace the skims"
         )
-        ctx.echo(f"[{stage.name}] done in {elapsed:.1f} s")
-        hashes[stage.name] = digest
-        outcome[stage.name] = "ran"
-    return outcome
+    summary = view.digests.derived("skims/summary.json", "mc", _skim_summary_mc)
+    return {**_mc_skims(view), "skims/summary.json#mc": summary}
 
 
-def _generate(ctx: RunContext) -> Any:
+def _score_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    return {**_process_inputs(ctx, view), **view.outputs_of("train", "models/")}
+
+
+def _shapes_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    return {
+        f"{SCORE_HISTOGRAMS}#signal": view.digests.derived(
+            SCORE_HISTOGRAMS, "signal", signal_digest
+        ),
+        "working_point": str(working_point(ctx, quiet=True)),
+    }
+
+
+def _limits_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    return {
+        **view.outputs_of("score", SCORE_HISTOGRAMS),
+        **view.outputs_of("shapes", "shapes/shapes.json"),
+        "working_point": str(working_point(ctx, quiet=True)),
+    }
+
+
+def _report_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
+    """Every record the report reads: the outputs of each stage that has run."""
+    return {name: digest_json(record.get("outputs", {})) for name, record in view.records.items()}
+
+
+def _files(*patterns: str) -> Callable[[Path], list[str]]:
+    """Outputs: the files matching the patterns (relative to the work directory)."""
+
+    def outputs(workdir: Path) -> list[str]:
+        found = {p for pattern in patterns for p in workdir.glob(pattern) if p.is_file()}
+        return sorted(str(p.relative_to(workdir)) for p in found if not p.name.endswith(".tmp"))
+
+    return outputs
+
+
+def _generated(workdir: Path) -> list[str]:
+    manifest = json.loads((workdir / "ntuples" / "manifest.json").read_text())
+    return ["ntuples/manifest.json", *(f"ntuples/{e['path']}" for e in manifest["files"])]
+
+
+# -- the stages -------------------------------------------------------------------------------
+
+
+def _remove_damaged_ntuples(ctx: RunContext) -> None:
+    """Files of the previous generation whose content changed since (damaged, edited, half
+    copied) are removed so that the generation makes them again: the generation keeps a file
+    whose metadata matches, whatever its content."""
+    record = read_record(ctx.workdir, "generate")
+    if record is None:
+        return
+    digests = FileDigests(ctx.workdir)
+    for path, digest in record.get("outputs", {}).items():
+        now = digests.digest(path)
+        if path.endswith(".root") and now is not None and now != digest:
+            ctx.echo(f"[generate] {path} changed since it was generated: making it again")
+            (ctx.workdir / path).unlink()
+    digests.save()
+
+
+def _generate(ctx: RunContext) -> Mapping[str, Any]:
     from simulation.production import generate_samples
 
-    client = ctx.client()
-    return generate_samples(ctx.config, ctx.workdir, client=client, progress=ctx.progress)
+    _remove_damaged_ntuples(ctx)
+    manifest = generate_samples(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
+    reused = sum(bool(f.get("skipped")) for f in manifest["files"])
+    return {"files": len(manifest["files"]), "reused": reused}
 
 
-def _calibrate(ctx: RunContext) -> Any:
+def _calibrate(ctx: RunContext) -> None:
     from processors.calibrate import run_calibration
 
     result = run_calibration(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
@@ -209,10 +250,9 @@ def _calibrate(ctx: RunContext) -> Any:
             for r, v in regions.items()
         )
         ctx.echo(f"[calibrate] {period}: energy scale data/MC: {text}")
-    return result
 
 
-def _process(ctx: RunContext) -> Any:
+def _process(ctx: RunContext) -> Mapping[str, Any]:
     from processors.run import run_processing
 
     result = run_processing(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
@@ -221,7 +261,7 @@ def _process(ctx: RunContext) -> Any:
         ctx.echo(f"[process] skipped {item['file']}: {item['error']}")
     for path, counts in result.out_of_range.items():
         ctx.echo(f"[process] out-of-range values in {path}: {counts}")
-    return result
+    return {"skipped": list(result.skipped)}
 
 
 def echo_skipped_inputs(ctx: RunContext, stage: str, histogram_file: str = "mgg.hist.zip") -> None:
@@ -248,18 +288,17 @@ def echo_skipped_inputs(ctx: RunContext, stage: str, histogram_file: str = "mgg.
     )
 
 
-def _train(ctx: RunContext) -> Any:
+def _train(ctx: RunContext) -> None:
     from models import train_models
 
-    result = train_models(
+    train_models(
         ctx.workdir / "skims", ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress
     )
     ctx.echo(f"[train] working point: score >= {working_point(ctx)}")
     echo_skipped_inputs(ctx, "train")
-    return result
 
 
-def _score(ctx: RunContext) -> Any:
+def _score(ctx: RunContext) -> None:
     from models import load_scorer
     from processors.run import run_processing
 
@@ -275,61 +314,62 @@ def _score(ctx: RunContext) -> Any:
     ctx.echo(f"[score] {result.events} events -> {result.histogram_file}")
     for item in result.skipped:
         ctx.echo(f"[score] skipped {item['file']}: {item['error']}")
-    return result
 
 
-def working_point(ctx: RunContext) -> float:
+def working_point(ctx: RunContext, *, quiet: bool = False) -> float:
     """The score cut: ``training.working_point`` when set (snapped to the nearest score-bin edge,
     since the histograms are binned in score), else the one training chose."""
     configured = ctx.config.training.working_point
     if configured is not None:
         edges = [e for e in ctx.config.histograms.score_edges if 0.0 < e < 1.0]
         snapped = min(edges, key=lambda e: abs(e - configured))
-        if snapped != configured:
+        if snapped != configured and not quiet:
             ctx.echo(f"working point {configured} snapped to the score edge {snapped}")
         return float(snapped)
     path = ctx.workdir / "models" / "working_point.json"
     try:
         return float(json.loads(path.read_text())["cut"])
     except (OSError, KeyError, ValueError) as exc:
-        raise RuntimeError(
+        raise StageError(
             f"no working point: set training.working_point or run `alps train` ({exc})"
         ) from exc
 
 
-def _shapes(ctx: RunContext) -> Any:
+def _shapes(ctx: RunContext) -> None:
     from limits import fit_signal_shapes
 
     echo_skipped_inputs(ctx, "shapes", "mgg_score.hist.zip")
-    return fit_signal_shapes(
-        ctx.workdir / "histograms" / "mgg_score.hist.zip", ctx.config, ctx.workdir,
+    fit_signal_shapes(
+        ctx.workdir / SCORE_HISTOGRAMS, ctx.config, ctx.workdir,
         working_point=working_point(ctx), client=ctx.client(), progress=ctx.progress,
     )  # fmt: skip
 
 
-def _limits(ctx: RunContext) -> Any:
+def _limits(ctx: RunContext) -> Mapping[str, Any]:
     from limits import run_limits
 
-    result = run_limits(
-        ctx.workdir / "histograms" / "mgg_score.hist.zip", ctx.config, ctx.workdir,
-        client=ctx.client(), working_point=working_point(ctx), progress=ctx.progress,
+    wp = working_point(ctx)
+    run_limits(
+        ctx.workdir / SCORE_HISTOGRAMS, ctx.config, ctx.workdir,
+        client=ctx.client(), working_point=wp, progress=ctx.progress,
     )  # fmt: skip
-    ctx.echo(f"[limits] {ctx.workdir / 'limits' / 'limits.json'}")
+    ctx.echo(f"[limits] {ctx.workdir / 'limits' / 'limits.json'} (working point {wp})")
     echo_skipped_inputs(ctx, "limits", "mgg_score.hist.zip")
-    return result
+    return {"working_point": wp}
 
 
-def _report(ctx: RunContext) -> Any:
+def _report(ctx: RunContext) -> None:
     from .report import build_report
 
-    path = build_report(ctx.config, ctx.workdir)
-    ctx.echo(f"[report] {path}")
+    ctx.echo(f"[report] {build_report(ctx.config, ctx.workdir)}")
     echo_skipped_inputs(ctx, "report")
-    return path
 
 
-#: configuration that changes what the processor computes (chunking and workers do not; the
-#: luminosity uncertainty is a normalisation the limits take from the configuration)
+CALIBRATION = "calibration/"
+SCORE_HISTOGRAMS = "histograms/mgg_score.hist.zip"
+
+#: configuration that changes what the processor computes (chunking, retries and workers do not;
+#: the luminosity uncertainty is a normalisation the limits take from the configuration)
 _PROCESS_SECTIONS = (
     "preselection",
     "kinfit",
@@ -338,71 +378,99 @@ _PROCESS_SECTIONS = (
     "-systematics.luminosity",
     "seed",
     "simulation.detector",
+    "processing.skip_bad_files",
 )
+_PROCESS_CODE = ("processors.run",)
 
 STAGES: dict[str, Stage] = {
     "generate": Stage(
         "generate",
         ("seed", "run_slice", "run_registry", "simulation"),
+        ("simulation.production",),
         (),
         ("ntuples/manifest.json",),
+        _generated,
         _generate,
+        _generate_inputs,
         "generating run-dependent MC and pseudo-data",
     ),
     "calibrate": Stage(
         "calibrate",
         ("processing.skip_bad_files",),
+        ("processors.calibrate",),
         ("generate",),
         ("calibration/corrections.json", "calibration/results.json"),
+        _files("calibration/*"),
         _calibrate,
+        _calibrate_inputs,
         "photon resolution and scale from mu mu gamma, trigger efficiency",
     ),
     "process": Stage(
         "process",
         _PROCESS_SECTIONS,
+        _PROCESS_CODE,
         ("generate", "calibrate"),
         ("histograms/mgg.hist.zip", "skims/summary.json"),
+        _files("histograms/mgg.hist.zip", "skims/summary.json", "skims/*/*.parquet"),
         _process,
+        _process_inputs,
         "pre-selection, kinematic fit, candidates, histograms and skims",
     ),
     "train": Stage(
         "train",
         ("seed", "training", "-training.working_point", "histograms.resolution"),
+        ("models",),
         ("process",),
         ("models/punzi.pt", "models/working_point.json"),
+        _files("models/*", "models/*/*"),
         _train,
+        _train_inputs,
         "feature ranking, XGBoost, Punzi net, working point",
     ),
     "score": Stage(
         "score",
         _PROCESS_SECTIONS,
+        (*_PROCESS_CODE, "models"),
         ("generate", "calibrate", "train"),
-        ("histograms/mgg_score.hist.zip",),
+        (SCORE_HISTOGRAMS,),
+        _files(SCORE_HISTOGRAMS),
         _score,
+        _score_inputs,
         "processing again with the selection score",
+        command="alps process --with-model",
     ),
     "shapes": Stage(
         "shapes",
-        ("limits", "training.working_point", "histograms.resolution"),
+        ("histograms.resolution", "limits.window_nsigma", "limits.efficiency_window_nsigma"),
+        ("limits",),
         ("score", "train"),
         ("shapes/shapes.json",),
+        _files("shapes/*"),
         _shapes,
+        _shapes_inputs,
         "signal shapes and their interpolation in mass",
+        command="alps limits",
     ),
     "limits": Stage(
         "limits",
-        ("limits", "training.working_point", "systematics.luminosity"),
+        ("limits", "systematics.luminosity", "histograms.resolution", "seed"),
+        ("limits",),
         ("score", "train", "shapes"),
         ("limits/limits.json",),
+        _files("limits/*", "workspaces/*.json"),
         _limits,
+        _limits_inputs,
         "pyhf models, CLs limits, significance, coupling exclusion",
     ),
     "report": Stage(
         "report",
-        (),
+        ("*",),
+        ("alps.report",),
         ("generate",),
         ("report/index.html",),
+        _files("report/*"),
         _report,
+        _report_inputs,
         "HTML report",
         soft_depends=("calibrate", "process", "train", "score", "shapes", "limits"),
     ),

@@ -376,6 +376,7 @@ def _limits(workdir: Path, out: Path, config: AnalysisConfig) -> str:
     finite = [x for x in limits["observed"]["g_GeV-1"] if x is not None]
     summary = [
         ["masses", len(masses)],
+        ["working point (score cut) of these limits", limits.get("working_point", "not recorded")],
         ["luminosity [fb^-1]", limits["luminosity_fb-1"]],
         ["global significance", limits["global_significance"]],
         [
@@ -424,7 +425,8 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
     stages = []
     for record in sorted((workdir / ".alps").glob("*.json")):
         data = json.loads(record.read_text())
-        stages.append([record.stem, data.get("seconds", float("nan")), data.get("hash", "")])
+        if isinstance(data, dict) and "key" in data:
+            stages.append([record.stem, data.get("seconds", float("nan")), data["key"]])
     manifest_path = workdir / "ntuples" / "manifest.json"
     overview = f"<p>Configuration <b>{html.escape(config.name)}</b>, run slice <code>{html.escape(config.run_slice)}</code>, seed {config.seed}.</p>"
     if manifest_path.exists():
@@ -436,7 +438,7 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
         overview += f"<p>Integrated luminosity {lumi / 1000:.3f} fb<sup>-1</sup>; {sum(events.values())} events in {len(manifest['files'])} files.</p>"
         overview += _table(["sample", "events"], sorted(events.items()))
     overview += processed_inputs(workdir / "histograms" / "mgg.hist.zip")
-    overview += _table(["stage", "seconds", "input hash"], stages)
+    overview += _table(["stage", "seconds", "key"], stages)
     sections.append(("Overview", overview))
     histogram_path = workdir / "histograms" / "mgg.hist.zip"
     if histogram_path.exists():

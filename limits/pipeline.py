@@ -7,7 +7,9 @@ Dask cluster of the processing when a ``distributed.Client`` is given, in sequen
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from alps.config import AnalysisConfig, config_hash
-from alps.histio import file_checksum, git_revision, package_versions, read_provenance
+from alps.histio import (
+    file_checksum,
+    git_revision,
+    package_versions,
+    read_provenance,
+    signal_digest,
+)
 from limits.coupling import decay_geometry, decay_probability
 from limits.grid import scan_masses
 from limits.inputs import Spectra
@@ -49,9 +57,22 @@ def _bar(total: int, desc: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
+def _shape_settings(config: AnalysisConfig) -> str:
+    """Hash of the settings the shape fits read (the shapes stage of alps.pipeline is keyed on
+    the same ones): not the scan masses, whose change must not refit the shapes."""
+    settings = {
+        "resolution": config.histograms.resolution.model_dump(mode="json"),
+        "window_nsigma": config.limits.window_nsigma,
+        "efficiency_window_nsigma": config.limits.efficiency_window_nsigma,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _shape_provenance(path: Path, config: AnalysisConfig) -> dict[str, Any]:
     return {
         "input": {"path": str(path), "sha256": file_checksum(path)},
+        "signal_digest": signal_digest(path),
+        "shape_settings": _shape_settings(config),
         "config_hash": config_hash(config),
         "config_hash_sections": config_hash(config, "histograms", "systematics", "limits"),
         "versions": package_versions(),
@@ -80,8 +101,8 @@ def _stored_shapes(
     expected = _shape_provenance(path, config)
     stored = record.get("provenance", {})
     same = (
-        stored.get("input", {}).get("sha256") == expected["input"]["sha256"]
-        and stored.get("config_hash_sections") == expected["config_hash_sections"]
+        stored.get("signal_digest") == expected["signal_digest"]
+        and stored.get("shape_settings") == expected["shape_settings"]
         and record.get("working_point") == working_point
     )
     return ShapeModel.from_dict(record) if same else None

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,8 +195,10 @@ def skim_rows(
 
 
 def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> list[str]:
-    """Write a chunk's skim rows to ``<skim_dir>/<sample>/<file>_<entrystart>_<tag>.parquet``
-    (atomically); returns the paths written. An error raises :class:`OutputWriteError`."""
+    """Write a chunk's skim rows to ``<skim_dir>/<sample>/<file>_<entrystart>_<entrystop>.parquet``
+    (atomically); returns the paths written. An error raises :class:`OutputWriteError`. Named by
+    the input file and entry range, not by the path the work directory was reached by: the same
+    chunk gives the same name wherever the work directory lies."""
     if not rows or not len(rows[0]["weight"]):
         return []
     import pyarrow as pa
@@ -205,8 +206,8 @@ def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> 
 
     table = pa.table({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
     stem = Path(str(meta["filename"])).stem
-    tag = hashlib.sha1(f"{meta['filename']}:{meta['entrystart']}".encode()).hexdigest()[:8]
-    target = Path(skim_dir) / str(meta["sample"]) / f"{stem}_{meta['entrystart']:09d}_{tag}.parquet"
+    name = f"{stem}_{meta['entrystart']:09d}_{meta['entrystop']:09d}.parquet"
+    target = Path(skim_dir) / str(meta["sample"]) / name
     tmp = target.with_suffix(".parquet.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,15 @@ any processing every file is opened and checked (the ``events`` tree, the branch
 reads, the entry count its ``meta`` promises): a corrupt, truncated or incomplete file is a clear
 error naming it, or, with ``processing.skip_bad_files``, is left out and listed in the output's
 provenance (as is any chunk that fails to read later). The Dask executor retries tasks lost with
-their workers.
+their workers. The skims of a run are written to a new folder that replaces ``skims/`` as a whole
+when the run has finished.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping
@@ -268,13 +271,14 @@ def run_processing(
         warnings.warn(f"{calibration} not found: the fit uses the cluster errors", stacklevel=2)
     skim_dir = workdir / "skims" if (write_skims and scorer is None) else None
     detector = config.simulation.detector
+    staging = _staging_folder(skim_dir) if skim_dir is not None else None
     settings = ProcessorSettings(
         config,
         tuple(mass_edges(config.histograms)),
         (detector.time_constant_ns, detector.time_floor_ns),
         corrections,
         scorer,
-        str(skim_dir) if skim_dir else None,
+        str(staging) if staging else None,
     )
 
     if client is not None:
@@ -291,7 +295,9 @@ def run_processing(
     )
     try:
         output = runner(fileset, processor_instance=ALPProcessor(settings), treename="events")
-    except Exception as exc:
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         chain: BaseException | None = exc
         while chain is not None:
             if isinstance(chain, ChunkReadError | OutputWriteError):
@@ -323,11 +329,32 @@ def run_processing(
         signal_coupling_GeV=config.simulation.signal.coupling_GeV,
     )
     path = write_histograms(workdir / "histograms" / f"{name}.hist.zip", histograms, record)
-    if skim_dir is not None:
-        _write_skim_summary(skim_dir, histograms["generated"], manifest, fileset, luminosity)
+    if skim_dir is not None and staging is not None:
+        _write_skim_summary(staging, histograms["generated"], manifest, fileset, luminosity)
+        _swap_in(staging, skim_dir)
     return ProcessingResult(
         path, skim_dir, book.events, tuple(skipped), luminosity, check.out_of_range, book.lost
     )
+
+
+def _staging_folder(skim_dir: Path) -> Path:
+    """A new, empty folder beside ``skim_dir`` for this run's skims (the folders that runs killed
+    before their swap left behind are removed first)."""
+    for stale in skim_dir.parent.glob(f".{skim_dir.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = skim_dir.with_name(f".{skim_dir.name}-new-{uuid.uuid4().hex[:12]}")
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _swap_in(staging: Path, skim_dir: Path) -> None:
+    """Replace ``skim_dir`` by ``staging`` as a whole: the skims of one processing run are never
+    mixed with those of another (a moved work directory, another chunk size)."""
+    old = skim_dir.with_name(f".{skim_dir.name}-old-{uuid.uuid4().hex[:12]}")
+    if skim_dir.exists():
+        skim_dir.rename(old)
+    staging.rename(skim_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_inputs(

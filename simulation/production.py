@@ -134,11 +134,12 @@ class FileTask:
         return sum(s.n_events for s in self.shares)
 
     def task_hash(self, config: AnalysisConfig) -> str:
-        payload = {
-            "task": asdict(self),
-            "config": config.model_dump(mode="json", include={"seed", "simulation"}),
-            "generator": GENERATOR_VERSION,
-        }
+        # MC files are keyed on the MC settings only: a change of the pseudo-data (e.g. an
+        # injected signal) regenerates the data files and no MC
+        settings = config.model_dump(mode="json", include={"seed", "simulation"})
+        if not self.data:
+            settings["simulation"].pop("data", None)
+        payload = {"task": asdict(self), "config": settings, "generator": GENERATOR_VERSION}
         return hashlib.sha256(
             json.dumps(payload, sort_keys=True, default=str).encode()
         ).hexdigest()[:20]

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import uproot
 
 from alps.config import load_config
+from alps.histio import signal_digest
+from alps.pipeline import SCORE_HISTOGRAMS
+from alps.records import read_record
 from limits.mass_model import excluded_regions, is_excluded
 
 STAGES = ("generate", "calibrate", "process", "train", "score", "shapes", "limits", "report")
@@ -118,6 +124,129 @@ def test_second_run_skips_every_stage(tiny_run: tuple[Path, Path, str]) -> None:
     output = _alps("run", "--config", config, "--workdir", workdir)
     assert set(_outcomes(output).values()) == {"skipped"}, output[-3000:]
     assert (workdir / "limits" / "limits.json").stat().st_mtime_ns == before
+
+
+def _alps_fails(*args: str | Path) -> str:
+    exe = Path(sys.executable).with_name("alps")
+    proc = subprocess.run(
+        [str(exe), *map(str, args), "--quiet"], capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def _records(workdir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (workdir / ".alps").glob("*.json")}
+
+
+@pytest.mark.slow
+def test_scan_masses_and_the_working_point_option_rerun_only_what_reads_them(
+    tiny_run: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """On a copy of the work directory (nothing re-runs: the cache is keyed on content): new
+    limits masses re-run only the limits and the report; `alps limits --working-point` rebuilds
+    the report, which names the working point; a command given another configuration refuses."""
+    config, workdir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    assert set(_outcomes(_alps("run", "--config", config, "--workdir", copy)).values()) == {
+        "skipped"
+    }
+
+    shapes = (copy / "shapes" / "shapes.json").read_bytes()
+    masses = tmp_path / "masses.yaml"
+    masses.write_text(config.read_text().replace("step: 0.05}", "step: 0.1}"))
+    outcome = _outcomes(_alps("run", "--config", masses, "--workdir", copy))
+    assert [s for s, v in outcome.items() if v == "ran"] == ["limits", "report"], outcome
+    assert (copy / "shapes" / "shapes.json").read_bytes() == shapes
+    assert len(json.loads((copy / "limits" / "limits.json").read_text())["masses_GeV"]) < 100
+
+    output = _alps("limits", "--working-point", "0.3", "--config", masses, "--workdir", copy)
+    assert [s for s, v in _outcomes(output).items() if v == "ran"] == ["shapes", "limits", "report"]
+    assert json.loads((copy / "limits" / "limits.json").read_text())["working_point"] == 0.3
+    html = (copy / "report" / "index.html").read_text()
+    assert re.search(r"working point \(score cut\) of these limits</td><td>0.3<", html), html[:2000]
+
+    records = _records(copy)
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace("seed: 7", "seed: 8"))
+    refused = _alps_fails("limits", "--config", other, "--workdir", copy)
+    assert "stage 'generate'" in refused and "configuration changed: seed" in refused, refused
+    refused = _alps_fails("report", "--config", masses, "--workdir", copy)
+    assert "inputs changed: working_point" in refused, refused
+    assert _records(copy) == records
+
+
+@pytest.mark.slow
+def test_injecting_a_signal_regenerates_only_the_pseudo_data(
+    tiny_run: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """The injected signal is read by the pseudo-data alone: no MC file is made again. The
+    stages after it re-run exactly when what they read changed: the data trigger efficiency (from
+    the calibration) includes the injected events and reweights the MC, so training re-runs if and
+    only if the MC skims changed, and the shape fits if and only if the signal histograms did."""
+    config, workdir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    stamps = {p: p.stat().st_mtime_ns for p in (copy / "ntuples").glob("*/*.root")}
+    before = read_record(copy, "process")
+    inject = tmp_path / "inject.yaml"
+    inject.write_text(
+        config.read_text().replace(
+            "simulation:\n",
+            "simulation:\n  data:\n    inject: {mass_GeV: 2.0, coupling_GeV: 5.0e-3}\n",
+        )
+    )
+    outcome = _outcomes(_alps("run", "--config", inject, "--workdir", copy))
+    assert outcome["process"] == outcome["score"] == outcome["limits"] == "ran", outcome
+    for path, stamp in stamps.items():
+        regenerated = path.stat().st_mtime_ns != stamp
+        assert regenerated == (path.parent.name == "data"), path
+    after = read_record(copy, "process")
+
+    def mc_skims(record: dict[str, Any] | None) -> dict[str, str]:
+        assert record is not None
+        return {
+            p: d
+            for p, d in record["outputs"].items()
+            if p.startswith("skims/") and not p.startswith("skims/data/")
+        }
+
+    skims_changed = mc_skims(before) != mc_skims(after)
+    assert (outcome["train"] == "ran") == skims_changed, outcome
+    point = "models/working_point.json"
+    shapes_read_changed = (
+        signal_digest(copy / SCORE_HISTOGRAMS) != signal_digest(workdir / SCORE_HISTOGRAMS)
+        or (copy / point).read_bytes() != (workdir / point).read_bytes()
+    )
+    assert (outcome["shapes"] == "ran") == shapes_read_changed, outcome
+
+
+@pytest.mark.slow
+def test_a_damaged_ntuple_is_made_again_and_the_processing_reruns(
+    tiny_run: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """The cache trusts inputs, not records (#19.4): a data file damaged after its generation is
+    made again (identical events), and every stage that read it re-runs."""
+    config, workdir, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir, copy)
+    damaged = sorted((copy / "ntuples" / "data").glob("*.root"))[0]
+    with uproot.open(damaged) as handle:
+        before = handle["events"]["cluster_E"].array(library="np")
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)
+    damaged.write_bytes(bytes(data))
+
+    output = _alps("run", "--config", config, "--workdir", copy)
+    assert "changed since it was generated" in output, output[-3000:]
+    outcome = _outcomes(output)
+    assert outcome["generate"] == outcome["process"] == outcome["score"] == "ran", outcome
+    with uproot.open(damaged) as handle:
+        after = handle["events"]["cluster_E"].array(library="np")
+    assert len(after) == len(before)
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_changing_the_working_point_reruns_only_what_depends_on_it(
