@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 WORKDIR ?= alps-output
 
-.PHONY: install run test test-all lint imports bench constraints clean
+.PHONY: install run test test-all lint imports types bench constraints clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m ""
 
-lint: $(STAMP) imports
+lint: $(STAMP) imports types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 # the one-way house: layer contracts of pyproject.toml [tool.importlinter]
 imports: $(STAMP)
 	$(BIN)/lint-imports
+
+# mypy with zero errors (configuration in pyproject.toml [tool.mypy])
+types: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python -P $$script --quick || exit 1; done

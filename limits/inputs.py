@@ -123,7 +123,7 @@ def project_histograms(
 ) -> Spectra:
     """Project the contract histograms (see the module docstring) to :class:`Spectra`."""
     h = histograms[name]
-    view = h.view(flow=False)
+    view: Any = h.view(flow=False)
     order = [_axis_index(h, a) for a in ("dataset", "period", "variation", "truth", "mgg")]
     start = _score_start(h, working_point)
     values = np.asarray(view["value"], dtype=np.float64)
@@ -145,7 +145,8 @@ def project_histograms(
     generated: dict[str, float] = {}
     if "generated" in histograms:
         g = histograms["generated"]
-        gv = np.asarray(g.view(flow=False)["value"], dtype=np.float64)
+        g_view: Any = g.view(flow=False)
+        gv = np.asarray(g_view["value"], dtype=np.float64)
         d_ax = _axis_index(g, "dataset")
         gv = np.moveaxis(gv, d_ax, 0).reshape(gv.shape[d_ax], -1).sum(axis=1)
         generated = {str(d): float(v) for d, v in zip(g.axes["dataset"], gv)}

@@ -313,7 +313,7 @@ def _nll_grad_kernel(
     hs_param,
     hs_delta_hi,
     hs_delta_lo,
-):  # type: ignore[no-untyped-def]
+):
     n_s, n_b = nominal.shape
     base = nominal.copy()
     hs_slope = np.empty(hs_delta_hi.shape)

@@ -57,7 +57,7 @@ def fit_mass_shapes(
     """Shape fit and variation effects of every simulated mass, in mass order."""
     lcfg = config.limits
     res = config.histograms.resolution
-    items = []
+    items: list[dict[str, Any]] = []
     for mass, name in spectra.signal_masses().items():
         m_w, m_v = spectra.get(name, truth="matched")
         u_w, u_v = spectra.get(name, truth="unmatched")

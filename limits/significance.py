@@ -20,7 +20,6 @@ fraction of toy scans whose largest local significance reaches the observed one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,15 +109,13 @@ def negative_poi_bounds(model: CompiledModel, pars: FloatArray) -> FloatArray:
     return bounds
 
 
-def count_upcrossings(
-    q: Sequence[float], level: float, segments: Sequence[int] | None = None
-) -> int:
+def count_upcrossings(q: npt.ArrayLike, level: float, segments: npt.ArrayLike | None = None) -> int:
     """Number of upcrossings of ``level`` by the sequence ``q`` (points in scan order); a new
     ``segments`` label (e.g. across an excluded mass region) starts a new curve, and a curve
     that starts above the level counts as one upcrossing."""
-    q = np.asarray(q, dtype=np.float64)
-    seg = np.zeros(len(q), dtype=int) if segments is None else np.asarray(segments)
-    above = q > level
+    values = np.asarray(q, dtype=np.float64)
+    seg = np.zeros(len(values), dtype=int) if segments is None else np.asarray(segments)
+    above = values > level
     count = 0
     for s in np.unique(seg):
         a = above[seg == s]
@@ -133,9 +130,9 @@ def _z_from_p(p: float) -> float:
 
 
 def gross_vitells(
-    z_local: Sequence[float],
-    masses: Sequence[float],
-    segments: Sequence[int] | None = None,
+    z_local: npt.ArrayLike,
+    masses: npt.ArrayLike,
+    segments: npt.ArrayLike | None = None,
     *,
     reference_level: float = 0.5,
     upcrossings: float | None = None,
@@ -174,7 +171,7 @@ def gross_vitells(
 
 
 def global_from_toys(
-    z_local: Sequence[float], masses: Sequence[float], z_max_toys: Sequence[float]
+    z_local: npt.ArrayLike, masses: npt.ArrayLike, z_max_toys: npt.ArrayLike
 ) -> GlobalSignificance:
     """p_global = fraction of background-only toy scans with max Z >= the observed max Z (with
     none, the bound p < 1/(n + 1) is reported as p = 1/(n + 1))."""
