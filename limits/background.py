@@ -123,7 +123,9 @@ def choose_order(
     return chosen, fits
 
 
-def sideband_fit(templates: FloatArray, counts: FloatArray, sideband: FloatArray) -> BackgroundFit:
+def sideband_fit(
+    templates: FloatArray, counts: FloatArray, sideband: npt.ArrayLike
+) -> BackgroundFit:
     """:func:`fit_polynomial` on the bins where ``sideband`` (bool) is true."""
     sel = np.asarray(sideband, dtype=bool)
     if sel.sum() <= templates.shape[1]:

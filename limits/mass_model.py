@@ -82,7 +82,7 @@ def window_background(
     upper: FloatArray,
     window: tuple[float, float],
     observed: FloatArray,
-    sideband: FloatArray,
+    sideband: npt.NDArray[np.bool_],
 ) -> WindowBackground:
     """The order (``limits.background_order``: fixed, or by the F-test of
     :func:`limits.background.choose_order` on the window's data with orders 0 to

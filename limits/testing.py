@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import hist
 import numpy as np
@@ -272,12 +273,12 @@ def make_histograms(
             meson(datasets.index(ds), p_i, key, rate * lumi[period], False)
             meson(datasets.index("data"), p_i, key, rate * lumi[period], True)
 
-    injections = (
+    injections: list[Any] = (
         []
         if injection is None
         else [tuple(injection)]
         if np.isscalar(injection[0])
-        else [tuple(i) for i in injection]  # type: ignore[union-attr]
+        else [tuple(i) for i in injection]  # type: ignore[arg-type]
     )
     injected = 0
     for m_inj, g_inj in injections:

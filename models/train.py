@@ -192,7 +192,7 @@ class _PunziSet:
         loss_args: dict[str, Any],
     ) -> torch.Tensor:
         """Punzi loss of the rows ``s_idx`` / ``b_idx`` scaled up to the whole set."""
-        scales = {
+        scales: dict[str, Any] = {
             "signal_scale": self.n_sig / max(len(s_idx), 1),
             "background_scale": self.n_bkg / max(len(b_idx), 1),
             "reference": self.reference,
