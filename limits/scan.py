@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alps.tasks import map_tasks
 from limits.background import SpuriousSignal, spurious_signal
 from limits.cls import HypothesisTester, UpperLimit, asymptotic_upper_limit
 from limits.likelihood import compile_workspace, expected_main, nll_and_grad
@@ -147,24 +148,13 @@ def analyse_workspaces(
         raise ValueError(f"{len(mcs)} background MC spectra for {len(specs)} workspaces")
     tasks: list[Task] = list(zip(specs, mcs))
     if client is None:
-        out = []
-        for task in tasks:
-            out.extend(_batch([task], level))
-            if progress:
-                progress(1)
-        return out
-    from distributed import as_completed
-
-    if batch_size is None:
+        batch_size = 1
+    elif batch_size is None:
         n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
         batch_size = max(1, min(32, len(tasks) // (4 * n_workers) or 1))
     chunks = [tasks[i : i + batch_size] for i in range(0, len(tasks), batch_size)]
-    futures = client.map(_batch, chunks, level=level, pure=False)
-    index = {f.key: i for i, f in enumerate(futures)}
-    done: dict[int, list[MassResult]] = {}
-    for fut in as_completed(futures):
-        i = index[fut.key]
-        done[i] = fut.result()
-        if progress:
-            progress(len(done[i]))
-    return [r for i in range(len(chunks)) for r in done[i]]
+    batches = map_tasks(
+        _batch, [(c,) for c in chunks], client=client, shared={"level": level},
+        progress=progress or False, count=len,
+    )  # fmt: skip
+    return [r for batch in batches for r in batch]
