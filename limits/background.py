@@ -4,10 +4,12 @@ All fits here are binned Poisson maximum-likelihood fits of B(m) = sum_j c_j b_{
 Bernstein basis of :func:`limits.workspace.bernstein_bin_integrals`, with c_j >= 0, to the counts
 of a window (background only, no signal term).
 
-* **Order by an F-test** (:func:`choose_order`): starting from order 1, the order is raised while
-  the next one improves the fit significantly, i.e. while 2 Delta(-ln L) between orders k and k + 1
-  exceeds the chi2(1) quantile at 1 - ``p_threshold`` (Wilks' theorem for nested models: an order-k
-  Bernstein polynomial is one of order k + 1 by degree elevation). This is the likelihood-ratio
+* **Order by an F-test** (:func:`choose_order`): starting from order 0, the order is raised while
+  one of the next two improves the fit significantly, i.e. while 2 Delta(-ln L) between orders k
+  and k + d (d = 1, 2) exceeds the chi2(d) quantile at 1 - ``p_threshold`` (Wilks' theorem for
+  nested models: an order-k Bernstein polynomial is one of order k + d by degree elevation;
+  looking two orders ahead keeps a symmetric shape, which the odd order alone does not improve,
+  from stopping the search). This is the likelihood-ratio
   form of the Fisher test used to choose the background function in the CMS H -> gamma gamma and
   H -> Z gamma searches (CMS, Eur. Phys. J. C 74 (2014) 3076, Sec. 4.2; JHEP 11 (2018) 152).
 * **Sideband fit** (:func:`sideband_fit`): the same fit on the bins outside m_a +- n sigma_m; its
@@ -112,14 +114,23 @@ def choose_order(
     next order does not improve the fit at the ``p_threshold`` level (module docstring), and
     the fits made on the way."""
     orders = sorted(basis)
-    cut = float(chi2.isf(p_threshold, 1))
-    fits = {orders[0]: fit_polynomial(basis[orders[0]], counts)}
+    fits = {k: fit_polynomial(basis[k], counts) for k in orders[:3]}
     chosen = orders[0]
-    for k_next in orders[1:]:
-        fits[k_next] = fit_polynomial(basis[k_next], counts)
-        if 2.0 * (fits[chosen].nll - fits[k_next].nll) < cut:
+    while True:
+        # one or two orders up: a symmetric shape (a parabola) gains nothing from the odd order
+        # alone, so a test of the next order only would stop below it
+        ahead = [k for k in orders if chosen < k <= chosen + 2]
+        better = None
+        for k in ahead:
+            if k not in fits:
+                fits[k] = fit_polynomial(basis[k], counts)
+            gain = 2.0 * (fits[chosen].nll - fits[k].nll)
+            if gain > float(chi2.isf(p_threshold, k - chosen)):
+                better = k
+                break
+        if better is None:
             break
-        chosen = k_next
+        chosen = better
     return chosen, fits
 
 

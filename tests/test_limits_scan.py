@@ -115,7 +115,7 @@ def test_signals_between_grid_points_are_found_and_not_excluded(
     spectra = _spectra(cfg, injection=injected)
     for mass, g_inj in injected:
         s_m = float(sigma(mass))
-        near = grid[np.abs(grid - mass) < 6 * s_m]
+        near = grid[np.abs(grid - mass) < 4 * s_m]
         scan = _analyse(spectra, shapes, cfg, near)
         assert all(r.status == "ok" for r, _ in scan.values()), [r.status for r, _ in scan.values()]
         z = {m: r.discovery.z for m, (r, _) in scan.items() if r.discovery is not None}
@@ -131,6 +131,7 @@ def test_signals_between_grid_points_are_found_and_not_excluded(
                 assert _g(r.limit.observed * ref, m, spectra) > g_inj, (mass, m)
 
 
+@pytest.mark.slow
 def test_background_only_scan_has_no_spike_at_zero(
     background_only: tuple[AnalysisConfig, Spectra, ShapeModel],
 ) -> None:
@@ -199,18 +200,18 @@ def test_a_failed_fit_gives_null_with_its_reason(
 
 
 def test_f_test_order_follows_the_shape_of_the_counts() -> None:
-    """Counts drawn from a straight line get order <= 2; from a curve with an inflection
-    (no quadratic describes it) order 3."""
+    """Counts drawn from a straight line get order <= 1; from a parabola at least order 2,
+    where the straight line's fit is excluded."""
     lower = np.linspace(0.0, 1.0, 41)[:-1]
     upper = lower + 0.025
     basis = {k: bernstein_bin_integrals(lower, upper, 0.0, 1.0, k) for k in range(4)}
     rng = np.random.default_rng(5)
     centre = 0.5 * (lower + upper)
     line = rng.poisson(400.0 * (1.0 + 0.5 * centre)).astype(float)
-    curve = rng.poisson(400.0 * (1.0 + 4.0 * (centre - 0.5) ** 3 + 0.3)).astype(float)
-    assert choose_order(basis, line)[0] <= 2
+    curve = rng.poisson(400.0 * (0.3 + 4.0 * (centre - 0.5) ** 2)).astype(float)
+    assert choose_order(basis, line)[0] <= 1
     order, fits = choose_order(basis, curve)
-    assert order == 3 and fits[3].p_value > 0.01
+    assert order >= 2 and fits[order].p_value > 0.01 and fits[1].p_value < 1e-6
 
 
 def test_sideband_option_fixes_the_background_in_the_workspace(
