@@ -123,7 +123,7 @@ seed: 3
 run_slice: "lumi=0.002"
 simulation:
   backgrounds: [gg]
-  signal: {masses: {values: [1.0]}, events_per_mass: 200}
+  signal: {masses: {values: [0.2, 9.7]}, events_per_mass: 100}
   data: {enabled: false}
 """
 

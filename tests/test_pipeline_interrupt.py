@@ -32,6 +32,8 @@ simulation:
     events_per_mass: 300
   events_per_file: 200
   cuts: {calibration_events: 3000}
+limits:
+  masses: {values: [1.0]}
 """
 
 
