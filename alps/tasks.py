@@ -51,7 +51,9 @@ def map_tasks(
         from distributed import as_completed
 
         if scatter:
-            kwargs = {k: client.scatter(v, broadcast=True) for k, v in kwargs.items()}
+            # hash=False: a fresh key per call, so a call right after one that scattered the same
+            # object does not race the release of its key ("lost dependencies")
+            kwargs = {k: client.scatter(v, broadcast=True, hash=False) for k, v in kwargs.items()}
         futures = [client.submit(function, *item, **kwargs, pure=False) for item in items]
         position = {f.key: i for i, f in enumerate(futures)}
         out: list[Any] = [None] * len(futures)

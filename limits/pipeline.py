@@ -25,12 +25,12 @@ from alps.histio import (
     read_provenance,
     signal_digest,
 )
-from limits.coupling import decay_geometry, decay_probability
 from limits.grid import scan_masses
 from limits.inputs import Spectra
 from limits.interpolation import ShapeModel
 from limits.io import read_json, read_spectra, write_json
-from limits.mass_model import excluded_regions, is_excluded, mass_workspace
+from limits.mass_model import excluded_regions
+from limits.mass_points import build_mass_points
 from limits.plots import (
     plot_brazil,
     plot_excess,
@@ -43,7 +43,7 @@ from limits.scan import analyse_workspaces, best_fit_curves
 from limits.signal_model import build_shape_model
 from limits.significance import global_from_toys, gross_vitells
 from limits.toys import null_spectrum, scan_toys
-from limits.workspace import mass_label, mass_window
+from limits.workspace import mass_label
 
 __all__ = ["fit_signal_shapes", "resolve_working_point", "run_limits"]
 
@@ -166,34 +166,19 @@ def run_limits(
 
     regions = excluded_regions(config)
     masses = [float(m) for m in scan_masses(config)]
-    res = config.histograms.resolution
-    g_ref = spectra.coupling
     specs, infos, geometries, windows, analysed = [], [], [], [], []
-    for mass in masses:
-        if is_excluded(mass, regions):
-            continue
-        geo = decay_geometry(mass)
-        p_ref = decay_probability(geo, g_ref) if np.isfinite(g_ref) else 1.0
-        built = mass_workspace(
-            spectra, shape_model, config, mass, prompt_fraction_ref=p_ref, regions=regions
+    with _bar(len(masses), "workspaces", progress) as bar:
+        points = build_mass_points(
+            masses, spectra, shape_model, config, client=client, progress=bar.update
         )
-        if built is None:
-            continue
-        spec, info = built
-        specs.append(spec)
-        infos.append(info)
-        geometries.append(geo)
-        window = mass_window(
-            spectra.edges,
-            mass,
-            float(res.sigma(mass)),
-            lcfg.window_nsigma,
-            lcfg.scan_range_GeV,
-            regions,
-        )
-        windows.append(window.bins)
-        analysed.append(mass)
-        write_json(workdir / "workspaces" / f"{mass_label(mass)}.json", spec, indent=None)
+    for point in points:
+        specs.append(point.spec)
+        infos.append(point.info)
+        geometries.append(point.geometry)
+        windows.append(point.window_bins)
+        analysed.append(point.mass)
+        write_json(workdir / "workspaces" / f"{mass_label(point.mass)}.json", point.spec,
+                   indent=None)  # fmt: skip
     t_ws = time.perf_counter()
 
     has_mc = bool(np.any(spectra.background_mc() > 0))
