@@ -23,6 +23,7 @@ from . import __version__
 from .cli_cluster import cluster
 from .config import ConfigError
 from .consistency import load_checked_config
+from .packages import PackageClash, check_top_level_packages
 from .pipeline import STAGES, RunContext, run_stages
 
 __all__ = ["main"]
@@ -165,6 +166,10 @@ def main() -> None:
     Stages: generate | calibrate | process | train | limits | report; `alps run` chains them,
     skipping stages whose inputs are unchanged.
     """
+    try:
+        check_top_level_packages()
+    except PackageClash as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -35,6 +35,7 @@ __all__ = [
     "NatureConfig",
     "PreselectionConfig",
     "ProcessingConfig",
+    "ReportConfig",
     "SignalConfig",
     "SimulationConfig",
     "SystematicsConfig",
@@ -354,6 +355,25 @@ class LimitsConfig(_Frozen):
     decay_volume: Literal["ecl"] = "ecl"
 
 
+class ReportConfig(_Frozen):
+    """What the HTML report shows (``alps report``)."""
+
+    blind: bool = Field(
+        default=False,
+        description="hide the observed limits, the significances and the data in the signal "
+        "windows (the scan range outside the meson vetoes, and scores above the working point)",
+    )
+    published_limits: Path | None = Field(
+        default=None,
+        description="CSV of mass_GeV, g_GeV-1 drawn over the coupling limit (user-supplied)",
+    )
+    published_label: str = Field(default="published limit", min_length=1)
+    table_masses: tuple[float, ...] = Field(
+        default=(0.2, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 9.5),
+        description="masses [GeV] of the limits table (the nearest scanned mass is shown)",
+    )
+
+
 class AnalysisConfig(_Frozen):
     """The whole analysis; ``alps <stage>`` reads the parts it needs."""
 
@@ -369,6 +389,7 @@ class AnalysisConfig(_Frozen):
     processing: ProcessingConfig = ProcessingConfig()
     training: TrainingConfig = TrainingConfig()
     limits: LimitsConfig = LimitsConfig()
+    report: ReportConfig = ReportConfig()
 
     @field_validator("run_slice", mode="before")
     @classmethod
@@ -426,6 +447,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> AnalysisCon
     if raw.get("run_registry") is not None:
         registry = Path(raw["run_registry"])
         raw["run_registry"] = registry if registry.is_absolute() else source.parent / registry
+    report = raw.get("report")
+    if isinstance(report, dict) and report.get("published_limits") is not None:
+        overlay = Path(report["published_limits"])
+        report["published_limits"] = overlay if overlay.is_absolute() else source.parent / overlay
     try:
         return AnalysisConfig.model_validate(raw)
     except ValidationError as exc:

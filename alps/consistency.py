@@ -15,7 +15,8 @@ with the dotted name of the field to change:
   window m +- N sigma_m(m) narrower than the M_gamma_gamma spectrum at every mass;
 * ``histograms.resolution``: sigma_m(m) > 0 over the spectrum;
 * ``limits.scan_range_GeV``: increasing and inside the spectrum;
-* ``training.working_point``: one of the inner ``histograms.score_edges``.
+* ``training.working_point``: one of the inner ``histograms.score_edges``;
+* ``report.published_limits``: a readable CSV of (mass_GeV, g_GeV-1) rows (:mod:`alps.overlay`).
 
 A background list without the dominant e+e- -> gamma gamma gamma is allowed but said, as a
 :class:`ConfigWarning`.
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .config import AnalysisConfig, ConfigError, default_config_path, load_config
+from .overlay import OverlayError, read_published_limits
 
 __all__ = ["ConfigWarning", "config_problems", "config_warnings", "load_checked_config"]
 
@@ -151,7 +153,18 @@ def config_problems(config: AnalysisConfig) -> list[tuple[str, str]]:
         problems.extend(_kinematic_problems(config, blocks))
     problems.extend(_grid_problems(config))
     problems.extend(_selection_problems(config))
+    problems.extend(_report_problems(config))
     return problems
+
+
+def _report_problems(config: AnalysisConfig) -> Iterable[tuple[str, str]]:
+    """``report.published_limits``: a readable CSV of (mass_GeV, g_GeV-1) rows."""
+    path = config.report.published_limits
+    if path is not None:
+        try:
+            read_published_limits(path, config.report.published_label)
+        except OverlayError as exc:
+            yield "report.published_limits", str(exc)
 
 
 def config_warnings(config: AnalysisConfig) -> None:

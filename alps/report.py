@@ -1,14 +1,22 @@
-"""The HTML report (``report/index.html`` and its PNGs), built from the stored outputs only.
+"""The HTML report (``report/index.html``), built from the stored outputs only.
 
-Sections: overview and stage timings, cutflow, data/MC comparisons with ratio panels and
-chi2/ndf, the background composition and data/MC per M_gg range, kinematic-fit pulls and chi2, the mass resolution before and after the fit, the
-calibration, the trigger efficiency, the selection (Punzi net against XGBoost and cuts), signal
-shapes and efficiency, the limits (Brazil bands for sigma and g_agg, local significance) and the
-provenance. A section whose inputs are missing says so instead of failing.
+Sections: overview and stage timings, cutflow per sample, data/MC comparisons (every monitored
+feature, every input of the net, the selection score) with ratio panels and chi2/ndf, the
+background composition per M_gg range, the kinematic fit (pulls against the summed MC, chi2
+calibration against chi2 with 4 dof), the mass resolution, the calibration, the trigger
+efficiency, the selection (ranking, working point, Punzi net against XGBoost and cuts), signal
+shapes, the limits (table at chosen masses, Brazil bands for sigma x P_decay and g_agg, local
+significance) and the provenance. A section whose inputs are missing says so instead of failing.
+
+The page is self-contained: every figure is embedded as a base64 PNG, and its vector version
+(PDF) is written beside ``index.html`` and linked. ``report.blind`` hides the observed limits, the
+significances and the data in the signal windows; ``report.published_limits`` draws a
+user-supplied limit over the coupling limit (:mod:`alps.overlay`).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import shutil
@@ -19,11 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from limits.mass_model import excluded_regions
+from limits.plots import COUPLING_LABEL, XSEC_LABEL, plot_brazil, plot_significance
+
 from .composition import composition
 from .config import AnalysisConfig
-from .contract import is_data, is_signal
+from .contract import FEATURE_BINNING, is_data, is_signal
+from .fitcheck import chi2_calibration
 from .histio import read_histograms, read_provenance
+from .overlay import read_published_limits
 from .plots import (
+    FEATURE_LABELS,
+    plot_chi2_pvalues,
     plot_data_mc,
     plot_fit_quality,
     plot_mass_resolution,
@@ -31,7 +46,7 @@ from .plots import (
     plot_trigger,
 )
 
-__all__ = ["build_report", "processed_inputs"]
+__all__ = ["blinded_windows", "build_report", "limits_table", "processed_inputs"]
 
 _STYLE = """
 body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -39,7 +54,8 @@ h1 { border-bottom: 2px solid #444; } h2 { border-bottom: 1px solid #aaa; margin
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #eee; } img { max-width: 100%; margin: 0.5em 0; }
-.note { color: #555; font-size: 0.9em; } pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
+.note { color: #555; font-size: 0.9em; } .blind { color: #a00; font-weight: bold; }
+td:first-child { text-align: left; } pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
@@ -54,24 +70,59 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _image(name: str, caption: str = "") -> str:
-    return f'<figure><img src="{html.escape(name)}" alt="{html.escape(caption)}"><figcaption class="note">{html.escape(caption)}</figcaption></figure>'
+def _image(out: Path, name: str, caption: str = "") -> str:
+    """The PNG ``out/name`` embedded as base64 (the page needs no other file), with a link to
+    its PDF beside it when there is one."""
+    path = out / name
+    if not path.exists():
+        return _missing(caption or name)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    pdf = path.with_suffix(".pdf")
+    link = f' <a href="{html.escape(pdf.name)}">PDF</a>' if pdf.exists() else ""
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption or name)}">'
+        f'<figcaption class="note">{html.escape(caption)}{link}</figcaption></figure>'
+    )
 
 
 def _missing(what: str) -> str:
     return f'<p class="note">{html.escape(what)} not available (its stage has not run).</p>'
 
 
-def _copy_images(source: Path, target: Path, prefix: str) -> list[str]:
+def _copy_images(source: Path, target: Path, prefix: str, skip: Iterable[str] = ()) -> list[str]:
+    """Copy ``source/*.png`` (and their PDFs) to ``target`` as ``prefix_name``; the PNG names."""
     names = []
+    skipped = set(skip)
     for png in sorted(source.glob("*.png")) if source.is_dir() else []:
+        if png.name in skipped:
+            continue
         name = f"{prefix}_{png.name}"
         shutil.copyfile(png, target / name)
+        if png.with_suffix(".pdf").exists():
+            shutil.copyfile(png.with_suffix(".pdf"), (target / name).with_suffix(".pdf"))
         names.append(name)
     return names
 
 
+def blinded_windows(config: AnalysisConfig) -> list[tuple[float, float]]:
+    """The signal windows a blinded report hides: the scan range outside the meson vetoes
+    (which are control regions and stay visible), as M_gg intervals in GeV."""
+    lo, hi = config.limits.scan_range_GeV
+    windows = []
+    start = lo
+    for v_lo, v_hi in sorted(excluded_regions(config)):
+        if v_hi <= start or v_lo >= hi:
+            continue
+        if v_lo > start:
+            windows.append((start, v_lo))
+        start = max(start, v_hi)
+    if start < hi:
+        windows.append((start, hi))
+    return windows
+
+
 def _cutflow(hists: Mapping[str, Any]) -> str:
+    """Weighted events after each cut, one row per sample, and passed/generated."""
     cutflow = hists["cutflow"]
     cuts = list(cutflow.axes["cut"])
     rows = []
@@ -85,73 +136,133 @@ def _cutflow(hists: Mapping[str, Any]) -> str:
             for c in cuts
         ]
         rows.append([dataset, *values, values[-1] / values[0] if values[0] else float("nan")])
-    return _table(["dataset", *cuts, "efficiency"], rows)
+    return (
+        '<p class="note">Weighted events (MC scaled to the luminosity) after each cut; the '
+        '"all" column is the generated weight, so the efficiency is passed/generated.</p>'
+        + _table(["sample", *cuts, "efficiency"], rows)
+    )
 
 
 def _sum_periods(h: Any) -> Any:
     return h[{"period": sum}] if "period" in h.axes.name else h
 
 
-def _data_mc(hists: Mapping[str, Any], out: Path) -> str:
+def _backgrounds(hists: Mapping[str, Any]) -> list[str]:
+    return [d for d in hists["mgg"].axes["dataset"] if not is_data(d) and not is_signal(d)]
+
+
+def _data_mc(
+    hists: Mapping[str, Any], out: Path, config: AnalysisConfig, lumi_fb: float | None
+) -> str:
+    """Data against the stacked MC for M_gg and every monitored feature (the net's inputs
+    marked); features of the net without a histogram are named."""
     parts = []
     rows = []
-    backgrounds_all = [
-        d for d in hists["mgg"].axes["dataset"] if not is_data(d) and not is_signal(d)
-    ]
-    for key, h in hists.items():
-        if not key.startswith("feature_"):
+    backgrounds_all = _backgrounds(hists)
+    inputs = set(config.training.features)
+    blind = blinded_windows(config) if config.report.blind else []
+    for name in FEATURE_BINNING:
+        key = f"feature_{name}"
+        if key not in hists:
             continue
-        h = _sum_periods(h)
+        h = _sum_periods(hists[key])
         datasets = list(h.axes["dataset"])
         if "data" not in datasets:
             continue
         backgrounds = {d: h[{"dataset": d}] for d in backgrounds_all if d in datasets}
-        name = key[len("feature_") :]
-        stats = plot_data_mc(
-            h[{"dataset": "data"}], backgrounds, out / f"datamc_{name}.png", xlabel=name, title=name
-        )
+        label = FEATURE_LABELS.get(name, name)
+        stats = plot_data_mc(h[{"dataset": "data"}], backgrounds, out / f"datamc_{name}.png",
+                             xlabel=label, title=name, lumi_fb=lumi_fb)  # fmt: skip
+        net = "yes" if name in inputs else ""
         rows.append(
-            [name, stats["data"], stats["mc"], stats["chi2"], stats["ndf"], stats["p_value"]]
+            [name, net, stats["data"], stats["mc"], stats["chi2"], stats["ndf"], stats["p_value"]]
         )
-        parts.append(_image(f"datamc_{name}.png", f"{name}: data/MC after the corrections"))
+        parts.append(
+            _image(out, f"datamc_{name}.png",
+                   f"{name}{' (input of the net)' if net else ''}: data/MC after the corrections")
+        )  # fmt: skip
     mgg = hists["mgg"][{"period": sum, "variation": "nominal", "truth": sum}]
     if "data" in mgg.axes["dataset"]:
         backgrounds = {d: mgg[{"dataset": d}] for d in backgrounds_all}
-        stats = plot_data_mc(mgg[{"dataset": "data"}], backgrounds, out / "datamc_mgg.png", xlabel=r"$M_{\gamma\gamma}$ [GeV]",
-                             title="all candidates after pre-selection", rebin=10)  # fmt: skip
-        rows.insert(
-            0,
-            [
-                "M_gg (all candidates)",
-                stats["data"],
-                stats["mc"],
-                stats["chi2"],
-                stats["ndf"],
-                stats["p_value"],
-            ],
-        )
-        parts.insert(
-            0,
-            _image(
-                "datamc_mgg.png",
-                "diphoton mass of every candidate (three per event), data against MC",
-            ),
-        )
-    table = _table(["distribution", "data", "MC", "chi2", "ndf", "p-value"], rows)
-    return table + "".join(parts)
+        stats = plot_data_mc(mgg[{"dataset": "data"}], backgrounds, out / "datamc_mgg.png",
+                             xlabel=r"$M_{\gamma\gamma}$ [GeV]", per="GeV", blind=blind,
+                             title="all candidates after pre-selection", rebin=10,
+                             lumi_fb=lumi_fb)  # fmt: skip
+        rows.insert(0, ["M_gg (all candidates)", "", stats["data"], stats["mc"], stats["chi2"],
+                        stats["ndf"], stats["p_value"]])  # fmt: skip
+        caption = "diphoton mass of every candidate (three per event), data against MC"
+        if blind:
+            caption += "; the data in the signal windows are hidden (blinded)"
+        parts.insert(0, _image(out, "datamc_mgg.png", caption))
+    missing = sorted(inputs - set(FEATURE_BINNING))
+    note = (
+        f'<p class="note">Inputs of the net without a monitoring histogram: {", ".join(missing)}.</p>'
+        if missing
+        else '<p class="note">Every input of the net has a data/MC comparison below '
+        '(column "net input").</p>'
+    )
+    header = ["distribution", "net input", "data", "MC", "chi2", "ndf", "p-value"]
+    return note + _table(header, rows) + "".join(parts)
+
+
+def _score(
+    workdir: Path, out: Path, config: AnalysisConfig, lumi_fb: float | None, cut: float | None
+) -> str:
+    """Data against the stacked MC in the selection score (all masses, nominal)."""
+    path = workdir / "histograms" / "mgg_score.hist.zip"
+    if not path.exists():
+        return _missing("The selection-score histograms")
+    h: Any = read_histograms(path, ["mgg"])["mgg"]  # the score stage's mgg has a score axis
+    if "score" not in h.axes.name:
+        return '<p class="note">The score histograms have no score axis.</p>'
+    if "data" not in h.axes["dataset"]:
+        return '<p class="note">No data in the score histograms.</p>'
+    h = h[{"period": sum, "variation": "nominal", "truth": sum, "mgg": sum}]
+    backgrounds = {
+        d: h[{"dataset": d}] for d in h.axes["dataset"] if not is_data(d) and not is_signal(d)
+    }
+    blind = [(cut, 1.0)] if config.report.blind and cut is not None else []
+    stats = plot_data_mc(h[{"dataset": "data"}], backgrounds, out / "datamc_score.png",
+                         xlabel="selection score [dimensionless]", per="unit score",
+                         title="selection score, every candidate", blind=blind, lumi_fb=lumi_fb)  # fmt: skip
+    edges = h.axes["score"].edges
+    data = h[{"dataset": "data"}].values()
+    mc = sum(v.values() for v in backgrounds.values())
+    rows = [
+        [f"{edges[i]:g}-{edges[i + 1]:g}", float(data[i]), float(mc[i]),
+         float(data[i] / mc[i]) if mc[i] > 0 else float("nan")]
+        for i in range(len(data))
+        if not (blind and edges[i] >= blind[0][0])
+    ]  # fmt: skip
+    caption = "selection score, data against the stacked MC"
+    if blind:
+        caption += f"; data at score >= {cut:g} (the working point) are hidden (blinded)"
+    return (
+        f"<p>chi2/ndf = {stats['chi2']:.1f}/{stats['ndf']} (p = {stats['p_value']:.3g}).</p>"
+        + _table(["score bin", "data", "MC", "data/MC"], rows)
+        + _image(out, "datamc_score.png", caption)
+    )
 
 
 def _composition(hists: Mapping[str, Any], config: AnalysisConfig, out: Path) -> str:
     """MC composition and data/MC per M_gg range (also written to ``composition.json``)."""
     rows = composition(hists["mgg"])
+    blind = blinded_windows(config) if config.report.blind else []
+    if blind:
+        for row in rows:
+            lo, hi = row["range_GeV"]
+            if any(lo < b_hi and hi > b_lo for b_lo, b_hi in blind):
+                for key in ("data", "data_over_mc", "chi2", "ndf"):
+                    row.pop(key, None)
     (out / "composition.json").write_text(json.dumps(rows, indent=1))
     table = []
     for row in rows:
         lo, hi = row["range_GeV"]
         top = sorted(row["share"].items(), key=lambda kv: -kv[1])[:4]
         table.append([
-            f"{lo:g}-{hi:g}", row["mc"], row.get("data", float("nan")),
-            row.get("data_over_mc", float("nan")), f"{row.get('chi2', float('nan')):.1f}/{row.get('ndf', 0)}",
+            f"{lo:g}-{hi:g}", row["mc"], row.get("data", "blinded" if blind else float("nan")),
+            row.get("data_over_mc", float("nan")),
+            f"{row['chi2']:.1f}/{row.get('ndf', 0)}" if "chi2" in row else "",
             ", ".join(f"{name} {100 * share:.1f}%" for name, share in top if share > 0),
         ])  # fmt: skip
     nature = config.simulation.data.nature
@@ -167,38 +278,55 @@ def _composition(hists: Mapping[str, Any], config: AnalysisConfig, out: Path) ->
     return note + _table(header, table)
 
 
-def _fit_section(hists: Mapping[str, Any], out: Path) -> str:
-    datasets = [
-        d
-        for d in ("ggg", "alp_m1175", "alp_m5175", "data")
-        if d in hists["kinfit_pull"].axes["dataset"]
-    ]
+def _fit_groups(datasets: Iterable[str]) -> dict[str, list[str]]:
+    """Data, the summed MC backgrounds, and the signal samples summed."""
+    names = list(datasets)
+    return {
+        "data": [d for d in names if is_data(d)],
+        "MC (sum of backgrounds)": [d for d in names if not is_data(d) and not is_signal(d)],
+        "signal (all masses)": [d for d in names if is_signal(d)],
+    }
+
+
+def _fit_section(hists: Mapping[str, Any], out: Path, lumi_fb: float | None) -> str:
+    groups = _fit_groups(hists["kinfit_pull"].axes["dataset"])
     summary = plot_fit_quality(
-        hists["kinfit_pull"], hists["kinfit_chi2"], datasets, out / "kinfit_pulls.png"
+        hists["kinfit_pull"], groups, out / "kinfit_pulls.png", lumi_fb=lumi_fb
     )
-    rows = [[k, v["mean"], v["width"]] for k, v in summary.items()]
+    rows = [[*k.split(":"), v["mean"], v["width"]] for k, v in summary.items()]
+    chi2_groups = _fit_groups(hists["kinfit_chi2"].axes["dataset"])
+    plot_chi2_pvalues(
+        hists["kinfit_chi2"], chi2_groups, out / "kinfit_pvalues.png", lumi_fb=lumi_fb
+    )
+    calibration = chi2_calibration(hists["kinfit_chi2"], chi2_groups)
+    chi2_rows = [
+        [r["group"], r["events"], r["median_chi2"], r["expected_median_chi2"],
+         r["fraction_p_below_0.01"], r["expected_fraction"]]
+        for r in calibration
+    ]  # fmt: skip
     resolution = plot_mass_resolution(hists["mass_resolution"], out / "mass_resolution.png")
     res_rows = [
-        [
-            r["mass_GeV"],
-            r["sigma_raw_MeV"],
-            r["sigma_fit_MeV"],
-            r["sigma_fit_MeV"] / r["sigma_raw_MeV"],
-        ]
+        [r["mass_GeV"], r["sigma_raw_MeV"], r["sigma_fit_MeV"], r["sigma_fit_MeV"] / r["sigma_raw_MeV"]]
         for r in resolution
-    ]
+    ]  # fmt: skip
     return (
-        "<h3>Pulls and chi2</h3>" + _table(["dataset:quantity", "pull mean", "pull width"], rows)
-        + _image("kinfit_pulls.png", "kinematic-fit pulls (photon energy resolution tails make the MC pulls non-Gaussian) and p-values")
-        + "<h3>Mass resolution</h3>" + _image("mass_resolution.png", "signal M_gg resolution before and after the fit")
+        "<h3>Pulls against the summed MC</h3>"
+        + _table(["sample", "quantity", "pull mean", "pull RMS"], rows)
+        + _image(out, "kinfit_pulls.png", "kinematic-fit pulls of the data against the summed MC backgrounds (photon energy resolution tails make them non-Gaussian)")
+        + "<h3>chi2 calibration</h3>"
+        + '<p class="note">The 4C fit has 4 degrees of freedom: for a calibrated photon covariance the median chi2 is 3.36 and 1% of the events have p &lt; 0.01 (chi2 &gt; 13.28). Read from the chi2 histogram (0.5-wide bins, overflow counted; alps/fitcheck.py).</p>'
+        + _table(["sample", "events (weighted)", "median chi2", "chi2(4) median", "fraction p < 0.01", "chi2(4)"], chi2_rows)
+        + _image(out, "kinfit_pvalues.png", "kinematic-fit p-value: flat when calibrated")
+        + "<h3>Mass resolution</h3>" + _image(out, "mass_resolution.png", "signal M_gg resolution before and after the fit")
         + _table(["m_a [GeV]", "sigma raw [MeV]", "sigma fit [MeV]", "fit/raw"], res_rows)
     )  # fmt: skip
 
 
-def _calibration(workdir: Path, out: Path) -> str:
+def _calibration(workdir: Path, out: Path) -> tuple[str, str]:
+    """The calibration section and the trigger-efficiency section."""
     results_path = workdir / "calibration" / "results.json"
     if not results_path.exists():
-        return _missing("Calibration")
+        return _missing("Calibration"), _missing("The trigger efficiency")
     results = json.loads(results_path.read_text())
     rows = []
     for quantity, by_sample in results["resolution_scale"].items():
@@ -222,7 +350,7 @@ def _calibration(workdir: Path, out: Path) -> str:
         for p, regions in results["energy_scale"].items()
         for r, v in regions.items()
     ]
-    plot_resolution_bins(results["bins"], out / "calibration_bins.png")
+    points = plot_resolution_bins(results["bins"], out / "calibration_bins.png")
     hists = read_histograms(workdir / "calibration" / "calibration.hist.zip", ["trigger_turnon"])
     plot_trigger(hists["trigger_turnon"], results["trigger"], out / "trigger.png")
     trig_rows = [
@@ -237,14 +365,20 @@ def _calibration(workdir: Path, out: Path) -> str:
         ]
         for t in results["trigger"]
     ]
-    return (
+    caption = (
+        f"measured resolution per bin (mu mu gamma); hollow: bins not used in the combination; "
+        f"{points['failed']} failed fits left out, {points['clipped']} points outside the drawn range"
+    )
+    calibration = (
         "<p>Resolution factors k relative to the physics.md form (data/MC is what the MC is smeared by):</p>"
         + _table(["quantity", "period", "region", "k data", "err", "k MC", "err", "data/MC"], rows)
         + "<p>Photon energy scale, data over MC:</p>" + _table(["period", "region", "scale", "err"], scale_rows)
-        + _image("calibration_bins.png", "measured resolution per bin (mu mu gamma)")
-        + "<h2>Trigger efficiency</h2>" + _table(["sample", "period", "eps_max", "mu [GeV]", "err", "width [GeV]", "err"], trig_rows)
-        + _image("trigger.png", "trg_esum efficiency measured with trg_ncl as reference")
+        + _image(out, "calibration_bins.png", caption)
     )  # fmt: skip
+    trigger = _table(
+        ["sample", "period", "eps_max", "mu [GeV]", "err", "width [GeV]", "err"], trig_rows
+    ) + _image(out, "trigger.png", "trg_esum efficiency measured with trg_ncl as reference")
+    return calibration, trigger
 
 
 def _selection(workdir: Path, out: Path) -> str:
@@ -252,16 +386,40 @@ def _selection(workdir: Path, out: Path) -> str:
     if not model_dir.is_dir():
         return _missing("The selection")
     parts = []
-    for name in ("ranking.json", "working_point.json"):
-        path = model_dir / name
-        if path.exists():
-            parts.append(
-                f"<h3>{name}</h3><pre>{html.escape(json.dumps(json.loads(path.read_text()), indent=1)[:4000])}</pre>"
-            )
+    ranking_path = model_dir / "ranking.json"
+    if ranking_path.exists():
+        ranking = json.loads(ranking_path.read_text())
+        selected = set(ranking.get("selected", []))
+        rows = [
+            [f["rank"], f["name"], "yes" if f["name"] in selected else "", f["gain"],
+             f["permutation"], f["permutation_std"]]
+            for f in ranking.get("features", [])[:15]
+        ]  # fmt: skip
+        parts.append(
+            f"<h3>Feature ranking</h3><p class='note'>{html.escape(str(ranking.get('method', '')))}; "
+            f"validation AUC {_num(ranking.get('auc')):.4g}; the 15 best of "
+            f"{len(ranking.get('features', []))}.</p>"
+            + _table(["rank", "feature", "net input", "gain share", "permutation (AUC drop)", "err"], rows)
+        )  # fmt: skip
+    wp_path = model_dir / "working_point.json"
+    if wp_path.exists():
+        wp = json.loads(wp_path.read_text())
+        rows = [
+            ["deployed model", wp.get("model")],
+            ["selection", f"{wp.get('selection')}, cut = {wp.get('cut')}"],
+            [f"{wp.get('metric')} sigma_min at the cut [pb]", _num(wp.get("mean_sigma_min_pb"))],
+            ["best unbinned cut", _num(wp.get("best_cut_unbinned"))],
+            ["its sigma_min [pb]", _num(wp.get("best_mean_sigma_min_pb_unbinned"))],
+            ["fixed by the configuration", wp.get("fixed_by_config")],
+            ["score edges", ", ".join(f"{e:g}" for e in wp.get("score_edges", []))],
+            ["masses used", len(wp.get("masses_used_GeV", []))],
+            ["rule", wp.get("rule")],
+        ]
+        parts.append("<h3>Working point</h3>" + _table(["quantity", "value"], rows))
     sensitivity = model_dir / "sensitivity.json"
     if sensitivity.exists():
         parts.append(_sensitivity_table(json.loads(sensitivity.read_text())))
-    parts += [_image(name, name) for name in _copy_images(model_dir, out, "models")]
+    parts += [_image(out, name, name) for name in _copy_images(model_dir, out, "models")]
     return "".join(parts)
 
 
@@ -363,31 +521,112 @@ def _largest_excess(limits: Mapping[str, Any], config: AnalysisConfig) -> list[l
     return rows
 
 
-def _limits(workdir: Path, out: Path, config: AnalysisConfig) -> str:
+def _nearest(masses: Sequence[float], wanted: Iterable[float]) -> list[int]:
+    """Indices of the scanned masses nearest each wanted mass (each once, in mass order)."""
+    m = np.asarray(masses, dtype=np.float64)
+    if m.size == 0:
+        return []
+    return sorted({int(np.argmin(np.abs(m - w))) for w in wanted})
+
+
+def limits_table(
+    limits: Mapping[str, Any], wanted: Iterable[float], blind: bool
+) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of the limits at the scanned masses nearest ``wanted``: expected median
+    and 1-sigma band of sigma x P_decay and of g, the observed ones and the local significance
+    unless ``blind``."""
+    masses = limits["masses_GeV"]
+    exp_x, exp_g = limits["expected"]["xsec_pb"], limits["expected"]["g_GeV-1"]
+    status = limits.get("fit_status") or [None] * len(masses)
+    header = ["m_a [GeV]", "exp. sigma x P_decay [pb] (-1s, +1s)", "exp. g [GeV^-1] (-1s, +1s)"]
+    if not blind:
+        header += ["obs. sigma x P_decay [pb]", "obs. g [GeV^-1]", "local Z"]
+    header.append("fit status")
+
+    def band(row: Sequence[float] | None) -> str:
+        return "vetoed" if row is None else f"{row[2]:.3g} ({row[1]:.3g}, {row[3]:.3g})"
+
+    rows = []
+    for i in _nearest(masses, wanted):
+        row: list[Any] = [f"{masses[i]:.3f}", band(exp_x[i]), band(exp_g[i])]
+        if not blind:
+            row += [
+                _num(limits["observed"]["xsec_pb"][i]),
+                _num(limits["observed"]["g_GeV-1"][i]),
+                _num(limits["local_significance"][i]),
+            ]
+        row.append(status[i] if status[i] is not None else "vetoed")
+        rows.append(row)
+    return header, rows
+
+
+def _limits(workdir: Path, out: Path, config: AnalysisConfig, lumi_fb: float | None = None) -> str:
+    blind = config.report.blind
     parts = []
     shapes = workdir / "shapes"
-    parts += [_image(name, name) for name in _copy_images(shapes, out, "shapes")]
+    parts += [_image(out, name, name) for name in _copy_images(shapes, out, "shapes")]
     path = workdir / "limits" / "limits.json"
     if not path.exists():
         return "".join(parts) + _missing("The limits")
     limits = json.loads(path.read_text())
-    parts += [_image(name, name) for name in _copy_images(workdir / "limits", out, "limits")]
     masses = limits["masses_GeV"]
+    vetoes = [tuple(r) for r in limits["excluded_mass_regions_GeV"]]
+    overlays = []
+    if config.report.published_limits is not None:
+        published = read_published_limits(
+            config.report.published_limits, config.report.published_label
+        )
+        overlays.append((published.label, published.masses_GeV, published.g_GeV))
+    observed = (
+        (None, None) if blind else (limits["observed"]["xsec_pb"], limits["observed"]["g_GeV-1"])
+    )
+    plot_brazil(masses, observed[0], limits["expected"]["xsec_pb"], out / "limits_xsec.png",
+                ylabel=XSEC_LABEL, excluded=vetoes, lumi_fb=lumi_fb)  # fmt: skip
+    plot_brazil(masses, observed[1], limits["expected"]["g_GeV-1"], out / "limits_coupling.png",
+                ylabel=COUPLING_LABEL, excluded=vetoes, overlays=overlays, lumi_fb=lumi_fb)  # fmt: skip
+    figures = [
+        _image(out, "limits_xsec.png", "95% CL upper limit on sigma(e+e- -> gamma a) x P_decay: the visible cross-section of ALPs that decay inside the ECL (limits/coupling.py)"),
+        _image(out, "limits_coupling.png", "95% CL upper limit on g_agg" + (f"; overlay: {overlays[0][0]} (user file {config.report.published_limits})" if overlays else "")),
+    ]  # fmt: skip
+    if not blind:
+        glob = limits.get("look_elsewhere", {})
+        plot_significance(masses, limits["local_significance"], out / "limits_significance.png",
+                          excluded=vetoes, global_z=glob.get("z_global", limits.get("global_significance")))  # fmt: skip
+        figures.append(_image(out, "limits_significance.png", "local significance"))
+        figures += [
+            _image(out, name, "the largest local excess: the S+B and B-only fits")
+            for name in _copy_images(workdir / "limits", out, "limits_stage", skip=("xsec.png", "coupling.png", "significance.png"))
+        ]  # fmt: skip
     finite = [x for x in limits["observed"]["g_GeV-1"] if x is not None]
-    summary = [
+    summary: list[list[Any]] = [
         ["masses", len(masses)],
         ["working point (score cut) of these limits", limits.get("working_point", "not recorded")],
         ["luminosity [fb^-1]", limits["luminosity_fb-1"]],
-        ["global significance", limits["global_significance"]],
-        [
-            "largest local significance",
-            max((x for x in limits["local_significance"] if x is not None), default=float("nan")),
-        ],
-        ["best observed g limit [GeV^-1]", min(finite) if finite else float("nan")],
-        ["excluded mass regions [GeV]", json.dumps(limits["excluded_mass_regions_GeV"])],
-        *_largest_excess(limits, config),
+        ["meson vetoes [GeV]", ", ".join(f"{lo:.3f}-{hi:.3f}" for lo, hi in vetoes)],
     ]
-    return _table(["quantity", "value"], summary) + "".join(parts)
+    if blind:
+        summary.append(["observed limits and significances", "blinded (report.blind: true)"])
+    else:
+        summary += [
+            ["global significance", limits["global_significance"]],
+            ["largest local significance",
+             max((x for x in limits["local_significance"] if x is not None), default=float("nan"))],
+            ["best observed g limit [GeV^-1]", min(finite) if finite else float("nan")],
+            *_largest_excess(limits, config),
+        ]  # fmt: skip
+    header, rows = limits_table(limits, config.report.table_masses, blind)
+    note = (
+        '<p class="blind">Blinded: the observed limits, the significances and the data in the '
+        "signal windows are hidden. Set <code>report.blind: false</code> to unblind.</p>"
+        if blind
+        else ""
+    )
+    return (
+        note + _table(["quantity", "value"], summary)
+        + "<h3>Limits at chosen masses</h3>"
+        + '<p class="note">The scanned mass nearest each of <code>report.table_masses</code>; the cross-section limit is on sigma x P_decay.</p>'
+        + _table(header, rows) + "".join(figures) + "".join(parts)
+    )  # fmt: skip
 
 
 def processed_inputs(histogram_path: Path) -> str:
@@ -416,11 +655,28 @@ def processed_inputs(histogram_path: Path) -> str:
     return text
 
 
+def _provenance(provenance: Mapping[str, Any]) -> str:
+    """Versions, git revision and inputs as tables (not a JSON dump)."""
+    rows: list[list[Any]] = [
+        ["git revision", provenance.get("git_revision")],
+        ["inputs", len(provenance.get("inputs", []))],
+        ["calibration", provenance.get("calibration")],
+        ["model", provenance.get("model")],
+        ["skipped inputs", len(provenance.get("skipped") or [])],
+    ]
+    versions = provenance.get("versions") or {}
+    return _table(["record", "value"], rows) + _table(
+        ["package", "version"], sorted(versions.items()) if isinstance(versions, dict) else []
+    )
+
+
 def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
-    """Write ``workdir/report/index.html`` (with its PNGs) and return its path."""
+    """Write ``workdir/report/index.html`` (figures embedded; PDFs beside it); return its path."""
     workdir = Path(workdir)
     out = workdir / "report"
     out.mkdir(parents=True, exist_ok=True)
+    for old in (*out.glob("*.png"), *out.glob("*.pdf")):
+        old.unlink()  # figures of an earlier build (e.g. unblinded) never linger
     sections: list[tuple[str, str]] = []
     stages = []
     for record in sorted((workdir / ".alps").glob("*.json")):
@@ -429,12 +685,16 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
             stages.append([record.stem, data.get("seconds", float("nan")), data["key"]])
     manifest_path = workdir / "ntuples" / "manifest.json"
     overview = f"<p>Configuration <b>{html.escape(config.name)}</b>, run slice <code>{html.escape(config.run_slice)}</code>, seed {config.seed}.</p>"
+    if config.report.blind:
+        overview += '<p class="blind">This report is blinded (report.blind: true).</p>'
+    lumi_fb: float | None = None
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         events: dict[str, int] = {}
         for entry in manifest["files"]:
             events[entry["sample"]] = events.get(entry["sample"], 0) + int(entry["events"])
         lumi = sum(manifest["luminosity_pb"].values())
+        lumi_fb = lumi / 1000
         overview += f"<p>Integrated luminosity {lumi / 1000:.3f} fb<sup>-1</sup>; {sum(events.values())} events in {len(manifest['files'])} files.</p>"
         overview += _table(["sample", "events"], sorted(events.items()))
     overview += processed_inputs(workdir / "histograms" / "mgg.hist.zip")
@@ -443,27 +703,33 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
     histogram_path = workdir / "histograms" / "mgg.hist.zip"
     if histogram_path.exists():
         hists = read_histograms(histogram_path)
+        cutflow: Any = hists["cutflow"]
         sections.append(
-            ("Cutflow (weighted events)", _cutflow({"cutflow": hists["cutflow"][{"period": sum}]}))  # type: ignore[dict-item]
+            (
+                "Cutflow per sample (weighted events)",
+                _cutflow({"cutflow": cutflow[{"period": sum}]}),
+            )
         )
-        sections.append(("Data and MC after corrections", _data_mc(hists, out)))
+        sections.append(("Data and MC after corrections", _data_mc(hists, out, config, lumi_fb)))
         sections.append(("Background composition per mass range", _composition(hists, config, out)))
-        sections.append(("Kinematic fit", _fit_section(hists, out)))
+        sections.append(("Kinematic fit", _fit_section(hists, out, lumi_fb)))
         provenance = read_provenance(histogram_path)
     else:
         sections.append(("Processing", _missing("The processed histograms")))
         provenance = {}
-    sections.append(("Calibration", _calibration(workdir, out)))
-    sections.append(("Selection: Punzi net, XGBoost, cuts", _selection(workdir, out)))
-    sections.append(("Signal shapes and limits", _limits(workdir, out, config)))
-    prov = {
-        k: provenance.get(k)
-        for k in ("versions", "git_revision", "calibration", "model", "skipped")
-    }
-    prov["inputs"] = len(provenance.get("inputs", []))
+    calibration, trigger = _calibration(workdir, out)
+    sections.append(("Calibration", calibration))
+    sections.append(("Trigger efficiency", trigger))
+    cut = None
+    wp_path = workdir / "models" / "working_point.json"
+    if wp_path.exists():
+        cut = json.loads(wp_path.read_text()).get("cut")
     sections.append(
-        ("Provenance", f"<pre>{html.escape(json.dumps(prov, indent=1, default=str))}</pre>")
-    )
+        ("Selection: Punzi net, XGBoost, cuts",
+         _selection(workdir, out) + "<h3>Data and MC in the selection score</h3>" + _score(workdir, out, config, lumi_fb, cut))
+    )  # fmt: skip
+    sections.append(("Signal shapes and limits", _limits(workdir, out, config, lumi_fb)))
+    sections.append(("Provenance", _provenance(provenance)))
     body = "".join(
         f'<h2 id="s{i}">{html.escape(title)}</h2>{content}'
         for i, (title, content) in enumerate(sections)
@@ -475,7 +741,7 @@ def build_report(config: AnalysisConfig, workdir: str | Path) -> Path:
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>ALP search report</title><style>{_STYLE}</style></head>"
         f"<body><h1>Belle II ALP &rarr; &gamma;&gamma; search</h1><p class='note'>Built {time.strftime('%Y-%m-%d %H:%M')} "
-        f"from the stored outputs in {html.escape(str(workdir))}.</p><ul>{index}</ul>{body}</body></html>"
+        f"from the stored outputs in {html.escape(str(workdir))}. Self-contained: the figures are embedded; their PDFs lie beside this file.</p><ul>{index}</ul>{body}</body></html>"
     )
     path = out / "index.html"
     path.write_text(page)

@@ -32,6 +32,8 @@ from limits.io import read_json, read_spectra, write_json
 from limits.mass_model import excluded_regions
 from limits.mass_points import build_mass_points
 from limits.plots import (
+    COUPLING_LABEL,
+    XSEC_LABEL,
     plot_brazil,
     plot_excess,
     plot_shape_fits,
@@ -249,7 +251,7 @@ def run_limits(
         result.observed_xsec_pb,
         result.expected_xsec_pb,
         out / "xsec.png",
-        ylabel=r"$\sigma(e^+e^-\to\gamma a)$ [pb]",
+        ylabel=XSEC_LABEL,
         excluded=regions,
     )
     plot_brazil(
@@ -257,7 +259,7 @@ def run_limits(
         result.observed_g,
         result.expected_g,
         out / "coupling.png",
-        ylabel=r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]",
+        ylabel=COUPLING_LABEL,
         excluded=regions,
     )
     best = analysed.index(glob.mass_at_max)

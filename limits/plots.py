@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import mplhep
 import numpy as np
 import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -19,6 +20,8 @@ from limits.interpolation import INTERPOLATED, ShapeModel
 from limits.shapes import ShapeParameters, signal_bin_fractions
 
 __all__ = [
+    "COUPLING_LABEL",
+    "XSEC_LABEL",
     "plot_brazil",
     "plot_excess",
     "plot_shape_fits",
@@ -38,11 +41,31 @@ _LABELS = {
 }
 
 
+#: experiment label of every figure (pseudo-data: a simulation study), mplhep ``exp_label``
+EXPERIMENT, STATUS = "Belle II", "Simulation (ALP search demo)"
+#: what the cross-section limit constrains (limits/coupling.py): the visible cross-section
+XSEC_LABEL = r"$\sigma(e^+e^-\to\gamma a)\times P_\mathrm{decay}$ [pb]"
+#: the coupling limit's axis
+COUPLING_LABEL = r"$g_{a\gamma\gamma}$ [GeV$^{-1}$]"
+
+
+def _label(ax: object, lumi_fb: float | None) -> None:
+    """Experiment, status and luminosity above the axes (no pyplot state is touched)."""
+    rlabel = (
+        rf"$\int L\,dt$ = {lumi_fb:.3g} fb$^{{-1}}$"
+        if lumi_fb is not None
+        else r"$\sqrt{s}$ = 10.58 GeV"
+    )
+    mplhep.label.exp_label(exp=EXPERIMENT, llabel=STATUS, rlabel=rlabel, ax=ax, fontsize=9)
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write the figure as PNG (``path``) and as PDF beside it (vector output)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(target, dpi=110)
+    fig.savefig(target.with_suffix(".pdf"))
     return target
 
 
@@ -53,30 +76,46 @@ def _shade(ax: object, regions: Sequence[tuple[float, float]]) -> None:
 
 def plot_brazil(
     masses: Sequence[float],
-    observed: Sequence[float | None],
+    observed: Sequence[float | None] | None,
     expected: Sequence[Sequence[float] | None],
     path: str | Path,
     *,
     ylabel: str,
     excluded: Sequence[tuple[float, float]] = (),
     title: str = "",
+    overlays: Sequence[tuple[str, Sequence[float], Sequence[float]]] = (),
+    lumi_fb: float | None = None,
 ) -> Path:
-    """Observed limit and expected median with +-1 and +-2 sigma bands versus m_a (log y)."""
+    """Observed limit and expected median with +-1 and +-2 sigma bands versus m_a (log y).
+
+    ``observed`` None draws no observed curve (a blinded report); ``overlays`` are
+    ``(label, masses, values)`` curves drawn on top (e.g. a published limit); ``excluded``: the
+    meson vetoes, shaded."""
     m = np.asarray(masses, dtype=np.float64)
-    obs = np.array([np.nan if v is None else v for v in observed], dtype=np.float64)
     exp = np.array([[np.nan] * 5 if v is None else v for v in expected], dtype=np.float64)
     fig = Figure(figsize=(8, 5))
     ax = fig.add_subplot()
     _shade(ax, excluded)
+    if excluded:
+        ax.fill_between([], [], color="0.85", lw=0, label="meson vetoes")
     ax.fill_between(m, exp[:, 0], exp[:, 4], color="#FFDF33", lw=0, label=r"expected $\pm 2\sigma$")
     ax.fill_between(m, exp[:, 1], exp[:, 3], color="#33CC33", lw=0, label=r"expected $\pm 1\sigma$")
     ax.plot(m, exp[:, 2], "k--", lw=1, label="expected median")
-    ax.plot(m, obs, "k-", lw=1.3, label="observed")
+    if observed is not None:
+        obs = np.array([np.nan if v is None else v for v in observed], dtype=np.float64)
+        ax.plot(m, obs, "k-", lw=1.3, label="observed")
+    for (label, x, y), colour in zip(overlays, ("tab:red", "tab:blue", "tab:purple")):
+        ax.plot(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64), "-", lw=1.5,
+                color=colour, label=label)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_a$ [GeV]")
     ax.set_ylabel(ylabel)
-    ax.set_title(title or "95% CL upper limits (asymptotic CLs)")
-    ax.legend(frameon=False)
+    ax.set_title(
+        (title or "95% CL upper limits (asymptotic CLs)") + ("" if observed is not None else ", blinded"),
+        fontsize=9, loc="left", pad=18,
+    )  # fmt: skip
+    _label(ax, lumi_fb)
+    ax.legend(frameon=False, fontsize=8)
     return _save(fig, path)
 
 
@@ -101,7 +140,11 @@ def plot_significance(
     ax.set_ylabel(r"local significance $Z$ [$\sigma$]")
     if global_z is not None and np.isfinite(z).any():
         i = int(np.nanargmax(z))
-        ax.set_title(f"largest local {z[i]:.2f}σ at {m[i]:.3f} GeV; global {global_z:.2f}σ")
+        ax.set_title(
+            f"largest local {z[i]:.2f}σ at {m[i]:.3f} GeV; global {global_z:.2f}σ",
+            fontsize=9, loc="left", pad=18,
+        )  # fmt: skip
+    _label(ax, None)
     return _save(fig, path)
 
 

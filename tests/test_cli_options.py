@@ -128,6 +128,10 @@ def test_report_names_the_working_point_of_the_limits(tmp_path: Path) -> None:
     limits = {
         "masses_GeV": [1.0],
         "observed": {"g_GeV-1": [1e-3], "xsec_pb": [0.1]},
+        "expected": {
+            "g_GeV-1": [[5e-4, 7e-4, 1e-3, 1.4e-3, 2e-3]],
+            "xsec_pb": [[0.05, 0.07, 0.1, 0.14, 0.2]],
+        },
         "local_significance": [0.5],
         "global_significance": 0.0,
         "luminosity_fb-1": 0.1,
