@@ -35,11 +35,14 @@ HISTOGRAM_FILES = {"process": "mgg.hist.zip", "score": "mgg_score.hist.zip"}
 #: categories of the truth axis: both photons of the pairing from the ALP, or not
 TRUTH_CLASSES = ("matched", "unmatched")
 
-#: features monitored for data/MC comparisons: name -> (bins, low, high)
+#: features monitored for data/MC comparisons: name -> (bins, low, high); every input of the
+#: default net (``training.features``) is among them (u, t in GeV^2: 2u = E^2 (1 + cos theta*))
 FEATURE_BINNING = {
     "E_high": (40, 3.0, 6.0),
     "E_mid": (40, 0.0, 5.5),
     "E_low": (40, 0.0, 3.0),
+    "u_high": (40, 0.0, 30.0),
+    "t_high": (40, 0.0, 30.0),
     "theta_recoil": (40, 0.2, 2.7),
     "E_recoil": (50, 0.0, 5.5),
     "chi2": (40, 0.0, 40.0),
