@@ -62,13 +62,20 @@ FEATURE_LABELS = {
 EXPERIMENT, STATUS = "Belle II", "Simulation (ALP search demo)"
 
 
-def experiment_label(ax: Any, lumi_fb: float | None = None) -> None:
-    """Write "Belle II Simulation (ALP search demo)" and the integrated luminosity on ``ax``."""
+def experiment_label(ax: Any, lumi_fb: float | None = None, *, narrow: bool = False) -> None:
+    """Write "Belle II Simulation (ALP search demo)" and the integrated luminosity on ``ax``
+    (``narrow``: a panel of a row, where only the luminosity fits on the right)."""
+    energy = "" if narrow else r" ($\sqrt{s}$ = 10.58 GeV)"
     rlabel = (
-        rf"$\int L\,dt$ = {lumi_fb:.3g} fb$^{{-1}}$ ($\sqrt{{s}}$ = 10.58 GeV)"
+        rf"{lumi_fb:.3g} fb$^{{-1}}$" + energy
         if lumi_fb is not None
-        else r"$\sqrt{s}$ = 10.58 GeV"
+        else ("" if narrow else r"$\sqrt{s}$ = 10.58 GeV")
     )
+    if narrow:
+        mplhep.label.exp_label(
+            exp=EXPERIMENT, llabel="Simulation", rlabel=rlabel, ax=ax, fontsize=8
+        )
+        return
     mplhep.label.exp_label(exp=EXPERIMENT, llabel=STATUS, rlabel=rlabel, ax=ax, fontsize=9)
 
 
@@ -253,7 +260,7 @@ def plot_fit_quality(
         ax.set_xlabel(f"pull of {quantity} [dimensionless]")
         ax.set_ylabel("fraction / unit pull")
         ax.legend(fontsize=6, title="(mean, RMS)", title_fontsize=6)
-        experiment_label(ax, lumi_fb)
+        experiment_label(ax, lumi_fb, narrow=True)
     _save(fig, path)
     return summary
 
@@ -374,7 +381,7 @@ def plot_resolution_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> dict[
                 else rf"$\sigma_\{quantity}$ [rad]"
             )
             ax.legend(fontsize=7)
-    experiment_label(axes[0][0])
+    experiment_label(axes[0][0], narrow=True)
     _save(fig, path)
     return counts
 

@@ -521,19 +521,21 @@ def _largest_excess(limits: Mapping[str, Any], config: AnalysisConfig) -> list[l
     return rows
 
 
-def _nearest(masses: Sequence[float], wanted: Iterable[float]) -> list[int]:
-    """Indices of the scanned masses nearest each wanted mass (each once, in mass order)."""
+def _nearest(masses: Sequence[float], wanted: Iterable[float], usable: Sequence[bool]) -> list[int]:
+    """Indices of the usable scanned masses (not vetoed) nearest each wanted mass, each once."""
     m = np.asarray(masses, dtype=np.float64)
-    if m.size == 0:
+    ok = np.asarray(usable, dtype=bool)
+    if not ok.any():
         return []
-    return sorted({int(np.argmin(np.abs(m - w))) for w in wanted})
+    candidates = np.flatnonzero(ok)
+    return sorted({int(candidates[np.argmin(np.abs(m[candidates] - w))]) for w in wanted})
 
 
 def limits_table(
     limits: Mapping[str, Any], wanted: Iterable[float], blind: bool
 ) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the limits at the scanned masses nearest ``wanted``: expected median
-    and 1-sigma band of sigma x P_decay and of g, the observed ones and the local significance
+    """Header and rows of the limits at the scanned masses (outside the meson vetoes) nearest
+    ``wanted``: expected median and 1-sigma band of sigma x P_decay and of g, the observed ones and the local significance
     unless ``blind``."""
     masses = limits["masses_GeV"]
     exp_x, exp_g = limits["expected"]["xsec_pb"], limits["expected"]["g_GeV-1"]
@@ -547,7 +549,7 @@ def limits_table(
         return "vetoed" if row is None else f"{row[2]:.3g} ({row[1]:.3g}, {row[3]:.3g})"
 
     rows = []
-    for i in _nearest(masses, wanted):
+    for i in _nearest(masses, wanted, [row is not None for row in exp_x]):
         row: list[Any] = [f"{masses[i]:.3f}", band(exp_x[i]), band(exp_g[i])]
         if not blind:
             row += [

@@ -4,6 +4,7 @@ working point or the luminosity uncertainty re-runs only what depends on it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -89,8 +90,12 @@ def test_first_run_runs_every_stage_and_writes_report_and_limits(
         "Provenance",
     ):
         assert section.lower() in html.lower(), section
-    for img in re.findall(r'src="([^"]+\.png)"', html):
-        assert (workdir / "report" / img).stat().st_size > 1000, img
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)  # self-contained page
+    assert len(images) > 20 and not re.findall(r'src="(?!data:)', html)
+    for data in images:
+        assert len(base64.b64decode(data)) > 1000
+    for pdf in re.findall(r'href="([^"]+\.pdf)"', html):
+        assert (workdir / "report" / pdf).read_bytes().startswith(b"%PDF"), pdf
 
     result = json.loads((workdir / "limits" / "limits.json").read_text())
     cfg = load_config(config)

@@ -83,6 +83,9 @@ def test_limits_table_picks_the_nearest_scanned_masses_once() -> None:
     assert "obs. g [GeV^-1]" in header and "local Z" in header
     assert rows[0][1] == "0.1 (0.07, 0.14)"  # median (-1 sigma, +1 sigma)
     assert rows[0][4] == pytest.approx(7.654321e-4)
+    limits["expected"]["xsec_pb"][0] = None  # type: ignore[index]  # 0.5 GeV inside a veto
+    _, rows = limits_table(limits, [0.45], blind=True)
+    assert [r[0] for r in rows] == ["1.000"] and len(rows[0]) == 4
 
 
 def test_report_limits_section_is_tables_and_embedded_figures(tmp_path: Path) -> None:
