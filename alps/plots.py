@@ -349,7 +349,7 @@ def plot_resolution_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> dict[
             model = np.array([b["model"] for b in chosen], dtype=np.float64)
             shown: list[np.ndarray] = [model[np.isfinite(model)]]
             drawn: list[np.ndarray] = []
-            for sample, marker in (("data", "o"), ("mc", "s")):
+            for sample, marker, colour in (("data", "o", "black"), ("mc", "s", "tab:orange")):
                 y = np.array([b[sample]["resolution"] for b in chosen], dtype=np.float64)
                 e = np.array([b[sample]["resolution_err"] for b in chosen], dtype=np.float64)
                 ok = np.isfinite(y) & np.isfinite(e) & (e >= 0) & (y > 0)
@@ -360,7 +360,7 @@ def plot_resolution_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> dict[
                 ):
                     if subset.any():
                         ax.errorbar(x[subset], y[subset], yerr=e[subset], fmt=marker, markersize=4,
-                                    mfc=face, label=sample + suffix)  # fmt: skip
+                                    mfc=face, color=colour, label=sample + suffix)  # fmt: skip
                 shown.append(y[ok & used])
                 drawn.append(y[ok])
             ax.plot(x, model, "k:", label="physics.md form")
@@ -373,7 +373,7 @@ def plot_resolution_bins(bins: Sequence[Mapping[str, Any]], path: Path) -> dict[
                 low, high = ax.get_ylim()
                 every = np.concatenate(drawn) if drawn else np.array([])
                 counts["clipped"] += int(((every < low) | (every > high)).sum())
-            ax.set_title(f"{quantity}, region {region}", fontsize=9)
+            ax.set_title(f"{quantity}, region {region}", fontsize=9, loc="right")
             ax.set_xlabel(r"$E_\gamma$ [GeV]")
             ax.set_ylabel(
                 r"$\sigma_E/E$ [fraction]"

@@ -55,18 +55,22 @@ table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; }
 td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
 th { background: #eee; } img { max-width: 100%; margin: 0.5em 0; }
 .note { color: #555; font-size: 0.9em; } .blind { color: #a00; font-weight: bold; }
-td:first-child { text-align: left; } pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
+td.t { text-align: left; } pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """An HTML table: numbers to 4 significant digits, right-aligned; text escaped, left-aligned."""
+
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return "nan" if not np.isfinite(value) else f"{value:.4g}"
-        return html.escape(str(value))
+            return "<td>" + ("nan" if not np.isfinite(value) else f"{value:.4g}") + "</td>"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"<td>{value}</td>"
+        return f'<td class="t">{html.escape(str(value))}</td>'
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

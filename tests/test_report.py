@@ -71,7 +71,7 @@ def _decoded_images(page: str) -> list[bytes]:
 
 def test_table_formats_numbers_and_escapes_text() -> None:
     html = _table(["a<b", "x"], [["<i>", 0.123456789], ["nan", float("nan")]])
-    assert "<th>a&lt;b</th>" in html and "<td>&lt;i&gt;</td>" in html
+    assert "<th>a&lt;b</th>" in html and '<td class="t">&lt;i&gt;</td>' in html
     assert "<td>0.1235</td>" in html and "<td>nan</td>" in html
     assert html.count("<tr>") == 3
 
@@ -92,7 +92,7 @@ def test_report_limits_section_is_tables_and_embedded_figures(tmp_path: Path) ->
     workdir = _workdir(tmp_path, [0.5, 1.0, 2.0])
     page = _limits(workdir, workdir / "report", _config())
     assert "<pre>" not in page  # no raw JSON dump
-    assert "meson vetoes [GeV]</td><td>0.120-0.150" in page
+    assert 'meson vetoes [GeV]</td><td class="t">0.120-0.150' in page
     assert "excluded mass regions" not in page
     images = _decoded_images(page)
     assert len(images) >= 3 and all(i.startswith(b"\x89PNG") for i in images)
