@@ -33,11 +33,11 @@ FloatArray = npt.NDArray[np.float64]
 _LABELS = {
     "offset": "peak offset [GeV]",
     "sigma": r"$\sigma_\mathrm{DSCB}$ [GeV]",
-    "beta_left": r"$\beta_\mathrm{left}$",
-    "beta_right": r"$\beta_\mathrm{right}$",
-    "frac": "peaking fraction f",
-    "c1": "Chebyshev $c_1$",
-    "efficiency": "efficiency",
+    "beta_left": r"$\beta_\mathrm{left}$ [units of $\sigma$]",
+    "beta_right": r"$\beta_\mathrm{right}$ [units of $\sigma$]",
+    "frac": "peaking fraction f [fraction]",
+    "c1": "Chebyshev $c_1$ [dimensionless]",
+    "efficiency": "efficiency [fraction]",
 }
 
 
@@ -226,6 +226,7 @@ def plot_shape_fits(
         ax.step(c[sel], norm * comb, where="mid", color="b", lw=0.8, ls="--", label="combinatorial")
         ax.set_title(f"$m_a$ = {f.mass:.3f} GeV", fontsize=9)
         ax.set_xlabel(r"$M_{\gamma\gamma}$ [GeV]")
+        ax.set_ylabel("weighted signal candidates / bin")
     axes[0].legend(frameon=False, fontsize=7)
     for ax in axes[len(pick) :]:
         ax.set_visible(False)
