@@ -10,6 +10,7 @@ Prints, one ``name: value unit`` line per figure, then a Markdown paragraph to p
   0.3, 1, 3, 5 and 9 GeV, from ``limits/limits.json``;
 - the largest local significance, where it is, its global significance and the upcrossings;
 - the working point, the luminosity and the scan size;
+- the pseudo-data over the MC and the chi2/ndf per M_gg range (``report/composition.json``);
 - the expected limits per mass range against the 1e-3 GeV^-1 level of the Belle II 2018 result
   (Phys. Rev. Lett. 125 (2020) 161806, physics.md "The search"): the median, smallest and largest
   ratio g_expected / 1e-3 over the scan masses of each range.
@@ -107,7 +108,11 @@ def numbers(workdir: Path) -> dict[str, Any]:
             }
         )
     lee = limits["look_elsewhere"]
+    composition = json.loads((workdir / "report" / "composition.json").read_text())
     return {
+        "datamc": [
+            {k: row[k] for k in ("range_GeV", "data_over_mc", "chi2", "ndf")} for row in composition
+        ],
         "resolution": _pick_resolution(resolution_table(workdir)),
         "limits": at,
         "ranges": ranges,
@@ -138,7 +143,13 @@ def markdown(n: dict[str, Any]) -> str:
         for lo, hi in [r["range_GeV"]]
     )
     lee = n["lee"]
+    datamc = "; ".join(
+        f"{r['range_GeV'][0]:g}–{r['range_GeV'][1]:g} GeV: data/MC {r['data_over_mc']:.3f}, "
+        f"χ²/ndf {r['chi2']:.0f}/{r['ndf']}"
+        for r in n["datamc"]
+    )
     return (
+        f"Pseudo-data against the LO MC (report/composition.json): {datamc}. "
         f"Mass resolution of truth-matched signal, half the central 68% of M_γγ, before → after "
         f"the kinematic fit: {res}. Expected (observed) 95% CL limits on g_aγγ in GeV^-1: {lim}. "
         f"Expected limit / 10^-3 GeV^-1 (the level of the Belle II 2018 result), median (range) "
@@ -167,6 +178,10 @@ def main() -> None:
         lo, hi = r["range_GeV"]
         print(f"g_expected_over_1e-3_{lo:g}-{hi:g}GeV: {r['median']:.2f} (median), "
               f"{r['min']:.2f}-{r['max']:.2f}")  # fmt: skip
+    for r in n["datamc"]:
+        lo, hi = r["range_GeV"]
+        print(f"data_over_mc_{lo:g}-{hi:g}GeV: {r['data_over_mc']:.3f}, "
+              f"chi2/ndf {r['chi2']:.1f}/{r['ndf']}")  # fmt: skip
     lee = n["lee"]
     print(f"z_local_max: {lee['z_local_max']:.2f} sigma at {lee['mass_at_max']:.4f} GeV")
     print(f"z_global: {lee['z_global']:.2f} sigma ({lee['upcrossings']:.0f} upcrossings)")
