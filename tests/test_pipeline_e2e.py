@@ -362,4 +362,6 @@ def test_alps_run_finds_a_signal_injected_at_random_masses(
         # 5.0 sigma_mu the median observed limit crosses the injected coupling at
         # d = 2 sqrt(-ln(1 - 1.645 / 5.0)) = 1.26 sigma_m: beyond it the hypothesis "a peak at m'
         # with this coupling" is false and is legitimately excluded (README, "The bump hunt").
+        # Measured (docs/exclusion_near_signal.py, 200 pseudo-experiments at 1.6x): excluded in
+        # 3.5% at d = 0, 27.5% at 1 sigma_m, 97% at 2 sigma_m; 1 sigma_m holds for these seeds.
         assert np.all(g_obs[near] > g_injected), report[-1]
