@@ -23,6 +23,8 @@ from typing import Any
 import hist
 import uhi.io.zip as uhi_zip
 
+from alps.checksums import file_checksum
+
 __all__ = [
     "file_checksum",
     "package_versions",
@@ -52,15 +54,6 @@ _PACKAGES = (
     "xgboost-cpu",
     "correctionlib",
 )
-
-
-def file_checksum(path: str | Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions(packages: Iterable[str] = _PACKAGES) -> dict[str, str]:

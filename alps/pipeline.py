@@ -21,7 +21,7 @@ from .cache import CacheView, Stage, StageError
 from .cache import run_stages as _run_stages
 from .config import AnalysisConfig
 from .histio import file_checksum, signal_digest
-from .records import FileDigests, digest_json, read_record
+from .records import digest_json
 
 __all__ = [
     "SCHEDULER_TIMEOUT_S",
@@ -212,27 +212,12 @@ def _generated(workdir: Path) -> list[str]:
 # -- the stages -------------------------------------------------------------------------------
 
 
-def _remove_damaged_ntuples(ctx: RunContext) -> None:
-    """Files of the previous generation whose content changed since (damaged, edited, half
-    copied) are removed so that the generation makes them again: the generation keeps a file
-    whose metadata matches, whatever its content."""
-    record = read_record(ctx.workdir, "generate")
-    if record is None:
-        return
-    digests = FileDigests(ctx.workdir)
-    for path, digest in record.get("outputs", {}).items():
-        now = digests.digest(path)
-        if path.endswith(".root") and now is not None and now != digest:
-            ctx.echo(f"[generate] {path} changed since it was generated: making it again")
-            (ctx.workdir / path).unlink()
-    digests.save()
-
-
 def _generate(ctx: RunContext) -> Mapping[str, Any]:
     from simulation.production import generate_samples
 
-    _remove_damaged_ntuples(ctx)
-    manifest = generate_samples(ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress)
+    manifest = generate_samples(
+        ctx.config, ctx.workdir, client=ctx.client(), progress=ctx.progress, echo=ctx.echo
+    )
     reused = sum(bool(f.get("skipped")) for f in manifest["files"])
     return {"files": len(manifest["files"]), "reused": reused}
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from alps.checksums import file_checksum
+
 __all__ = [
     "RECORD_DIR",
     "FileDigests",
@@ -71,14 +73,6 @@ def write_record(workdir: Path, name: str, record: Mapping[str, Any]) -> None:
     atomic_write_text(_record_path(workdir, name), json.dumps(record, indent=1, sort_keys=True))
 
 
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 class FileDigests:
     """sha256 of files under a work directory, remembered against (size, mtime_ns)."""
 
@@ -93,7 +87,7 @@ class FileDigests:
 
     def digest(self, relpath: str) -> str | None:
         """The file's sha256, or None when it does not exist."""
-        return self._remembered(relpath, relpath, _sha256)
+        return self._remembered(relpath, relpath, file_checksum)
 
     def derived(self, relpath: str, tag: str, compute: Callable[[Path], str]) -> str | None:
         """A value computed from a file's content (e.g. a digest of part of it), remembered like

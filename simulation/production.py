@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -399,12 +399,15 @@ def run_task(
     known_sha256: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Generate, simulate and write one file; skip it if it exists with the same task hash
-    (and, when a previous manifest gave its SHA-256, the same content)."""
+    (and, when a previous manifest gave its SHA-256, the same content). ``changed`` is True when
+    a file of the previous manifest was made again because its content had changed since (or no
+    longer reads)."""
     target = Path(workdir) / "ntuples" / task.relpath
     digest = task.task_hash(config)
+    known = (known_sha256 or {}).get(task.relpath)
+    changed = False
     if target.exists():
         try:
-            known = (known_sha256 or {}).get(task.relpath)
             if read_meta(target).get("task_hash") == digest:
                 checksum = file_checksum(target)
                 if known is None or checksum == known:
@@ -414,8 +417,9 @@ def run_task(
                         "skipped": True,
                         "sha256": checksum,
                     }
+                changed = True
         except Exception:
-            pass
+            changed = known is not None
     seed = _seed(config.seed, task.sample, task.block_index, task.file_index)
     rng = np.random.default_rng(seed)
     parts = [_simulate_share(rng, task, share, config) for share in task.shares]
@@ -467,6 +471,7 @@ def run_task(
         "events": task.n_events,
         "skipped": False,
         "sha256": file_checksum(target),
+        "changed": changed,
     }
 
 
@@ -509,11 +514,14 @@ def generate_samples(
     client: Any = None,
     progress: bool = True,
     samples: Iterable[str] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Produce every ntuple of the configuration under ``workdir/ntuples`` and a manifest.
 
     Returns the manifest (``alps.contract.Manifest`` reads it): per file its sample, run period,
     block, events and luminosity; per run block its period, luminosity and nominal sqrt(s).
+    A file whose content no longer matches the previous manifest's SHA-256 is made again
+    (:func:`run_task`), and ``echo`` is told about it.
     """
     workdir = Path(workdir)
     _remove_stale_temporaries(workdir / "ntuples")
@@ -552,6 +560,12 @@ def generate_samples(
             for task, result in zip(tasks, results)
         ],
     }
+    if echo is not None:
+        for result in results:
+            if result.get("changed"):
+                echo(
+                    f"[generate] ntuples/{result['path']} changed since it was generated: made again"
+                )
     path = workdir / "ntuples" / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=1))

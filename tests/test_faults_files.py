@@ -312,20 +312,37 @@ def test_a_stray_file_in_the_work_directory_is_not_read(
 def test_regeneration_replaces_a_file_whose_content_changed(
     production: Path, tmp_path: Path
 ) -> None:
-    """A damaged file whose meta still reads is made again, not trusted on its task hash."""
+    """A damaged file whose meta still reads is made again, not trusted on its task hash, and
+    the generation says so (this check alone covers `alps generate` and `alps run`)."""
     work = _copy(production, tmp_path)
     victim = work / "ntuples" / "ggg" / "ggg_e0003_r00000-00003_0000.root"
     with uproot.open(victim) as handle:
         original = handle["events"]["weight"].array(library="np")
     _rewrite(victim, lambda c: dict(c, weight=np.asarray(c["weight"]) * 2))
-    manifest = generate_samples(tiny_config(), work, progress=False, samples=["ggg"])
+    messages: list[str] = []
+    manifest = generate_samples(
+        tiny_config(), work, progress=False, samples=["ggg"], echo=messages.append
+    )
     assert [f["skipped"] for f in manifest["files"]] == [False]
+    assert messages == [
+        "[generate] ntuples/ggg/ggg_e0003_r00000-00003_0000.root changed since it was "
+        "generated: made again"
+    ]
     assert manifest["files"][0]["sha256"] == file_checksum(victim)
     with uproot.open(victim) as handle:
         np.testing.assert_array_equal(handle["events"]["weight"].array(library="np"), original)
     # and an intact file is kept
-    again = generate_samples(tiny_config(), work, progress=False, samples=["ggg"])
+    again = generate_samples(
+        tiny_config(), work, progress=False, samples=["ggg"], echo=messages.append
+    )
     assert [f["skipped"] for f in again["files"]] == [True]
+    assert len(messages) == 1
+    # a file made again for another configuration is not called damaged
+    other = generate_samples(
+        tiny_config(seed=5), work, progress=False, samples=["ggg"], echo=messages.append
+    )
+    assert [f["skipped"] for f in other["files"]] == [False]
+    assert len(messages) == 1
 
 
 def test_a_slice_with_zero_data_events_is_processed_without_a_traceback(

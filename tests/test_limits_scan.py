@@ -124,7 +124,9 @@ def test_signals_between_grid_points_are_found_and_not_excluded(
         assert 3.0 < z[best] < 6.5, (mass, z[best])
         # within 1 sigma_m (two to three scan masses) the injected coupling is never excluded;
         # further out the template overlaps the peak by exp(-d^2 / 4 sigma_m^2) < 0.78 and a
-        # 1 sigma downward fluctuation can exclude it there (seen at 1.7 sigma_m)
+        # 1 sigma downward fluctuation can exclude it there (seen at 1.7 sigma_m); at 1.5x the
+        # median limit crosses the injected coupling at d = 2 sqrt(-ln(1 - 1.645 / 4.41)) = 1.37
+        # sigma_m, beyond which excluding it is right (README, "The bump hunt")
         for m, (r, ref) in scan.items():
             if abs(m - mass) < s_m:
                 assert r.limit is not None

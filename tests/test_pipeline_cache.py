@@ -234,28 +234,6 @@ def test_a_code_change_reruns_the_stage_and_says_why(project: Path, tmp_path: Pa
     assert any("(its code changed)" in m for m in context.messages)
 
 
-def test_generation_removes_ntuples_damaged_since_they_were_made(tmp_path: Path) -> None:
-    """The generation keeps a file whose metadata matches whatever its content: the pipeline
-    removes files whose content differs from the generation record, so they are made again."""
-    from alps.pipeline import RunContext, _remove_damaged_ntuples
-    from alps.records import FileDigests, write_record
-
-    ntuples = tmp_path / "ntuples" / "data"
-    ntuples.mkdir(parents=True)
-    for name in ("a.root", "b.root"):
-        (ntuples / name).write_bytes(name.encode() * 100)
-    digests = FileDigests(tmp_path)
-    outputs = {p: digests.digest(p) for p in ("ntuples/data/a.root", "ntuples/data/b.root")}
-    write_record(tmp_path, "generate", {"key": "k", "outputs": outputs})
-    (ntuples / "b.root").write_bytes(b"garbage" * 100)
-    messages: list[str] = []
-    _remove_damaged_ntuples(RunContext(load_config(), tmp_path, echo=messages.append))
-    assert (ntuples / "a.root").exists() and not (ntuples / "b.root").exists()
-    assert messages == [
-        "[generate] ntuples/data/b.root changed since it was generated: making it again"
-    ]
-
-
 def test_the_report_reruns_when_any_record_it_reads_changes(tmp_path: Path) -> None:
     """The report is keyed on the outputs of every stage that has run (soft dependencies)."""
     from alps.pipeline import _report_inputs
