@@ -32,7 +32,7 @@ from coffea import processor
 from alps.config import AnalysisConfig
 from alps.contract import CUTFLOW, NOMINAL, ScorerLike, make_histograms
 
-from .candidates import Candidates, as_numpy, photon_candidates, true_energy
+from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true_energy
 from .corrections import Corrections
 from .filling import (
     ChunkInfo,
@@ -138,11 +138,14 @@ class ALPProcessor(processor.ProcessorABC):
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
         skims: list[dict[str, np.ndarray]] = []
+        fit_settings = settings.fit_settings()
         for row in (r for r in rows if r.acts_on != "weight"):
             energy = inputs.candidates.energy
             if row.acts_on == "energy":
                 energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
-            reco = reconstruct(events, inputs, energy, settings.fit_settings())
+            # a varied energy fills only M_gg (and the score, which needs every feature)
+            full = row.name == NOMINAL or scorer is not None
+            reco = reconstruct(events, inputs, energy, fit_settings, features=full)
             if row.name == NOMINAL:
                 fill_cutflow(
                     hists, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
@@ -178,7 +181,7 @@ class ALPProcessor(processor.ProcessorABC):
         cands = Candidates.from_fields({k: v[pool] for k, v in fields.items()})
         inputs = EventInputs(
             pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
-            len(events), chunk.period, chunk.is_data,
+            len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
         )  # fmt: skip
         weight = as_numpy(events.weight)
         if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)

@@ -20,9 +20,17 @@ import numpy.typing as npt
 from alps.config import PreselectionConfig
 
 from .corrections import Corrections
-from .kernels import top_candidates
+from .kernels import gather_candidates, top_candidates
 
-__all__ = ["Candidates", "as_numpy", "from_alp", "padded", "photon_candidates", "true_energy"]
+__all__ = [
+    "Candidates",
+    "alp_flags",
+    "as_numpy",
+    "from_alp",
+    "padded",
+    "photon_candidates",
+    "true_energy",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,9 +96,8 @@ def photon_candidates(
         np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
     )  # fmt: skip
     valid = index >= 0
-    safe = np.where(valid, index, 0)
     out = {
-        name: np.where(valid, values[safe] if len(values) else 0, _FILLS.get(name, 0.0))
+        name: gather_candidates(index, values, _FILLS.get(name, 0.0))
         for name, values in flat.items()
     }
     out["position"] = np.where(valid, index - offsets[:-1, None], -1)
@@ -125,14 +132,25 @@ def true_energy(events: Any, fields: dict[str, np.ndarray], is_data: bool) -> Fl
     return np.where(found & np.isfinite(true), true, fields["E"])
 
 
-def from_alp(
-    events: Any, rows: npt.NDArray[np.int64], mc_index: npt.NDArray[np.int64], is_data: bool
-) -> npt.NDArray[np.bool_]:
-    """Whether each ``(rows, 3)`` candidate photon comes from the ALP decay (MC truth)."""
+def alp_flags(events: Any, is_data: bool) -> npt.NDArray[np.int64] | None:
+    """The chunk's ``mc_photon_fromALP`` flags as ``(n, width)`` (0 pads); None for data or
+    without MC truth. Made once per chunk, read by :func:`from_alp` for every variation."""
     if is_data or "mc_photon" not in events.fields:
-        return np.zeros(mc_index.shape, dtype=bool)
+        return None
     flags = events.mc_photon.fromALP
     width = int(ak.max(ak.num(flags), initial=0))
-    table = padded(flags, max(width, 1), 0, np.int64)[rows]
+    return padded(flags, max(width, 1), 0, np.int64)
+
+
+def from_alp(
+    flags: npt.NDArray[np.int64] | None,
+    rows: npt.NDArray[np.int64],
+    mc_index: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
+    """Whether each ``(rows, 3)`` candidate photon comes from the ALP decay (MC truth), from the
+    chunk's :func:`alp_flags` (None: never)."""
+    if flags is None:
+        return np.zeros(mc_index.shape, dtype=bool)
+    table = flags[rows]
     found = (mc_index >= 0) & (mc_index < table.shape[1])
     return found & (np.take_along_axis(table, np.where(found, mc_index, 0), axis=1) > 0)
