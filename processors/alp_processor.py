@@ -44,6 +44,7 @@ from .filling import (
     skim_rows,
     write_skims,
 )
+from .kernels import count_good_tracks
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
 from .variations import (
@@ -91,14 +92,13 @@ def _no_good_track(events: Any, config: AnalysisConfig) -> npt.NDArray[np.bool_]
     """No track with small impact parameters inside the CDC acceptance."""
     pre = config.preselection
     trk = events.track
-    theta = np.arctan2(np.hypot(trk.px, trk.py), trk.pz)
-    good = (abs(trk.dr) < pre.track_dr_max_cm) & (abs(trk.dz) < pre.track_dz_max_cm)
-    good = (
-        good
-        & (theta > np.radians(pre.track_theta_min_deg))
-        & (theta < np.radians(pre.track_theta_max_deg))
-    )
-    return as_numpy(ak.sum(good, axis=1), np.int64) == 0
+    offsets = np.concatenate([[0], np.cumsum(as_numpy(ak.num(trk.px), np.int64))])
+    flat = [as_numpy(ak.flatten(trk[name])) for name in ("px", "py", "pz", "dr", "dz")]
+    good = count_good_tracks(
+        offsets, *flat, pre.track_dr_max_cm, pre.track_dz_max_cm,
+        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
+    )  # fmt: skip
+    return good == 0
 
 
 class ALPProcessor(processor.ProcessorABC):
@@ -173,12 +173,12 @@ class ALPProcessor(processor.ProcessorABC):
         beam = np.stack([as_numpy(events[f"beam_{c}"]) for c in ("E", "px", "py", "pz")], axis=1)
         e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         trigger = as_numpy(events.trg_esum, bool)
-        fields = photon_candidates(events, cfg.preselection, corrections, chunk.period, cfg.seed)
-        truth_e = true_energy(events, fields, chunk.is_data)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
-        pool = np.flatnonzero(trigger & np.isfinite(fields["E"][:, 2]))
-        cands = Candidates.from_fields({k: v[pool] for k, v in fields.items()})
+        pool, fields = photon_candidates(
+            events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
+        )
+        cands = Candidates.from_fields(fields)
         inputs = EventInputs(
             pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
@@ -188,7 +188,7 @@ class ALPProcessor(processor.ProcessorABC):
             weight = weight * chunk.weight_scale
         vary = VariationInputs(
             weight, as_numpy(ak.sum(events.cluster.E, axis=1)), cands.energy,
-            truth_e[pool], chunk.period, corrections, cfg.systematics,
+            true_energy(events, pool, fields, chunk.is_data), chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger
 

@@ -54,18 +54,14 @@ def padded(array: Any, width: int, fill: float, dtype: type = np.float64) -> np.
 @dataclass(frozen=True)
 class Candidates:
     """Per-event ``(m, TOP)`` candidate arrays of the events in ``pool``: ``fields`` by name
-    (``E`` is NaN in empty slots), and all of them stacked as one ``(m, TOP, F)`` table that a
-    variation reorders once."""
+    (``E`` is NaN in empty slots; ``region`` and ``mcIndex`` int64, the others float64)."""
 
     fields: dict[str, np.ndarray]
-    table: FloatArray
     names: tuple[str, ...]
 
     @classmethod
     def from_fields(cls, fields: dict[str, np.ndarray]) -> Candidates:
-        names = tuple(k for k in fields if k != "position")
-        table = np.stack([fields[k].astype(np.float64) for k in names], axis=2)
-        return cls(fields, table, names)
+        return cls(fields, tuple(k for k in fields if k != "position"))
 
     @property
     def energy(self) -> FloatArray:
@@ -82,9 +78,12 @@ def photon_candidates(
     corrections: Corrections | None,
     period: str,
     seed: int,
-) -> dict[str, np.ndarray]:
-    """The (up to) five leading photon candidates of every event as ``(n, TOP)`` arrays, MC
-    corrected when ``corrections`` is given (pass None for data)."""
+    trigger: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], dict[str, np.ndarray]]:
+    """The pool (the triggered events with three loose candidates, the only ones that can pass
+    in any variation) and its events' (up to) five leading photon candidates as ``(m, TOP)``
+    arrays, MC corrected when ``corrections`` is given (pass None for data). Nothing is
+    gathered or corrected for events outside the pool."""
     cl = events.cluster
     counts = as_numpy(ak.num(cl.E), np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -95,37 +94,44 @@ def photon_candidates(
         offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
         np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
     )  # fmt: skip
+    pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
+    index = index[pool]
     valid = index >= 0
     out = {
         name: gather_candidates(index, values, _FILLS.get(name, 0.0))
         for name, values in flat.items()
     }
-    out["position"] = np.where(valid, index - offsets[:-1, None], -1)
-    if corrections is None:
-        return out
-    valid = np.isfinite(out["E"])
-    keys = (
-        as_numpy(events.exp, np.int64)[:, None],
-        as_numpy(events.run, np.int64)[:, None],
-        as_numpy(events.event, np.int64)[:, None],
-        out["position"],
-    )
-    energy, theta, phi = corrections.correct_mc(
-        period, out["region"], np.where(valid, out["E"], 1.0), out["theta"], out["phi"], keys, seed
-    )
-    out["E"] = np.where(valid, energy, np.nan)
-    out["theta"] = np.where(valid, theta, out["theta"])
-    out["phi"] = np.where(valid, phi, out["phi"])
-    return out
+    out["position"] = np.where(valid, index - offsets[pool, None], -1)
+    if corrections is not None:
+        keys = (
+            as_numpy(events.exp, np.int64)[pool, None],
+            as_numpy(events.run, np.int64)[pool, None],
+            as_numpy(events.event, np.int64)[pool, None],
+            out["position"],
+        )
+        energy, theta, phi = corrections.correct_mc(
+            period, out["region"], np.where(valid, out["E"], 1.0), out["theta"], out["phi"], keys,
+            seed,
+        )  # fmt: skip
+        out["E"] = np.where(valid, energy, np.nan)
+        out["theta"] = np.where(valid, theta, out["theta"])
+        out["phi"] = np.where(valid, phi, out["phi"])
+    finite = np.isfinite(out["E"][:, 2])  # a corrected energy is finite: kept for safety
+    if finite.all():
+        return pool, out
+    return pool[finite], {k: v[finite] for k, v in out.items()}
 
 
-def true_energy(events: Any, fields: dict[str, np.ndarray], is_data: bool) -> FloatArray:
-    """Energy of the true photon behind each candidate (the measured one where there is none)."""
+def true_energy(
+    events: Any, pool: npt.NDArray[np.int64], fields: dict[str, np.ndarray], is_data: bool
+) -> FloatArray:
+    """Energy of the true photon behind each candidate of the ``pool``'s events (the measured
+    one where there is none)."""
     if is_data or "mc_photon" not in events.fields:
         return fields["E"]
     truth = events.mc_photon.E
     width = int(ak.max(ak.num(truth), initial=0))
-    table = padded(truth, max(width, 1), np.nan)
+    table = padded(truth, max(width, 1), np.nan)[pool]
     index = fields["mcIndex"]
     found = (index >= 0) & (index < table.shape[1])
     true = np.take_along_axis(table, np.where(found, index, 0), axis=1)

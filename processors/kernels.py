@@ -186,3 +186,30 @@ def gather_candidates(
             idx = index[i, j]
             out[i, j] = values[idx] if idx >= 0 else fill
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def count_good_tracks(
+    offsets: npt.NDArray[np.int64],
+    px: npt.NDArray[np.float64],
+    py: npt.NDArray[np.float64],
+    pz: npt.NDArray[np.float64],
+    dr: npt.NDArray[np.float64],
+    dz: npt.NDArray[np.float64],
+    dr_max: float,
+    dz_max: float,
+    theta_lo: float,
+    theta_hi: float,
+) -> npt.NDArray[np.int64]:
+    """Per event: the tracks with |d_r| < dr_max, |d_z| < dz_max and theta_lo < theta < theta_hi
+    (theta = atan2(hypot(px, py), pz), radians)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        for j in range(offsets[i], offsets[i + 1]):
+            if not (abs(dr[j]) < dr_max and abs(dz[j]) < dz_max):
+                continue
+            theta = np.arctan2(np.hypot(px[j], py[j]), pz[j])
+            if theta > theta_lo and theta < theta_hi:
+                out[i] += 1
+    return out

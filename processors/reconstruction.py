@@ -161,10 +161,7 @@ def reconstruct(
         return Reconstruction(selection, np.zeros(inputs.n_events, dtype=bool))
     # the events that reach the fit: their three photons, as the numpy code always computed them
     order = order[idx]
-    stacked = np.take_along_axis(cands.table[idx], order[:, :, None], axis=1)
-    pick: dict[str, np.ndarray] = {k: stacked[:, :, i] for i, k in enumerate(cands.names)}
-    pick["region"] = pick["region"].astype(np.int64)
-    pick["mcIndex"] = pick["mcIndex"].astype(np.int64)
+    pick = {k: np.take_along_axis(cands.fields[k][idx], order, axis=1) for k in cands.names}
     e3 = np.take_along_axis(energy[idx], order, axis=1)
     cov = _covariance(settings, pick, e3, inputs.period)
     fit = kinfit.fit_three_photons(
