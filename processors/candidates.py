@@ -20,10 +20,11 @@ import numpy.typing as npt
 from alps.config import PreselectionConfig
 
 from .corrections import Corrections
-from .kernels import gather_candidates, top_candidates
+from .kernels import gather_candidates, gather_jagged, top_candidates
 
 __all__ = [
     "Candidates",
+    "Jagged",
     "alp_flags",
     "as_numpy",
     "from_alp",
@@ -122,6 +123,24 @@ def photon_candidates(
     return pool[finite], {k: v[finite] for k, v in out.items()}
 
 
+@dataclass(frozen=True)
+class Jagged:
+    """A jagged per-event array as ``offsets`` (n + 1) and flat ``values``."""
+
+    offsets: npt.NDArray[np.int64]
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, array: Any, dtype: type = np.float64) -> Jagged:
+        counts = as_numpy(ak.num(array), np.int64)
+        offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+        return cls(offsets, as_numpy(ak.flatten(array), dtype))
+
+    def at(self, rows: npt.NDArray[np.int64], index: npt.NDArray[np.int64], fill: float) -> Any:
+        """Values at ``(rows[i], index[i, j])``; ``fill`` outside an event's list."""
+        return gather_jagged(self.offsets, self.values, rows, index, fill)
+
+
 def true_energy(
     events: Any, pool: npt.NDArray[np.int64], fields: dict[str, np.ndarray], is_data: bool
 ) -> FloatArray:
@@ -129,27 +148,20 @@ def true_energy(
     one where there is none)."""
     if is_data or "mc_photon" not in events.fields:
         return fields["E"]
-    truth = events.mc_photon.E
-    width = int(ak.max(ak.num(truth), initial=0))
-    table = padded(truth, max(width, 1), np.nan)[pool]
-    index = fields["mcIndex"]
-    found = (index >= 0) & (index < table.shape[1])
-    true = np.take_along_axis(table, np.where(found, index, 0), axis=1)
-    return np.where(found & np.isfinite(true), true, fields["E"])
+    true = Jagged.of(events.mc_photon.E).at(pool, fields["mcIndex"], np.nan)
+    return np.where(np.isfinite(true), true, fields["E"])
 
 
-def alp_flags(events: Any, is_data: bool) -> npt.NDArray[np.int64] | None:
-    """The chunk's ``mc_photon_fromALP`` flags as ``(n, width)`` (0 pads); None for data or
-    without MC truth. Made once per chunk, read by :func:`from_alp` for every variation."""
+def alp_flags(events: Any, is_data: bool) -> Jagged | None:
+    """The chunk's ``mc_photon_fromALP`` flags; None for data or without MC truth. Read once
+    per chunk, by :func:`from_alp` for every variation."""
     if is_data or "mc_photon" not in events.fields:
         return None
-    flags = events.mc_photon.fromALP
-    width = int(ak.max(ak.num(flags), initial=0))
-    return padded(flags, max(width, 1), 0, np.int64)
+    return Jagged.of(events.mc_photon.fromALP, np.int64)
 
 
 def from_alp(
-    flags: npt.NDArray[np.int64] | None,
+    flags: Jagged | None,
     rows: npt.NDArray[np.int64],
     mc_index: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
@@ -157,6 +169,4 @@ def from_alp(
     chunk's :func:`alp_flags` (None: never)."""
     if flags is None:
         return np.zeros(mc_index.shape, dtype=bool)
-    table = flags[rows]
-    found = (mc_index >= 0) & (mc_index < table.shape[1])
-    return found & (np.take_along_axis(table, np.where(found, mc_index, 0), axis=1) > 0)
+    return np.asarray(flags.at(rows, mc_index, 0) > 0)

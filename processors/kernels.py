@@ -7,7 +7,9 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "count_good_tracks",
     "gather_candidates",
+    "gather_jagged",
     "leading_three",
     "mass_and_timing_cuts",
     "segment_argmax",
@@ -212,4 +214,26 @@ def count_good_tracks(
             theta = np.arctan2(np.hypot(px[j], py[j]), pz[j])
             if theta > theta_lo and theta < theta_hi:
                 out[i] += 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def gather_jagged(
+    offsets: npt.NDArray[np.int64],
+    values: npt.NDArray[np.generic],
+    rows: npt.NDArray[np.int64],
+    index: npt.NDArray[np.int64],
+    fill: float,
+) -> npt.NDArray[np.generic]:
+    """``values`` of a jagged array (``offsets``, flat ``values``) at event ``rows[i]`` and
+    position ``index[i, j]`` within it; ``fill`` where the position is outside the event's list
+    (shape of ``index``, dtype of ``values``)."""
+    n, k = index.shape
+    out = np.empty((n, k), dtype=values.dtype)
+    for i in range(n):
+        start = offsets[rows[i]]
+        count = offsets[rows[i] + 1] - start
+        for j in range(k):
+            idx = index[i, j]
+            out[i, j] = values[start + idx] if 0 <= idx < count else fill
     return out

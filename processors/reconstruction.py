@@ -21,7 +21,7 @@ from alps.config import KinfitConfig, PreselectionConfig
 from simulation.geometry import REGION_GAP
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
-from .candidates import Candidates, from_alp
+from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
 from .features import PAIRS, candidate_features, event_features, pair_masses, photon_momenta
 from .kernels import leading_three, mass_and_timing_cuts
@@ -61,19 +61,20 @@ class EventInputs:
     n_events: int
     period: str
     is_data: bool
-    #: the chunk's ``mc_photon_fromALP`` flags padded to ``(n, width)`` (None: data)
-    alp_flags: npt.NDArray[np.int64] | None = None
+    #: the chunk's ``mc_photon_fromALP`` flags (None: data)
+    alp_flags: Jagged | None = None
 
 
 @dataclass(frozen=True)
 class Reconstruction:
     """The selected, fitted events of one variation.
 
-    ``selection`` holds the cuts over the pool; ``selected`` is a mask over the whole chunk and
-    ``rows`` the chunk indices of the selected events; the arrays below are per selected event
-    (``(k,)``) or per candidate pairing (``(k, 3)``)."""
+    ``cuts`` holds each cut's mask over the pool (``selection``: as a ``PackedSelection``, made
+    when asked for: the cutflow reads it for the nominal only); ``selected`` is a mask over the
+    whole chunk and ``rows`` the chunk indices of the selected events; the arrays below are per
+    selected event (``(k,)``) or per candidate pairing (``(k, 3)``)."""
 
-    selection: PackedSelection
+    cuts: dict[str, BoolArray]
     selected: BoolArray
     rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     mgg: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
@@ -89,6 +90,14 @@ class Reconstruction:
     @property
     def any(self) -> bool:
         return bool(self.selected.any())
+
+    @property
+    def selection(self) -> PackedSelection:
+        """The cuts (:data:`CUTS` from the second on) as a ``PackedSelection``."""
+        selection = PackedSelection()
+        for name in CUTS[1:]:
+            selection.add(name, self.cuts[name])
+        return selection
 
     def table(self) -> dict[str, FloatArray]:
         """Event-level ``(k,)`` and candidate-level ``(k, 3)`` features by name."""
@@ -147,18 +156,14 @@ def reconstruct(
         inputs.e_cms, pre.m3g_min_fraction, pre.m3g_max_fraction, settings.time_constant_ns,
         settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
     )  # fmt: skip
-    selection = PackedSelection()
-    selection.add("three_photons", three)
-    selection.add("m3g", mass_ok)
-    selection.add("timing", time_ok)
-    selection.add("no_good_track", inputs.no_track)
-    idx = np.flatnonzero(selection.all(*CUTS[1:-2]))
+    cuts = {"three_photons": three, "m3g": mass_ok, "timing": time_ok}
+    cuts["no_good_track"] = inputs.no_track
+    idx = np.flatnonzero(three & mass_ok & time_ok & inputs.no_track)
     converged = np.zeros(len(three), dtype=bool)
     finite = np.zeros(len(three), dtype=bool)
+    cuts["fit_converged"], cuts["fit_finite"] = converged, finite
     if not len(idx):
-        selection.add("fit_converged", converged)
-        selection.add("fit_finite", finite)
-        return Reconstruction(selection, np.zeros(inputs.n_events, dtype=bool))
+        return Reconstruction(cuts, np.zeros(inputs.n_events, dtype=bool))
     # the events that reach the fit: their three photons, as the numpy code always computed them
     order = order[idx]
     pick = {k: np.take_along_axis(cands.fields[k][idx], order, axis=1) for k in cands.names}
@@ -173,12 +178,10 @@ def reconstruct(
     fit_ok = _finite_fit(fit)
     converged[idx] = fit.converged
     finite[idx] = fit_ok
-    selection.add("fit_converged", converged)
-    selection.add("fit_finite", finite)
     selected = np.zeros(inputs.n_events, dtype=bool)
-    selected[inputs.pool[selection.all(*CUTS[1:])]] = True
+    selected[inputs.pool[idx[fit.converged & fit_ok]]] = True
     if not selected.any():
-        return Reconstruction(selection, selected)
+        return Reconstruction(cuts, selected)
     ok = fit.converged & fit_ok
     local = idx[ok]
     rows = inputs.pool[local]
@@ -189,7 +192,7 @@ def reconstruct(
     if not features:
         mgg = pair_masses(p_fit)
         return Reconstruction(
-            selection, selected, rows=rows, mgg=mgg, matched=matched, candidate={"mgg": mgg}
+            cuts, selected, rows=rows, mgg=mgg, matched=matched, candidate={"mgg": mgg}
         )
     p3 = photon_momenta(e3[ok], pick["theta"][ok], pick["phi"][ok])
     event = event_features(p_fit, beam)
@@ -204,7 +207,7 @@ def reconstruct(
     event["time_spread"] = _time_spread(pick["time"][ok], sigma_t)
     region = pick["region"][ok]
     return Reconstruction(
-        selection, selected, rows=rows, mgg=cand["mgg"], matched=matched, features=event,
+        cuts, selected, rows=rows, mgg=cand["mgg"], matched=matched, features=event,
         candidate=cand, pulls=fit.pulls[ok], fit_chi2=fit.chi2[ok], fit_pvalue=fit.pvalue[ok],
         region=region, gap=np.any(region == REGION_GAP, axis=1),
     )  # fmt: skip
