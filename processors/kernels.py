@@ -117,8 +117,7 @@ def leading_three(
 @nb.njit(cache=True, nogil=True)
 def mass_and_timing_cuts(
     energy: npt.NDArray[np.float64],
-    theta: npt.NDArray[np.float64],
-    phi: npt.NDArray[np.float64],
+    trig: npt.NDArray[np.float64],
     time: npt.NDArray[np.float64],
     order: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
@@ -133,7 +132,9 @@ def mass_and_timing_cuts(
     """For the events ``rows`` (which have three candidates, columns ``order``): whether
     m3g_lo < M_3gamma / E_cms < m3g_hi, and whether the largest pairwise time difference of the
     three photons is below ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E,
-    e_floor), floor) (ns). Only decides the cuts: the features are computed by the numpy code."""
+    e_floor), floor) (ns). ``trig`` ``(4, m, k)`` holds sin theta, cos theta, sin phi, cos phi of
+    every candidate (the angles do not change with the energy variations, so they are computed
+    once per chunk). Only decides the cuts: the features are computed by the numpy code."""
     n = len(rows)
     mass_ok = np.zeros(n, dtype=np.bool_)
     time_ok = np.zeros(n, dtype=np.bool_)
@@ -149,11 +150,11 @@ def mass_and_timing_cuts(
         for q in range(3):
             j = order[i, q]
             e = energy[i, j]
-            st = np.sin(theta[i, j])
+            st = trig[0, i, j]
             tot_e += e
-            px += e * st * np.cos(phi[i, j])
-            py += e * st * np.sin(phi[i, j])
-            pz += e * np.cos(theta[i, j])
+            px += e * st * trig[3, i, j]
+            py += e * st * trig[2, i, j]
+            pz += e * trig[1, i, j]
             s = np.hypot(time_constant / max(e, time_e_floor), time_floor)
             if q == 0:
                 sig0 = s

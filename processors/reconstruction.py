@@ -152,7 +152,7 @@ def reconstruct(
     rows3 = np.flatnonzero(three)
     mass_ok, time_ok = np.zeros(len(three), bool), np.zeros(len(three), bool)
     mass_ok[rows3], time_ok[rows3] = mass_and_timing_cuts(
-        energy, cands.fields["theta"], cands.fields["phi"], cands.fields["time"], order, rows3,
+        energy, cands.trig, cands.fields["time"], order, rows3,
         inputs.e_cms, pre.m3g_min_fraction, pre.m3g_max_fraction, settings.time_constant_ns,
         settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
     )  # fmt: skip

@@ -48,8 +48,9 @@ def test_mass_and_timing_cuts_agree_with_the_numpy_expressions() -> None:
     e_cms = rng.uniform(9.0, 11.0, n)
     three, order = leading_three(energy, 0.1, False)
     rows = np.flatnonzero(three)
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
     mass_ok, time_ok = mass_and_timing_cuts(
-        energy, theta, phi, time, order, rows, e_cms, 0.8, 1.05, 1.0, 0.5, TIME_E_FLOOR_GEV, 3.0
+        energy, trig, time, order, rows, e_cms, 0.8, 1.05, 1.0, 0.5, TIME_E_FLOOR_GEV, 3.0
     )
     e3 = np.take_along_axis(energy, order, axis=1)
     p3 = photon_momenta(e3, *(np.take_along_axis(x, order, axis=1) for x in (theta, phi)))
