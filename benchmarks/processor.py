@@ -244,12 +244,14 @@ def main() -> None:
                 )
                 load = os.getloadavg()[0]
                 _fresh()
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), _clock()
                 run_processing(config, workdir, client=client, progress=False, write_skims=False)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu = time.perf_counter() - start, _clock() - cpu
                 peaks = client.run(_peak_rss_mb)
             rates[workers] = events / elapsed
             print(f"dask_{workers}_worker_rate: {rates[workers]:.0f} events/s")
+            # what this process (client and scheduler) spends does not shrink with more workers
+            print(f"dask_{workers}_worker_client_cpu_per_event: {1e9 * cpu / events:.0f} ns")
             print(f"dask_{workers}_worker_peak_memory_per_worker: {max(peaks.values()):.0f} MB")
             print(f"dask_{workers}_worker_load_average_before: {load:.2f} processes")
         print(f"dask_speedup_2_over_1: {rates[2] / rates[1]:.2f} x")
