@@ -93,9 +93,9 @@ def _no_good_track(events: Any, config: AnalysisConfig) -> npt.NDArray[np.bool_]
     pre = config.preselection
     trk = events.track
     offsets = np.concatenate([[0], np.cumsum(as_numpy(ak.num(trk.px), np.int64))])
-    flat = [as_numpy(ak.flatten(trk[name])) for name in ("px", "py", "pz", "dr", "dz")]
+    px, py, pz, dr, dz = (as_numpy(ak.flatten(trk[k])) for k in ("px", "py", "pz", "dr", "dz"))
     good = count_good_tracks(
-        offsets, *flat, pre.track_dr_max_cm, pre.track_dz_max_cm,
+        offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
         np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
     )  # fmt: skip
     return good == 0

@@ -177,9 +177,7 @@ def mass_and_timing_cuts(
 
 
 @nb.njit(cache=True, nogil=True)
-def gather_candidates(
-    index: npt.NDArray[np.int64], values: npt.NDArray[np.generic], fill: float
-) -> npt.NDArray[np.generic]:
+def gather_candidates(index: npt.NDArray[np.int64], values: np.ndarray, fill: float) -> np.ndarray:
     """``values[index]`` where ``index >= 0``, else ``fill`` (shape of ``index``, dtype of
     ``values``)."""
     n, k = index.shape
@@ -221,11 +219,11 @@ def count_good_tracks(
 @nb.njit(cache=True, nogil=True)
 def gather_jagged(
     offsets: npt.NDArray[np.int64],
-    values: npt.NDArray[np.generic],
+    values: np.ndarray,
     rows: npt.NDArray[np.int64],
     index: npt.NDArray[np.int64],
     fill: float,
-) -> npt.NDArray[np.generic]:
+) -> np.ndarray:
     """``values`` of a jagged array (``offsets``, flat ``values``) at event ``rows[i]`` and
     position ``index[i, j]`` within it; ``fill`` where the position is outside the event's list
     (shape of ``index``, dtype of ``values``)."""
