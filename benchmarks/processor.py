@@ -1,15 +1,29 @@
-"""Processor throughput: end-to-end events per second per core on a generated sample.
+"""Processor throughput: end-to-end events per second per core on a generated sample, the split
+of its cost, and its floor.
 
 Generates (untimed) a background-like sample of the embedded default's composition, then times in
 one run:
 
-* ``bare_read``: uproot reading of the branches the processor reads, nothing else (the baseline);
-* ``processor_1core``: the full processor (pre-selection, the kinematic fit for the nominal and
-  four energy variations, features, histograms) with coffea's iterative executor in this process;
+* ``bare_read``: uproot reading of the branches the processor reads, nothing else;
+* ``processor_1core``: the full processor (file checks, pre-selection, the kinematic fit for the
+  nominal and four energy variations, features, histograms) with coffea's iterative executor in
+  this process;
+* the split of that cost, from a second in-process pass whose steps are timed by wrappers:
+  ``file_checks`` (checksums and branch checks before processing), ``inputs`` (the chunk's
+  reading through NanoEvents and the photon candidates), ``cuts`` (the cuts of every variation),
+  ``fits`` (number of fits per event times the cost of one), ``features`` and ``fills``
+  (histograms); ``other`` is the rest (coffea, merging, writing the histograms);
+* the floor: the bare read plus the fits the processor must do, at the fit kernel's cost per fit
+  measured in this process on the same inputs; the end-to-end time over the floor;
 * ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster, with each worker's peak
-  resident memory.
+  resident memory and the load average of the machine (it is shared: the 2-worker figure is
+  noisy when the load is above the number of cores).
 
-Run: ``python -P benchmarks/processor.py [--quick]``; prints ``name: value unit`` lines.
+The in-process figures are CPU seconds of this process (``time.process_time``: per core, and not
+inflated by the other processes of a shared machine); the Dask figures are wall-clock seconds.
+
+Run: ``python -P benchmarks/processor.py [--quick] [--no-dask]``; prints ``name: value unit``
+lines.
 """
 
 from __future__ import annotations
@@ -19,10 +33,13 @@ import os
 import resource
 import tempfile
 import time
+import types
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import uproot
 
 from alps.config import (
@@ -52,13 +69,106 @@ def _config(lumi_fb: float) -> AnalysisConfig:
     )
 
 
+def _clock() -> float:
+    """CPU seconds of this process (all its threads): a per-core figure that the other
+    processes of a shared machine do not inflate (the Dask figures use the wall clock)."""
+    return time.process_time()
+
+
+def _fresh() -> None:
+    """Forget coffea's cached file metadata, so that every timed run pays its preprocessing."""
+    from coffea.processor.executor import DEFAULT_METADATA_CACHE
+
+    DEFAULT_METADATA_CACHE.clear()
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _Timers:
+    """Wall time and calls of wrapped functions, by step (the breakdown pass only)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.fits = 0
+        self.fit_inputs: list[tuple] = []
+
+    def wrap(self, module: Any, name: str, step: str) -> None:
+        original = getattr(module, name, None)
+        if original is None:  # a step an older version of the processor does not have
+            return
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = _clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[step] = self.seconds.get(step, 0.0) + _clock() - start
+
+        setattr(module, name, timed)
+
+    def wrap_fit(self, module: Any) -> None:
+        """Replace ``module.kinfit`` by a copy whose fit counts and times its calls."""
+        original = module.kinfit.fit_three_photons
+
+        def fit_three_photons(*args: Any, **kwargs: Any) -> Any:
+            self.fits += len(args[0])
+            self.fit_inputs.append((args, kwargs))
+            start = _clock()
+            result = original(*args, **kwargs)
+            self.seconds["fits"] = self.seconds.get("fits", 0.0) + _clock() - start
+            return result
+
+        proxy = types.SimpleNamespace(**vars(module.kinfit))
+        proxy.fit_three_photons = fit_three_photons
+        module.kinfit = proxy
+
+
+def _breakdown(config: AnalysisConfig, workdir: Path) -> tuple[_Timers, float]:
+    """A pass of the processor with its steps timed; restores the modules afterwards."""
+    import processors.alp_processor as ap
+    import processors.reconstruction as rc
+    import processors.run as run
+
+    saved = {(m, k): getattr(m, k) for m in (ap, rc, run) for k in dir(m) if not k.startswith("__")}
+    timers = _Timers()
+    try:
+        timers.wrap(run, "_prepare_inputs", "file_checks")
+        timers.wrap(ap.ALPProcessor, "_inputs", "inputs")
+        timers.wrap(ap, "reconstruct", "reconstruct")
+        for name in ("event_features", "candidate_features", "pair_masses"):
+            timers.wrap(rc, name, "features")
+        for name in ("fill_main", "fill_monitoring", "fill_cutflow", "fill_generated"):
+            timers.wrap(ap, name, "fills")
+        timers.wrap_fit(rc)
+        _fresh()
+        start = _clock()
+        run.run_processing(config, workdir, progress=False, write_skims=False)
+        total = _clock() - start
+    finally:
+        for (module, key), value in saved.items():
+            setattr(module, key, value)
+    return timers, total
+
+
+def _fit_cost(timers: _Timers) -> float:
+    """Seconds per fit of the compiled kernel on the processor's own fit inputs (best of 3)."""
+    import kinfit
+
+    best = np.inf
+    for _ in range(3):
+        start = _clock()
+        for args, kwargs in timers.fit_inputs:
+            kinfit.fit_three_photons(*args, **kwargs)
+        best = min(best, _clock() - start)
+    return best / max(timers.fits, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small sample (under a minute)")
+    parser.add_argument("--no-dask", action="store_true", help="skip the LocalCluster figures")
     args = parser.parse_args()
     lumi = 0.05 if args.quick else 0.2
     config = _config(lumi)
@@ -74,25 +184,55 @@ def main() -> None:
         generate_samples(warm, workdir / "warm", progress=False)
         run_processing(warm, workdir / "warm", progress=False, write_skims=False)
 
-        start = time.perf_counter()
-        for path in files:
-            with uproot.open(path) as handle:
-                handle["events"].arrays(
-                    list(REQUIRED_BRANCHES)
-                    + ["mc_photon_E", "mc_photon_fromALP"] * ("data" not in path.name),
-                    library="ak",
-                )
-        bare = time.perf_counter() - start
+        bare = np.inf
+        for _ in range(2):
+            start = _clock()
+            for path in files:
+                with uproot.open(path) as handle:
+                    handle["events"].arrays(
+                        list(REQUIRED_BRANCHES)
+                        + ["mc_photon_E", "mc_photon_fromALP"] * ("data" not in path.name),
+                        library="ak",
+                    )
+            bare = min(bare, _clock() - start)
         print(f"bare_read_rate: {events / bare:.0f} events/s")
 
-        start = time.perf_counter()
-        run_processing(config, workdir, progress=False, write_skims=False)
-        single = time.perf_counter() - start
+        single = np.inf
+        for _ in range(2):
+            _fresh()
+            start = _clock()
+            run_processing(config, workdir, progress=False, write_skims=False)
+            single = min(single, _clock() - start)
         print(f"processor_1core_rate: {events / single:.0f} events/s/core")
+        print(f"processor_1core_time_per_event: {1e9 * single / events:.0f} ns")
         print(f"ratio_processor_over_bare_read_time: {single / bare:.2f} x")
-        print(f"goal_fraction_of_500k: {events / single / 500_000:.2f} x")
+        print(f"goal_fraction_of_400k: {events / single / 400_000:.2f} x")
+
+        timers, _ = _breakdown(config, workdir)
+        sec = timers.seconds
+        per_fit = _fit_cost(timers)
+        cuts = sec.get("reconstruct", 0.0) - sec.get("fits", 0.0) - sec.get("features", 0.0)
+        split = {
+            "file_checks": sec.get("file_checks", 0.0),
+            "inputs": sec.get("inputs", 0.0),
+            "cuts": cuts,
+            "fits": sec.get("fits", 0.0),
+            "features": sec.get("features", 0.0),
+            "fills": sec.get("fills", 0.0),
+        }
+        split["other"] = max(single - sum(split.values()), 0.0)
+        for step, seconds in split.items():
+            print(f"cost_{step}_per_event: {1e9 * seconds / events:.0f} ns")
+        print(f"fits_per_event: {timers.fits / events:.3f} fits")
+        print(f"fit_cost: {1e9 * per_fit:.0f} ns")
+        floor = bare + timers.fits * per_fit
+        print(f"floor_per_event: {1e9 * floor / events:.0f} ns")
+        print(f"floor_rate: {events / floor:.0f} events/s")
+        print(f"ratio_processor_over_floor: {single / floor:.2f} x")
         print(f"peak_memory_main_process: {_peak_rss_mb():.0f} MB")
 
+        if args.no_dask:
+            return
         from distributed import Client, LocalCluster
 
         rates = {}
@@ -102,14 +242,20 @@ def main() -> None:
                 run_processing(
                     warm, workdir / "warm", client=client, progress=False, write_skims=False
                 )
-                start = time.perf_counter()
+                load = os.getloadavg()[0]
+                _fresh()
+                start, cpu = time.perf_counter(), _clock()
                 run_processing(config, workdir, client=client, progress=False, write_skims=False)
-                elapsed = time.perf_counter() - start
+                elapsed, cpu = time.perf_counter() - start, _clock() - cpu
                 peaks = client.run(_peak_rss_mb)
             rates[workers] = events / elapsed
             print(f"dask_{workers}_worker_rate: {rates[workers]:.0f} events/s")
+            # what this process (client and scheduler) spends does not shrink with more workers
+            print(f"dask_{workers}_worker_client_cpu_per_event: {1e9 * cpu / events:.0f} ns")
             print(f"dask_{workers}_worker_peak_memory_per_worker: {max(peaks.values()):.0f} MB")
+            print(f"dask_{workers}_worker_load_average_before: {load:.2f} processes")
         print(f"dask_speedup_2_over_1: {rates[2] / rates[1]:.2f} x")
+        print(f"machine_cores: {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

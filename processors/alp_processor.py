@@ -32,7 +32,7 @@ from coffea import processor
 from alps.config import AnalysisConfig
 from alps.contract import CUTFLOW, NOMINAL, ScorerLike, make_histograms
 
-from .candidates import Candidates, as_numpy, photon_candidates, true_energy
+from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true_energy
 from .corrections import Corrections
 from .filling import (
     ChunkInfo,
@@ -44,6 +44,7 @@ from .filling import (
     skim_rows,
     write_skims,
 )
+from .kernels import count_good_tracks
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
 from .variations import (
@@ -91,14 +92,13 @@ def _no_good_track(events: Any, config: AnalysisConfig) -> npt.NDArray[np.bool_]
     """No track with small impact parameters inside the CDC acceptance."""
     pre = config.preselection
     trk = events.track
-    theta = np.arctan2(np.hypot(trk.px, trk.py), trk.pz)
-    good = (abs(trk.dr) < pre.track_dr_max_cm) & (abs(trk.dz) < pre.track_dz_max_cm)
-    good = (
-        good
-        & (theta > np.radians(pre.track_theta_min_deg))
-        & (theta < np.radians(pre.track_theta_max_deg))
-    )
-    return as_numpy(ak.sum(good, axis=1), np.int64) == 0
+    offsets = np.concatenate([[0], np.cumsum(as_numpy(ak.num(trk.px), np.int64))])
+    px, py, pz, dr, dz = (as_numpy(ak.flatten(trk[k])) for k in ("px", "py", "pz", "dr", "dz"))
+    good = count_good_tracks(
+        offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
+        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
+    )  # fmt: skip
+    return good == 0
 
 
 class ALPProcessor(processor.ProcessorABC):
@@ -138,11 +138,14 @@ class ALPProcessor(processor.ProcessorABC):
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
         skims: list[dict[str, np.ndarray]] = []
+        fit_settings = settings.fit_settings()
         for row in (r for r in rows if r.acts_on != "weight"):
             energy = inputs.candidates.energy
             if row.acts_on == "energy":
                 energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
-            reco = reconstruct(events, inputs, energy, settings.fit_settings())
+            # a varied energy fills only M_gg (and the score, which needs every feature)
+            full = row.name == NOMINAL or scorer is not None
+            reco = reconstruct(events, inputs, energy, fit_settings, features=full)
             if row.name == NOMINAL:
                 fill_cutflow(
                     hists, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
@@ -170,22 +173,22 @@ class ALPProcessor(processor.ProcessorABC):
         beam = np.stack([as_numpy(events[f"beam_{c}"]) for c in ("E", "px", "py", "pz")], axis=1)
         e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         trigger = as_numpy(events.trg_esum, bool)
-        fields = photon_candidates(events, cfg.preselection, corrections, chunk.period, cfg.seed)
-        truth_e = true_energy(events, fields, chunk.is_data)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
-        pool = np.flatnonzero(trigger & np.isfinite(fields["E"][:, 2]))
-        cands = Candidates.from_fields({k: v[pool] for k, v in fields.items()})
+        pool, fields = photon_candidates(
+            events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
+        )
+        cands = Candidates.from_fields(fields)
         inputs = EventInputs(
             pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
-            len(events), chunk.period, chunk.is_data,
+            len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
         )  # fmt: skip
         weight = as_numpy(events.weight)
         if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)
             weight = weight * chunk.weight_scale
         vary = VariationInputs(
             weight, as_numpy(ak.sum(events.cluster.E, axis=1)), cands.energy,
-            truth_e[pool], chunk.period, corrections, cfg.systematics,
+            true_energy(events, pool, fields, chunk.is_data), chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger
 

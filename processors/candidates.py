@@ -20,9 +20,18 @@ import numpy.typing as npt
 from alps.config import PreselectionConfig
 
 from .corrections import Corrections
-from .kernels import top_candidates
+from .kernels import gather_candidates, gather_jagged, top_candidates
 
-__all__ = ["Candidates", "as_numpy", "from_alp", "padded", "photon_candidates", "true_energy"]
+__all__ = [
+    "Candidates",
+    "Jagged",
+    "alp_flags",
+    "as_numpy",
+    "from_alp",
+    "padded",
+    "photon_candidates",
+    "true_energy",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -46,18 +55,19 @@ def padded(array: Any, width: int, fill: float, dtype: type = np.float64) -> np.
 @dataclass(frozen=True)
 class Candidates:
     """Per-event ``(m, TOP)`` candidate arrays of the events in ``pool``: ``fields`` by name
-    (``E`` is NaN in empty slots), and all of them stacked as one ``(m, TOP, F)`` table that a
-    variation reorders once."""
+    (``E`` is NaN in empty slots; ``region`` and ``mcIndex`` int64, the others float64)."""
 
     fields: dict[str, np.ndarray]
-    table: FloatArray
     names: tuple[str, ...]
+    #: ``(4, m, TOP)``: sin theta, cos theta, sin phi, cos phi of every candidate (the energy
+    #: variations leave the angles alone: computed once)
+    trig: FloatArray
 
     @classmethod
     def from_fields(cls, fields: dict[str, np.ndarray]) -> Candidates:
-        names = tuple(k for k in fields if k != "position")
-        table = np.stack([fields[k].astype(np.float64) for k in names], axis=2)
-        return cls(fields, table, names)
+        theta, phi = fields["theta"], fields["phi"]
+        trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+        return cls(fields, tuple(k for k in fields if k != "position"), trig)
 
     @property
     def energy(self) -> FloatArray:
@@ -74,9 +84,12 @@ def photon_candidates(
     corrections: Corrections | None,
     period: str,
     seed: int,
-) -> dict[str, np.ndarray]:
-    """The (up to) five leading photon candidates of every event as ``(n, TOP)`` arrays, MC
-    corrected when ``corrections`` is given (pass None for data)."""
+    trigger: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], dict[str, np.ndarray]]:
+    """The pool (the triggered events with three loose candidates, the only ones that can pass
+    in any variation) and its events' (up to) five leading photon candidates as ``(m, TOP)``
+    arrays, MC corrected when ``corrections`` is given (pass None for data). Nothing is
+    gathered or corrected for events outside the pool."""
     cl = events.cluster
     counts = as_numpy(ak.num(cl.E), np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)])
@@ -87,52 +100,78 @@ def photon_candidates(
         offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
         np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
     )  # fmt: skip
+    pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
+    index = index[pool]
     valid = index >= 0
-    safe = np.where(valid, index, 0)
     out = {
-        name: np.where(valid, values[safe] if len(values) else 0, _FILLS.get(name, 0.0))
+        name: gather_candidates(index, values, _FILLS.get(name, 0.0))
         for name, values in flat.items()
     }
-    out["position"] = np.where(valid, index - offsets[:-1, None], -1)
-    if corrections is None:
-        return out
-    valid = np.isfinite(out["E"])
-    keys = (
-        as_numpy(events.exp, np.int64)[:, None],
-        as_numpy(events.run, np.int64)[:, None],
-        as_numpy(events.event, np.int64)[:, None],
-        out["position"],
-    )
-    energy, theta, phi = corrections.correct_mc(
-        period, out["region"], np.where(valid, out["E"], 1.0), out["theta"], out["phi"], keys, seed
-    )
-    out["E"] = np.where(valid, energy, np.nan)
-    out["theta"] = np.where(valid, theta, out["theta"])
-    out["phi"] = np.where(valid, phi, out["phi"])
-    return out
+    out["position"] = np.where(valid, index - offsets[pool, None], -1)
+    if corrections is not None:
+        keys = (
+            as_numpy(events.exp, np.int64)[pool, None],
+            as_numpy(events.run, np.int64)[pool, None],
+            as_numpy(events.event, np.int64)[pool, None],
+            out["position"],
+        )
+        energy, theta, phi = corrections.correct_mc(
+            period, out["region"], np.where(valid, out["E"], 1.0), out["theta"], out["phi"], keys,
+            seed,
+        )  # fmt: skip
+        out["E"] = np.where(valid, energy, np.nan)
+        out["theta"] = np.where(valid, theta, out["theta"])
+        out["phi"] = np.where(valid, phi, out["phi"])
+    finite = np.isfinite(out["E"][:, 2])  # a corrected energy is finite: kept for safety
+    if finite.all():
+        return pool, out
+    return pool[finite], {k: v[finite] for k, v in out.items()}
 
 
-def true_energy(events: Any, fields: dict[str, np.ndarray], is_data: bool) -> FloatArray:
-    """Energy of the true photon behind each candidate (the measured one where there is none)."""
+@dataclass(frozen=True)
+class Jagged:
+    """A jagged per-event array as ``offsets`` (n + 1) and flat ``values``."""
+
+    offsets: npt.NDArray[np.int64]
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, array: Any, dtype: type = np.float64) -> Jagged:
+        counts = as_numpy(ak.num(array), np.int64)
+        offsets = np.concatenate([np.zeros(1, np.int64), np.cumsum(counts)])
+        return cls(offsets, as_numpy(ak.flatten(array), dtype))
+
+    def at(self, rows: npt.NDArray[np.int64], index: npt.NDArray[np.int64], fill: float) -> Any:
+        """Values at ``(rows[i], index[i, j])``; ``fill`` outside an event's list."""
+        return gather_jagged(self.offsets, self.values, rows, index, fill)
+
+
+def true_energy(
+    events: Any, pool: npt.NDArray[np.int64], fields: dict[str, np.ndarray], is_data: bool
+) -> FloatArray:
+    """Energy of the true photon behind each candidate of the ``pool``'s events (the measured
+    one where there is none)."""
     if is_data or "mc_photon" not in events.fields:
         return fields["E"]
-    truth = events.mc_photon.E
-    width = int(ak.max(ak.num(truth), initial=0))
-    table = padded(truth, max(width, 1), np.nan)
-    index = fields["mcIndex"]
-    found = (index >= 0) & (index < table.shape[1])
-    true = np.take_along_axis(table, np.where(found, index, 0), axis=1)
-    return np.where(found & np.isfinite(true), true, fields["E"])
+    true = Jagged.of(events.mc_photon.E).at(pool, fields["mcIndex"], np.nan)
+    return np.where(np.isfinite(true), true, fields["E"])
+
+
+def alp_flags(events: Any, is_data: bool) -> Jagged | None:
+    """The chunk's ``mc_photon_fromALP`` flags; None for data or without MC truth. Read once
+    per chunk, by :func:`from_alp` for every variation."""
+    if is_data or "mc_photon" not in events.fields:
+        return None
+    return Jagged.of(events.mc_photon.fromALP, np.int64)
 
 
 def from_alp(
-    events: Any, rows: npt.NDArray[np.int64], mc_index: npt.NDArray[np.int64], is_data: bool
+    flags: Jagged | None,
+    rows: npt.NDArray[np.int64],
+    mc_index: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.bool_]:
-    """Whether each ``(rows, 3)`` candidate photon comes from the ALP decay (MC truth)."""
-    if is_data or "mc_photon" not in events.fields:
+    """Whether each ``(rows, 3)`` candidate photon comes from the ALP decay (MC truth), from the
+    chunk's :func:`alp_flags` (None: never)."""
+    if flags is None:
         return np.zeros(mc_index.shape, dtype=bool)
-    flags = events.mc_photon.fromALP
-    width = int(ak.max(ak.num(flags), initial=0))
-    table = padded(flags, max(width, 1), 0, np.int64)[rows]
-    found = (mc_index >= 0) & (mc_index < table.shape[1])
-    return found & (np.take_along_axis(table, np.where(found, mc_index, 0), axis=1) > 0)
+    return np.asarray(flags.at(rows, mc_index, 0) > 0)

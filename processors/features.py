@@ -31,6 +31,7 @@ __all__ = [
     "beams_from_total",
     "candidate_features",
     "event_features",
+    "pair_masses",
     "photon_momenta",
 ]
 
@@ -115,6 +116,15 @@ def event_features(p_lab: FloatArray, beam: FloatArray) -> dict[str, FloatArray]
     return out
 
 
+def pair_masses(p_lab: FloatArray) -> FloatArray:
+    """Diphoton masses ``(n, 3)`` of the three pairings (:data:`PAIRS` order) of ``(n, 3, 4)``."""
+    out = np.empty((len(p_lab), 3))
+    for c, (i, j, _) in enumerate(PAIRS):
+        pair = p_lab[:, i] + p_lab[:, j]
+        out[:, c] = np.sqrt(np.clip(pair[:, 0] ** 2 - np.sum(pair[:, 1:] ** 2, axis=-1), 0.0, None))
+    return out
+
+
 def candidate_features(
     p_lab: FloatArray, p_raw: FloatArray, beam: FloatArray
 ) -> dict[str, FloatArray]:
@@ -129,12 +139,9 @@ def candidate_features(
         name: np.empty((n, 3))
         for name in ("mgg", "mgg_raw", "E_recoil", "theta_recoil", "cos_helicity", "pair_asymmetry")
     }
+    out["mgg"] = pair_masses(p_lab)
+    out["mgg_raw"] = pair_masses(p_raw)
     for c, (i, j, k) in enumerate(PAIRS):
-        for key, source in (("mgg", p_lab), ("mgg_raw", p_raw)):
-            pair = source[:, i] + source[:, j]
-            out[key][:, c] = np.sqrt(
-                np.clip(pair[:, 0] ** 2 - np.sum(pair[:, 1:] ** 2, axis=-1), 0.0, None)
-            )
         out["E_recoil"][:, c] = p_cms[:, k, 0]
         recoil = p_lab[:, k]
         out["theta_recoil"][:, c] = np.arctan2(np.hypot(recoil[:, 1], recoil[:, 2]), recoil[:, 3])

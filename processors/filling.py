@@ -116,16 +116,23 @@ def fill_main(
     weight: FloatArray,
     scores: FloatArray | None,
 ) -> None:
-    """M_gg (and M_gg x score) of the three pairings of each selected event."""
+    """M_gg (and M_gg x score) of the three pairings of each selected event.
+
+    Filled once per truth class with a single category (an array of strings costs a lookup per
+    entry); every bin receives the same entries in the same order as in one fill."""
     w = np.repeat(weight, 3)
-    labels = np.where(truth.ravel(), "matched", "unmatched")
     where = {"dataset": chunk.sample, "period": chunk.period, "variation": variation}
-    hists[MGG].fill(**where, truth=labels, mgg=reco.mgg.ravel(), weight=w)
-    if scores is not None:
-        hists[MGG_SCORE].fill(
-            **where, truth=labels, mgg=reco.mgg.ravel(),
-            score=np.clip(scores.ravel(), 0.0, 1.0 - 1e-9), weight=w,
-        )  # fmt: skip
+    mgg = reco.mgg.ravel()
+    score = np.clip(scores.ravel(), 0.0, 1.0 - 1e-9) if scores is not None else None
+    flags = truth.ravel()
+    for label, mask in (("matched", flags), ("unmatched", ~flags)):
+        if not mask.any():
+            continue
+        hists[MGG].fill(**where, truth=label, mgg=mgg[mask], weight=w[mask])
+        if score is not None:
+            hists[MGG_SCORE].fill(
+                **where, truth=label, mgg=mgg[mask], score=score[mask], weight=w[mask]
+            )
 
 
 def fill_monitoring(

@@ -19,11 +19,12 @@ from coffea.analysis_tools import PackedSelection
 import kinfit
 from alps.config import KinfitConfig, PreselectionConfig
 from simulation.geometry import REGION_GAP
-from simulation.resolution import time_resolution
+from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
-from .candidates import Candidates, from_alp
+from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
-from .features import PAIRS, candidate_features, event_features, photon_momenta
+from .features import PAIRS, candidate_features, event_features, pair_masses, photon_momenta
+from .kernels import leading_three, mass_and_timing_cuts
 
 __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"]
 
@@ -60,17 +61,20 @@ class EventInputs:
     n_events: int
     period: str
     is_data: bool
+    #: the chunk's ``mc_photon_fromALP`` flags (None: data)
+    alp_flags: Jagged | None = None
 
 
 @dataclass(frozen=True)
 class Reconstruction:
     """The selected, fitted events of one variation.
 
-    ``selection`` holds the cuts over the pool; ``selected`` is a mask over the whole chunk and
-    ``rows`` the chunk indices of the selected events; the arrays below are per selected event
-    (``(k,)``) or per candidate pairing (``(k, 3)``)."""
+    ``cuts`` holds each cut's mask over the pool (``selection``: as a ``PackedSelection``, made
+    when asked for: the cutflow reads it for the nominal only); ``selected`` is a mask over the
+    whole chunk and ``rows`` the chunk indices of the selected events; the arrays below are per
+    selected event (``(k,)``) or per candidate pairing (``(k, 3)``)."""
 
-    selection: PackedSelection
+    cuts: dict[str, BoolArray]
     selected: BoolArray
     rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     mgg: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
@@ -87,25 +91,17 @@ class Reconstruction:
     def any(self) -> bool:
         return bool(self.selected.any())
 
+    @property
+    def selection(self) -> PackedSelection:
+        """The cuts (:data:`CUTS` from the second on) as a ``PackedSelection``."""
+        selection = PackedSelection()
+        for name in CUTS[1:]:
+            selection.add(name, self.cuts[name])
+        return selection
+
     def table(self) -> dict[str, FloatArray]:
         """Event-level ``(k,)`` and candidate-level ``(k, 3)`` features by name."""
         return {**self.features, **self.candidate}
-
-
-def _leading_three(
-    energy: FloatArray, emin: float, exactly: bool = False
-) -> tuple[BoolArray, npt.NDArray[np.int64]]:
-    """Whether each event has three candidates above threshold (``exactly``: three and no
-    more), and the indices of its three most energetic ones.
-
-    The candidates are each event's most energetic few (more than three), so "no more than
-    three" is decided on them.
-    """
-    usable = np.isfinite(energy) & (energy > emin)
-    key = np.where(usable, energy, -np.inf)
-    order = np.argsort(-key, axis=1, kind="stable")[:, :3]
-    count = usable.sum(axis=1)
-    return (count == 3) if exactly else (count >= 3), order
 
 
 def _time_spread(time: FloatArray, sigma_t: FloatArray) -> FloatArray:
@@ -135,68 +131,83 @@ def _covariance(
 
 
 def reconstruct(
-    events: Any, inputs: EventInputs, energy: FloatArray, settings: FitSettings
+    events: Any,
+    inputs: EventInputs,
+    energy: FloatArray,
+    settings: FitSettings,
+    *,
+    features: bool = True,
 ) -> Reconstruction:
-    """Select and fit the pool's events with candidate energies ``energy`` (``(m, TOP)``)."""
+    """Select and fit the pool's events with candidate energies ``energy`` (``(m, TOP)``).
+
+    The cuts are decided by compiled kernels over the pool; everything else (the fit, the
+    masses, the features) is computed for the events that reach the fit only. ``features=False``
+    keeps of the features only what the mass histogram needs (``mgg``), for a variation that
+    fills nothing else.
+    """
     pre, fit_cfg = settings.preselection, settings.kinfit
     cands = inputs.candidates
     exactly = pre.photon_multiplicity == "exactly_three"
-    three, order = _leading_three(energy, pre.photon_e_min_GeV, exactly)
-    stacked = np.take_along_axis(cands.table, order[:, :, None], axis=1)
-    pick: dict[str, np.ndarray] = {k: stacked[:, :, i] for i, k in enumerate(cands.names)}
-    pick["region"] = pick["region"].astype(np.int64)
-    pick["mcIndex"] = pick["mcIndex"].astype(np.int64)
-    e3 = np.where(three[:, None], np.take_along_axis(energy, order, axis=1), 1.0)
-    p3 = photon_momenta(e3, pick["theta"], pick["phi"])
-    total = p3.sum(axis=1)
-    m3 = np.sqrt(np.clip(total[:, 0] ** 2 - np.sum(total[:, 1:] ** 2, axis=1), 0.0, None))
-    ratio = m3 / inputs.e_cms
-    sigma_t = time_resolution(e3, settings.time_constant_ns, settings.time_floor_ns)
-    spread = _time_spread(pick["time"], sigma_t)
-    selection = PackedSelection()
-    selection.add("three_photons", three)
-    selection.add("m3g", three & (ratio > pre.m3g_min_fraction) & (ratio < pre.m3g_max_fraction))
-    selection.add("timing", three & (spread < pre.timing_nsigma))
-    selection.add("no_good_track", inputs.no_track)
-    idx = np.flatnonzero(selection.all(*CUTS[1:-2]))
-    converged = np.zeros(len(e3), dtype=bool)
-    finite = np.zeros(len(e3), dtype=bool)
-    fit = None
-    if len(idx):
-        cov = _covariance(settings, {k: v[idx] for k, v in pick.items()}, e3[idx], inputs.period)
-        fit = kinfit.fit_three_photons(
-            e3[idx], pick["theta"][idx], pick["phi"][idx], cov, inputs.beam[idx],
-            max_iterations=fit_cfg.max_iterations,
-            chi2_tolerance=fit_cfg.chi2_tolerance,
-            constraint_tolerance=fit_cfg.constraint_tolerance_GeV,
-        )  # fmt: skip
-        converged[idx] = fit.converged
-        finite[idx] = _finite_fit(fit)
-    selection.add("fit_converged", converged)
-    selection.add("fit_finite", finite)
+    three, order = leading_three(energy, pre.photon_e_min_GeV, exactly)
+    rows3 = np.flatnonzero(three)
+    mass_ok, time_ok = np.zeros(len(three), bool), np.zeros(len(three), bool)
+    mass_ok[rows3], time_ok[rows3] = mass_and_timing_cuts(
+        energy, cands.trig, cands.fields["time"], order, rows3,
+        inputs.e_cms, pre.m3g_min_fraction, pre.m3g_max_fraction, settings.time_constant_ns,
+        settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
+    )  # fmt: skip
+    cuts = {"three_photons": three, "m3g": mass_ok, "timing": time_ok}
+    cuts["no_good_track"] = inputs.no_track
+    idx = np.flatnonzero(three & mass_ok & time_ok & inputs.no_track)
+    converged = np.zeros(len(three), dtype=bool)
+    finite = np.zeros(len(three), dtype=bool)
+    cuts["fit_converged"], cuts["fit_finite"] = converged, finite
+    if not len(idx):
+        return Reconstruction(cuts, np.zeros(inputs.n_events, dtype=bool))
+    # the events that reach the fit: their three photons, as the numpy code always computed them
+    order = order[idx]
+    pick = {k: np.take_along_axis(cands.fields[k][idx], order, axis=1) for k in cands.names}
+    e3 = np.take_along_axis(energy[idx], order, axis=1)
+    cov = _covariance(settings, pick, e3, inputs.period)
+    fit = kinfit.fit_three_photons(
+        e3, pick["theta"], pick["phi"], cov, inputs.beam[idx],
+        max_iterations=fit_cfg.max_iterations,
+        chi2_tolerance=fit_cfg.chi2_tolerance,
+        constraint_tolerance=fit_cfg.constraint_tolerance_GeV,
+    )  # fmt: skip
+    fit_ok = _finite_fit(fit)
+    converged[idx] = fit.converged
+    finite[idx] = fit_ok
     selected = np.zeros(inputs.n_events, dtype=bool)
-    selected[inputs.pool[selection.all(*CUTS[1:])]] = True
-    if not selected.any() or fit is None:
-        return Reconstruction(selection, selected)
-    ok = fit.converged & finite[idx]
+    selected[inputs.pool[idx[fit.converged & fit_ok]]] = True
+    if not selected.any():
+        return Reconstruction(cuts, selected)
+    ok = fit.converged & fit_ok
     local = idx[ok]
     rows = inputs.pool[local]
     beam = inputs.beam[local]
     p_fit = photon_momenta(fit.E[ok], fit.theta[ok], fit.phi[ok])
-    features = event_features(p_fit, beam)
-    cand = candidate_features(p_fit, p3[local], beam)
-    alp = from_alp(events, rows, pick["mcIndex"][local], inputs.is_data)
+    alp = from_alp(inputs.alp_flags, rows, pick["mcIndex"][ok])
     matched = np.stack([alp[:, i] & alp[:, j] for i, j, _ in PAIRS], axis=1)
+    if not features:
+        mgg = pair_masses(p_fit)
+        return Reconstruction(
+            cuts, selected, rows=rows, mgg=mgg, matched=matched, candidate={"mgg": mgg}
+        )
+    p3 = photon_momenta(e3[ok], pick["theta"][ok], pick["phi"][ok])
+    event = event_features(p_fit, beam)
+    cand = candidate_features(p_fit, p3, beam)
     e_all = cands.energy[local]
-    features["chi2"] = fit.chi2[ok]
-    features["fit_pvalue"] = fit.pvalue[ok]
+    event["chi2"] = fit.chi2[ok]
+    event["fit_pvalue"] = fit.pvalue[ok]
     total_e = np.nansum(np.where(np.isfinite(e_all), e_all, 0.0), axis=1)
-    features["E_extra"] = np.clip(total_e - e3[local].sum(axis=1), 0.0, None)
-    features["n_extra"] = (np.isfinite(e_all).sum(axis=1) - 3).astype(np.float64)
-    features["time_spread"] = spread[local]
-    region = pick["region"][local]
+    event["E_extra"] = np.clip(total_e - e3[ok].sum(axis=1), 0.0, None)
+    event["n_extra"] = (np.isfinite(e_all).sum(axis=1) - 3).astype(np.float64)
+    sigma_t = time_resolution(e3[ok], settings.time_constant_ns, settings.time_floor_ns)
+    event["time_spread"] = _time_spread(pick["time"][ok], sigma_t)
+    region = pick["region"][ok]
     return Reconstruction(
-        selection, selected, rows=rows, mgg=cand["mgg"], matched=matched, features=features,
+        cuts, selected, rows=rows, mgg=cand["mgg"], matched=matched, features=event,
         candidate=cand, pulls=fit.pulls[ok], fit_chi2=fit.chi2[ok], fit_pvalue=fit.pvalue[ok],
         region=region, gap=np.any(region == REGION_GAP, axis=1),
     )  # fmt: skip

@@ -129,33 +129,38 @@ class FileCheck:
     fileset: dict[str, dict[str, Any]]
     skipped: list[dict[str, Any]]
     out_of_range: dict[str, dict[str, int]]
+    #: per usable file: the entries and the file UUID read by the check (coffea's preprocessing
+    #: needs nothing else, so it need not open every file again: :func:`_known_metadata`)
+    opened: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _check_file(
     path: str, is_data: bool, expected: int | None, sha256: str | None = None
-) -> tuple[str | None, dict[str, int]]:
-    """Why a file cannot be processed (or None if it can), and its out-of-range counts."""
+) -> tuple[str | None, dict[str, int], dict[str, Any]]:
+    """Why a file cannot be processed (or None if it can), its out-of-range counts, and, when
+    it can, its entries and UUID (``numentries``, ``uuid``)."""
     try:
         if sha256 is not None and (actual := file_checksum(path)) != sha256:
             return (
                 f"sha256 {actual[:16]}... differs from the manifest's {sha256[:16]}...: the file "
                 "changed after it was generated (corrupted, or from another production)",
                 {},
+                {},
             )
         with uproot.open(path) as handle:
             if "events" not in handle:
-                return "no 'events' tree", {}
+                return "no 'events' tree", {}, {}
             tree = handle["events"]
             names = set(tree.keys())
             required = REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES)
             missing = [b for b in required if b not in names]
             if missing:
-                return f"missing branches {missing}", {}
+                return f"missing branches {missing}", {}, {}
             mistyped = branch_kind_problems(tree, required)
             if mistyped:
-                return "; ".join(mistyped), {}
+                return "; ".join(mistyped), {}, {}
             if expected is not None and tree.num_entries != expected:
-                return f"{tree.num_entries} entries, its metadata promises {expected}", {}
+                return f"{tree.num_entries} entries, its metadata promises {expected}", {}, {}
             # every basket must lie inside the file: a truncated file fails here
             size = handle.file.source.num_bytes
             for name in REQUIRED_BRANCHES:
@@ -168,11 +173,13 @@ def _check_file(
                     return (
                         f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated",
                         {},
+                        {},
                     )
             counts = out_of_range_counts(tree)
+            opened = {"numentries": tree.num_entries, "uuid": handle.file.fUUID}
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}", {}
-    return None, counts
+        return f"{type(exc).__name__}: {exc}", {}, {}
+    return None, counts, opened
 
 
 def inspect_files(
@@ -205,12 +212,14 @@ def inspect_files(
     good: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, Any]] = []
     out_of_range: dict[str, dict[str, int]] = {}
+    opened: dict[str, dict[str, Any]] = {}
     for key, dataset in fileset.items():
         files = []
         for path in dataset["files"]:
-            reason, counts = verdict[path]
+            reason, counts, facts = verdict[path]
             if reason is None:
                 files.append(path)
+                opened[path] = facts
                 if counts:
                     out_of_range[path] = counts
                 continue
@@ -221,7 +230,7 @@ def inspect_files(
             skipped.append({"file": path, "error": reason})
         if files:
             good[key] = dict(dataset, files=files)
-    return FileCheck(good, skipped, out_of_range)
+    return FileCheck(good, skipped, out_of_range, opened)
 
 
 def check_files(
@@ -292,6 +301,7 @@ def run_processing(
         schema=BelleIISchema,
         chunksize=config.processing.chunk_size,
         savemetrics=False,
+        metadata_cache=_known_metadata(fileset, check.opened),
     )
     try:
         output = runner(fileset, processor_instance=ALPProcessor(settings), treename="events")
@@ -335,6 +345,24 @@ def run_processing(
     return ProcessingResult(
         path, skim_dir, book.events, tuple(skipped), luminosity, check.out_of_range, book.lost
     )
+
+
+def _known_metadata(
+    fileset: dict[str, dict[str, Any]], opened: Mapping[str, dict[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """coffea's preprocessing result for every checked file (its ``FileMeta`` -> the dataset's
+    metadata plus ``numentries`` and ``uuid``, as coffea's own fetcher makes it), from what the
+    file check read: the files are not opened a second time before processing."""
+    from coffea.processor.executor import FileMeta
+
+    known: dict[Any, dict[str, Any]] = {}
+    for key, dataset in fileset.items():
+        for path in dataset["files"]:
+            facts = opened.get(path)
+            if facts:
+                meta = dict(dataset.get("metadata") or {}, **facts)
+                known[FileMeta(key, path, dataset.get("treename", "events"))] = meta
+    return known
 
 
 def _staging_folder(skim_dir: Path) -> Path:

@@ -18,6 +18,7 @@ __all__ = [
     "ENERGY_PARAMETERS",
     "PHI_PARAMETERS",
     "THETA_PARAMETERS",
+    "TIME_E_FLOOR_GEV",
     "energy_resolution",
     "phi_resolution",
     "theta_resolution",
@@ -37,6 +38,8 @@ THETA_PARAMETERS = (-0.221073, 2.19876, 1.50833, 0.359609)
 PHI_PARAMETERS = (-0.21842, 0.648976, 7.1901, -3.10025)
 
 _E_FLOOR = 0.02  # GeV: the parametrisation is used no lower than this
+#: the energy below which the time resolution is taken at this value (GeV)
+TIME_E_FLOOR_GEV = _E_FLOOR
 _ENERGY_TABLE = np.array(
     [
         ENERGY_PARAMETERS[REGION_BARREL],  # gap: the barrel form, scaled

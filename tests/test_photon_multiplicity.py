@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alps.config import ConfigError, PreselectionConfig, load_config
-from processors.reconstruction import _leading_three
+from processors.kernels import leading_three
 
 
 def test_exactly_three_rejects_events_with_a_fourth_candidate_above_threshold() -> None:
@@ -21,8 +21,8 @@ def test_exactly_three_rejects_events_with_a_fourth_candidate_above_threshold() 
             [0.5, 4.0, 2.0, 1.0, 0.2],  # five, unordered
         ]
     )
-    at_least, order = _leading_three(energy, 0.1)
-    exactly, order_exact = _leading_three(energy, 0.1, exactly=True)
+    at_least, order = leading_three(energy, 0.1, False)
+    exactly, order_exact = leading_three(energy, 0.1, True)
     assert at_least.tolist() == [True, True, True, False, True]
     assert exactly.tolist() == [True, False, True, False, False]
     # the same three most energetic candidates either way
