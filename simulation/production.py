@@ -37,6 +37,7 @@ from alps.contract import (
 )
 from alps.histio import file_checksum
 from alps.processes import PROCESS_CODES, get_process
+from alps.records import FileDigests
 from alps.tasks import map_tasks
 
 from .detector import DetectorConditions, RecoEvents, simulate
@@ -396,23 +397,29 @@ def run_task(
     task: FileTask,
     config: AnalysisConfig,
     workdir: str | Path,
-    known_sha256: dict[str, str] | None = None,
+    known_sha256: str | None = None,
+    memo: tuple[int, int, str] | None = None,
 ) -> dict[str, Any]:
     """Generate, simulate and write one file; skip it if it exists with the same task hash
-    (and, when a previous manifest gave its SHA-256, the same content)."""
+    (and, when a previous manifest gave its SHA-256 ``known_sha256``, the same content).
+
+    ``memo`` is the file's ``(size, mtime_ns, sha256)`` that the work directory's
+    :class:`~alps.records.FileDigests` remembers: an existing file whose size and modification
+    time are unchanged is not read again to hash it (at Run 1 size that read is the whole sample).
+    The result carries the file's ``stamp`` so that the caller can remember a new digest."""
     target = Path(workdir) / "ntuples" / task.relpath
     digest = task.task_hash(config)
     if target.exists():
         try:
-            known = (known_sha256 or {}).get(task.relpath)
             if read_meta(target).get("task_hash") == digest:
-                checksum = file_checksum(target)
-                if known is None or checksum == known:
+                checksum, stamp = _checksum(target, memo)
+                if known_sha256 is None or checksum == known_sha256:
                     return {
                         "path": task.relpath,
                         "events": task.n_events,
                         "skipped": True,
                         "sha256": checksum,
+                        "stamp": stamp,
                     }
         except Exception:
             pass
@@ -462,12 +469,24 @@ def run_task(
         meta["mc_ma"] = signal_mass(task.sample)
         meta["coupling_GeV"] = config.simulation.signal.coupling_GeV
     write_ntuple(target, content, meta)
+    checksum, stamp = _checksum(target, None)
     return {
         "path": task.relpath,
         "events": task.n_events,
         "skipped": False,
-        "sha256": file_checksum(target),
+        "sha256": checksum,
+        "stamp": stamp,
     }
+
+
+def _checksum(path: Path, memo: tuple[int, int, str] | None) -> tuple[str, tuple[int, int]]:
+    """The file's SHA-256 (the remembered one while its size and mtime are those of ``memo``)
+    and its ``(size, mtime_ns)``."""
+    stat = path.stat()
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    if memo is not None and (memo[0], memo[1]) == stamp:
+        return memo[2], stamp
+    return file_checksum(path), stamp
 
 
 def _concatenate(contents: list[NtupleContent]) -> NtupleContent:
@@ -520,11 +539,19 @@ def generate_samples(
     registry = selected_registry(config)
     tasks = plan_production(config, registry, client=client, progress=progress, samples=samples)
     known = _manifest_checksums(workdir)
+    digests = FileDigests(workdir)
+    memo = {
+        t.relpath: entry
+        for t in tasks
+        if (entry := digests.known(f"ntuples/{t.relpath}")) is not None
+    }
     results = map_tasks(
-        run_task, [(t,) for t in tasks], client=client, progress=progress,
-        shared={"config": config, "workdir": str(workdir), "known_sha256": known},
-        desc="generating ntuples",
+        run_task, [(t, config, str(workdir), known.get(t.relpath), memo.get(t.relpath)) for t in tasks],
+        client=client, progress=progress, desc="generating ntuples",
     )  # fmt: skip
+    for result in results:
+        digests.remember(f"ntuples/{result['path']}", *result["stamp"], result["sha256"])
+    digests.save()
     manifest = {
         "run_slice": config.run_slice,
         "luminosity_pb": {
