@@ -550,7 +550,8 @@ def generate_samples(
         client=client, progress=progress, desc="generating ntuples",
     )  # fmt: skip
     for result in results:
-        digests.remember(f"ntuples/{result['path']}", *result["stamp"], result["sha256"])
+        size, mtime_ns = result["stamp"]
+        digests.remember(f"ntuples/{result['path']}", size, mtime_ns, result["sha256"])
     digests.save()
     manifest = {
         "run_slice": config.run_slice,
