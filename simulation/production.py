@@ -196,7 +196,7 @@ def _unitarity_scale(
 
 def _split(total: int, size: int) -> list[int]:
     n_files = max(1, math.ceil(total / size))
-    return [len(a) for a in np.array_split(np.arange(total), n_files)]
+    return _array_split_sizes(total, n_files)
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
@@ -205,6 +205,13 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: total - counts.sum()]] += 1
     return counts
+
+
+def _array_split_sizes(count: int, parts: int) -> list[int]:
+    """The part sizes of ``np.array_split(np.arange(count), parts)`` without making the array (a
+    Run 1 block holds tens of millions of data events)."""
+    base, extra = divmod(count, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
 
 
 def _calibrate_item(item: tuple[str, RunBlock, int], config: AnalysisConfig) -> Calibration:
@@ -218,8 +225,13 @@ def plan_production(
     client: Any = None,
     progress: bool = False,
     samples: Iterable[str] | None = None,
+    estimate: bool = False,
 ) -> list[FileTask]:
-    """All file tasks of the configuration (optionally only some samples)."""
+    """All file tasks of the configuration (optionally only some samples).
+
+    ``estimate``: calibrate each generator on the slice's first run block only and use that
+    calibration for every block (``alps plan``: the event counts of a large slice in seconds,
+    to the run-to-run spread of the effective cross-sections; never for generation)."""
     registry = registry if registry is not None else selected_registry(config)
     sim = config.simulation
     masses = sim.signal.masses.masses()
@@ -233,12 +245,13 @@ def plan_production(
     _check_masses(config, registry, mc_samples)
     processes = sorted(set(mc_samples) | (set(data_processes) if want_data else set()))
     items = [(p, block, i) for p in processes for i, block in enumerate(registry)]
+    calibrated = [item for item in items if item[2] == 0] if estimate else items
     calibrations = dict(
         zip(
-            [(p, i) for p, _, i in items],
+            [(p, i) for p, _, i in calibrated],
             map_tasks(
                 _calibrate_item,
-                [(i,) for i in items],
+                [(i,) for i in calibrated],
                 client=client,
                 shared={"config": config},
                 progress=progress,
@@ -246,6 +259,8 @@ def plan_production(
             ),
         )
     )
+    if estimate:
+        calibrations = {(p, i): calibrations[(p, 0)] for p, _, i in items}
     tasks: list[FileTask] = []
     lumis = np.array([b.lumi_pb for b in registry])
     for sample in mc_samples:
@@ -293,10 +308,7 @@ def plan_production(
                 counts[process] = int(rng.poisson(effective[process][0] * block.lumi_pb))
             total = sum(counts.values())
             n_files = max(1, math.ceil(total / sim.events_per_file))
-            split = {
-                p: [len(a) for a in np.array_split(np.arange(c), n_files)]
-                for p, c in counts.items()
-            }
+            split = {p: _array_split_sizes(c, n_files) for p, c in counts.items()}
             for j in range(n_files):
                 shares = tuple(
                     ProcessShare(
