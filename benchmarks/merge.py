@@ -24,6 +24,7 @@ Run: ``python -P benchmarks/merge.py [--quick] [--chunks 1000,10000,30000]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -45,10 +46,14 @@ from processors.binning import mass_edges
 MB = 1024.0**2
 
 
+@functools.cache
+def _edges() -> tuple[float, ...]:
+    return tuple(float(e) for e in mass_edges(load_config(None).histograms))
+
+
 def chunk_output(index: int, datasets: int, periods: int) -> dict[str, Any]:
     """One chunk's output in the contract's shape (seeded by the chunk index)."""
-    edges = tuple(float(e) for e in mass_edges(load_config(None).histograms))
-    hists: dict[str, Any] = make_histograms(edges, None)
+    hists: dict[str, Any] = make_histograms(_edges(), None)
     rng = np.random.default_rng(index)
     dataset, period = f"sample{index % datasets}", f"period{(index // datasets) % periods}"
     n = 300

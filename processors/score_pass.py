@@ -29,7 +29,7 @@ from alps.histio import provenance, read_histograms, read_provenance, write_hist
 from .binning import mass_edges
 from .score_lists import VARIATION_DIR, read_chunks
 
-__all__ = ["ScoreListsUnavailable", "ScoringResult", "run_scoring", "score_chunk"]
+__all__ = ["ScoreListsUnavailable", "ScoringResult", "assemble", "run_scoring", "score_chunk"]
 
 #: chunks merged per reduction task (as processors.run's DaskExecutor)
 TREE_REDUCTION = 8
@@ -47,8 +47,25 @@ class ScoringResult:
     skipped: tuple[dict[str, Any], ...] = ()
 
 
+#: the key of the chunk outputs' category-order histogram
+ORDER = "category_order"
+
+
+def _order_histogram() -> Any:
+    """Category axes only, grown like ``mgg_score``'s: merged by the same executor, its axes give
+    the category order that merging the dense histograms would have given."""
+    import hist
+
+    return hist.Hist(
+        hist.axis.StrCategory([], growth=True, name="dataset"),
+        hist.axis.StrCategory([], growth=True, name="period"),
+        hist.axis.StrCategory([NOMINAL], growth=True, name="variation"),
+        storage=hist.storage.Double(),
+    )
+
+
 def _fill(
-    hist: Any,
+    hists: tuple[Any, Any],
     where: dict[str, str],
     variation: str,
     mgg: np.ndarray,
@@ -56,12 +73,14 @@ def _fill(
     weight: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """The same fill as ``processors.filling.fill_main`` (labels, clipped scores)."""
+    """The same fill as ``processors.filling.fill_main`` (labels, clipped scores), and the
+    category-order record."""
     labels = np.where(truth, "matched", "unmatched")
-    hist.fill(
+    hists[0].fill(
         **where, variation=variation, truth=labels, mgg=mgg,
         score=np.clip(scores, 0.0, 1.0 - 1e-9), weight=weight,
     )  # fmt: skip
+    hists[1].fill(**{k: [v] for k, v in where.items()}, variation=[variation], weight=[0.0])
 
 
 def _scores(scorer: ScorerLike, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -78,11 +97,14 @@ def score_chunk(
     mass_edges: tuple[float, ...],
     score_edges: tuple[float, ...],
 ) -> dict[str, Any]:
-    """``{"mgg_score": hist}`` of one chunk: its nominal skim, then its variation list's rows
-    grouped by variation in file order (the processor's fill order)."""
+    """``mgg_score`` of one chunk (its nominal skim, then its variation list's rows grouped by
+    variation in file order: the processor's fill order) as ``{"mgg_score": {(dataset, period):
+    hist}, "category_order": ...}``: a chunk fills one dataset and period, and merging per
+    (dataset, period) adds small histograms instead of growing a dense one chunk by chunk (the
+    values are the same: a histogram without the key holds zeros there, and 0 + x = x)."""
     import pyarrow.parquet as pq
 
-    hist = make_histograms(mass_edges, score_edges)[MGG_SCORE]
+    hists = (make_histograms(mass_edges, score_edges)[MGG_SCORE], _order_histogram())
     where = {"dataset": chunk["sample"], "period": chunk["period"]}
     features = [f for f in scorer.features if f != "mgg"]
     root = Path(skim_dir)
@@ -94,12 +116,12 @@ def score_chunk(
         nominal = {name: table[name].to_numpy() for name in table.column_names}
         nominal_scores = _scores(scorer, nominal)
         _fill(
-            hist, where, NOMINAL, nominal["mgg"], nominal["truth_matched"], nominal["weight"],
+            hists, where, NOMINAL, nominal["mgg"], nominal["truth_matched"], nominal["weight"],
             nominal_scores,
         )  # fmt: skip
     varied = root / VARIATION_DIR / chunk["sample"] / chunk["name"]
     if not varied.exists():
-        return {MGG_SCORE: hist}
+        return _chunk_output(hists, where)
     table = pq.read_table(
         varied, columns=["variation", "mgg", "truth_matched", "weight", *features]
     )
@@ -111,16 +133,61 @@ def score_chunk(
             if nominal is None:
                 raise ScoreListsUnavailable(f"{varied}: weight rows {name!r} without a skim")
             _fill(
-                hist, where, str(name), nominal["mgg"], nominal["truth_matched"], weight,
+                hists, where, str(name), nominal["mgg"], nominal["truth_matched"], weight,
                 nominal_scores,
             )  # fmt: skip
             continue
         columns = {n: rows[n].to_numpy() for n in rows.column_names if n != "variation"}
         _fill(
-            hist, where, str(name), columns["mgg"], columns["truth_matched"], weight,
+            hists, where, str(name), columns["mgg"], columns["truth_matched"], weight,
             _scores(scorer, columns),
         )  # fmt: skip
-    return {MGG_SCORE: hist}
+    return _chunk_output(hists, where)
+
+
+def score_batch(chunks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """The chunks of one first-level merge task of the processing pass, scored and merged as
+    that task merged them (coffea's ``_reduce``: the last output, then the others in order):
+    one Dask task and one transfer instead of nine."""
+    from coffea.processor import accumulate
+
+    outputs = [score_chunk(chunk, **kwargs) for chunk in chunks]
+    if len(outputs) == 1:
+        return outputs[0]
+    last = outputs.pop()
+    merged: dict[str, Any] = accumulate(outputs, last)
+    return merged
+
+
+def _chunk_output(hists: tuple[Any, Any], where: dict[str, str]) -> dict[str, Any]:
+    filled = len(hists[0].axes["dataset"]) > 0
+    key = (where["dataset"], where["period"])
+    return {MGG_SCORE: {key: hists[0]} if filled else {}, ORDER: hists[1]}
+
+
+def assemble(parts: dict[tuple[str, str], Any], order: Any, template: Any) -> Any:
+    """The dense ``mgg_score``: ``template``'s axes with the category order of ``order``, each
+    (dataset, period) block copied from its merged part (no arithmetic)."""
+    import hist
+
+    axes = []
+    for axis in template.axes:
+        if axis.name in ("dataset", "period", "variation"):
+            axes.append(
+                hist.axis.StrCategory(
+                    list(order.axes[axis.name]), growth=True, name=axis.name, label=axis.label
+                )
+            )
+        else:
+            axes.append(axis)
+    out = hist.Hist(*axes, storage=hist.storage.Weight())
+    view = out.view(flow=True)
+    dataset, period, variation = (out.axes[n] for n in ("dataset", "period", "variation"))
+    for (d, p), part in parts.items():
+        source = part.view(flow=True)
+        for j, v in enumerate(part.axes["variation"]):
+            view[dataset.index(d), period.index(p), variation.index(v)] = source[0, 0, j]
+    return out
 
 
 def run_scoring(
@@ -161,18 +228,25 @@ def run_scoring(
         score_edges=tuple(config.histograms.score_edges),
     )
     executor: Any
+    items: list[Any] = chunks
     if client is not None:
+        # the processing pass's Dask executor merged its chunks by a tree of TREE_REDUCTION: a
+        # task here scores the chunks of one first-level merge and merges them the same way
         executor = processor.DaskExecutor(
             client=client, retries=config.processing.retries, status=progress,
-            treereduction=TREE_REDUCTION, desc="Scoring", unit="chunk",
+            treereduction=TREE_REDUCTION, desc="Scoring", unit="batch",
         )  # fmt: skip
+        if len(chunks) > 1:
+            function = functools.partial(score_batch, **function.keywords)
+            items = [chunks[i : i + TREE_REDUCTION] for i in range(0, len(chunks), TREE_REDUCTION)]
     else:
         executor = processor.IterativeExecutor(status=progress, desc="Scoring", unit="chunk")
+    template = make_histograms(edges, config.histograms.score_edges)[MGG_SCORE]
     if chunks:
-        merged, _ = executor(chunks, function, None)
-        scored = merged[MGG_SCORE]
+        merged, _ = executor(items, function, None)
+        scored = assemble(merged[MGG_SCORE], merged[ORDER], template)
     else:
-        scored = make_histograms(edges, config.histograms.score_edges)[MGG_SCORE]
+        scored = template
     histograms[MGG] = scored
     extra = {k: v for k, v in record.items() if k not in ("config", "inputs", "versions")}
     extra.pop("git_revision", None)

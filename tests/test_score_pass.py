@@ -84,6 +84,7 @@ def _assert_identical(old: dict, new: dict) -> None:
             assert list(axis) == list(axis_new), f"{name}: axis {axis.name}"
         assert np.array_equal(h.values(flow=True), other.values(flow=True)), name
         assert np.array_equal(h.variances(flow=True), other.variances(flow=True)), name
+        assert h == other, name
 
 
 def test_lists_hold_what_the_score_pass_needs(processed: Path) -> None:
