@@ -11,9 +11,9 @@ its outputs take and the core-hours it costs, from
 * the per-event costs and output sizes measured on this machine by ``benchmarks/scale.py``
   (:data:`MEASURED`, with the date and the run; ``--costs FILE`` reads the ``--json`` output of
   another run instead), in core-seconds: wall time x the cores of the local cluster;
-* the size of the dense ``mgg_score`` histogram: datasets x periods x variations x truth x mass
-  bins x score bins x 16 bytes (weight and variance), counted as the histograms' disk (an upper
-  bound: the zip compresses empty bins).
+* the memory of the dense ``mgg_score`` histogram: datasets x periods x variations x truth x mass
+  bins x score bins x 16 bytes (weight and variance); on disk the histogram files take the
+  measured bytes per (dataset, period) (the zip compresses the empty bins).
 
 Training and the report do not grow with the sample (training reads at most
 ``training.max_background_candidates`` candidates): their cost is the measured one.
@@ -36,25 +36,32 @@ __all__ = ["MEASURED", "Plan", "StagePlan", "format_plan", "plan_run"]
 #: merge tasks take this many chunk outputs (processors.run, processors.score_pass)
 TREE_REDUCTION = 8
 
-#: Costs measured on this machine (2 cores, local cluster of 2 single-threaded workers) with
-#: ``python -P benchmarks/scale.py --lumis 0.445,2 --json`` on 2026-12-03 (the default
-#: configuration; the 2 fb^-1 point): core-seconds per generated event (``per_event``) or per
-#: mass point (``per_mass``), constant core-seconds (``fixed``), and output bytes per generated
-#: event (``disk_per_event``; ``fixed_disk``: bytes that do not grow).
+#: Costs measured on this machine (2 cores shared with other jobs, a local cluster of 2
+#: single-threaded workers) on 2026-12-03, the embedded default (0.445 fb^-1, 3 198 944 events,
+#: 41 signal masses, 1112 scan masses): `alps generate / calibrate / process` stage times, the
+#: score pass at 0.339 x the processing pass measured in the same run (the score stage of
+#: ``benchmarks/scale.py`` at the same load), train, shapes, limits and report from the README's
+#: default run of 2026-12-02; output sizes from that work directory and ``benchmarks/scale.py
+#: --quick``. Core-seconds per generated event (``per_event``), per mass point (``per_mass``:
+#: signal masses for shapes, scan masses for limits) or fixed (``fixed``); output bytes per event
+#: (``disk_per_event``, skims and variation lists for process), per mass, per (dataset, period)
+#: of the histograms (``disk_per_category``) or fixed (``fixed_disk``). The load of the machine
+#: (load average 10-20 on 2 cores) makes these upper bounds, about 2x an idle machine's.
 MEASURED: dict[str, Any] = {
-    "source": "benchmarks/scale.py --lumis 0.445,2 (2026-12-03, 2 cores)",
+    "source": "alps stages on the default sample, 2026-12-03 (2 shared cores; alps/plan.py)",
     "cores": 2,
     "stages": {
-        "generate": {"per_event": 4.1e-5, "disk_per_event": 285.0},
-        "calibrate": {"per_event": 1.2e-6, "fixed_disk": 2.0e4},
-        "process": {"per_event": 3.4e-5, "disk_per_event": 22.0},
-        "train": {"fixed": 280.0, "fixed_disk": 2.0e6},
-        "score": {"per_event": 4.0e-6},
-        "shapes": {"per_mass": 0.03},
-        "limits": {"per_mass": 0.15, "disk_per_mass": 6.0e4},
-        "report": {"fixed": 15.0, "fixed_disk": 1.5e6},
+        "generate": {"per_event": 69.0 * 2 / 3_198_944, "disk_per_event": 911e6 / 3_198_944},
+        "calibrate": {"per_event": 18.1 * 2 / 3_198_944, "fixed_disk": 4.3e5},
+        "process": {"per_event": 100.4 * 2 / 3_198_944, "disk_per_event": 193e6 / 3_198_944,
+                    "disk_per_category": 2.10e6 / 51},
+        "train": {"fixed": 136.0 * 2, "fixed_disk": 2.0e6},
+        "score": {"per_event": 0.339 * 100.4 * 2 / 3_198_944, "disk_per_category": 3.35e6 / 51},
+        "shapes": {"per_mass": 12.0 * 2 / 41, "fixed_disk": 1.8e5},
+        "limits": {"per_mass": 83.0 * 2 / 1112, "disk_per_mass": 4.6e4},
+        "report": {"fixed": 4.0 * 2, "fixed_disk": 1.35e6},
     },
-}
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
     samples = Counter(t.sample for t in tasks)
     periods = len(registry.periods)
     masses = len(scan_masses(config))
+    signal_masses = len(config.simulation.signal.masses.masses())
     hist_bytes = _histogram_bytes(config, len(samples), periods)
     measured = _costs(costs)
     c = measured["stages"]
@@ -164,10 +172,13 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
         seconds = f.get("per_event", 0.0) * count + f.get("per_mass", 0.0) * count
         return (seconds + f.get("fixed", 0.0)) / 3600.0
 
+    categories = len(samples) * periods
+
     def disk(stage: str, count: float) -> float:
         f = c.get(stage, {})
         per = f.get("disk_per_event", 0.0) + f.get("disk_per_mass", 0.0)
-        return per * count + f.get("fixed_disk", 0.0)
+        grid = f.get("disk_per_category", 0.0) * categories
+        return per * count + grid + f.get("fixed_disk", 0.0)
 
     stages = (
         StagePlan("generate", len(tasks), f"{events:,} events in {len(tasks):,} files",
@@ -177,15 +188,15 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
                   cost("calibrate", events)),
         StagePlan("process", len(tasks) + chunks + _merge_tasks(chunks),
                   f"{events:,} events in {chunks:,} chunks",
-                  disk("process", events) + hist_bytes, cost("process", events)),
+                  disk("process", events), cost("process", events)),
         StagePlan("train", 0, "at most training.max_background_candidates = "
                   f"{config.training.max_background_candidates:,} candidates",
                   disk("train", 0), cost("train", 0)),
         StagePlan("score", chunks + _merge_tasks(chunks),
                   f"the candidates of {chunks:,} chunks' skims and variation lists",
-                  hist_bytes, cost("score", events)),
-        StagePlan("shapes", masses, f"{masses} mass points", disk("shapes", masses),
-                  cost("shapes", masses)),
+                  disk("score", events), cost("score", events)),
+        StagePlan("shapes", signal_masses, f"{signal_masses} signal masses",
+                  disk("shapes", signal_masses), cost("shapes", signal_masses)),
         StagePlan("limits", masses, f"{masses} mass points", disk("limits", masses),
                   cost("limits", masses)),
         StagePlan("report", 0, "one page", disk("report", 0), cost("report", 0)),

@@ -15,6 +15,7 @@ scorer and the fill need), not the raw ntuples, and fits nothing.
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,12 @@ def _order_histogram() -> Any:
     )
 
 
+@functools.cache
+def _template(mass_edges: tuple[float, ...], score_edges: tuple[float, ...]) -> Any:
+    """An empty ``mgg_score`` of the contract (copied for each chunk)."""
+    return make_histograms(mass_edges, score_edges)[MGG_SCORE]
+
+
 def _fill(
     hists: tuple[Any, Any],
     where: dict[str, str],
@@ -73,13 +80,16 @@ def _fill(
     weight: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """The same fill as ``processors.filling.fill_main`` (labels, clipped scores), and the
-    category-order record."""
-    labels = np.where(truth, "matched", "unmatched")
-    hists[0].fill(
-        **where, variation=variation, truth=labels, mgg=mgg,
-        score=np.clip(scores, 0.0, 1.0 - 1e-9), weight=weight,
-    )  # fmt: skip
+    """The same fill as ``processors.filling.fill_main`` (labels, clipped scores), one truth
+    class at a time (the entries of a bin, all of one class, are added in the same order), and
+    the category-order record."""
+    score = np.clip(scores, 0.0, 1.0 - 1e-9)
+    for label, rows in (("matched", truth), ("unmatched", ~truth)):
+        if rows.any():
+            hists[0].fill(
+                **where, variation=variation, truth=label, mgg=mgg[rows], score=score[rows],
+                weight=weight[rows],
+            )  # fmt: skip
     hists[1].fill(**{k: [v] for k, v in where.items()}, variation=[variation], weight=[0.0])
 
 
@@ -104,7 +114,7 @@ def score_chunk(
     values are the same: a histogram without the key holds zeros there, and 0 + x = x)."""
     import pyarrow.parquet as pq
 
-    hists = (make_histograms(mass_edges, score_edges)[MGG_SCORE], _order_histogram())
+    hists = (copy.deepcopy(_template(mass_edges, score_edges)), _order_histogram())
     where = {"dataset": chunk["sample"], "period": chunk["period"]}
     features = [f for f in scorer.features if f != "mgg"]
     root = Path(skim_dir)

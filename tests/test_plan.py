@@ -43,6 +43,7 @@ def test_plan_of_the_default_slice(tmp_path: Path) -> None:
     assert not (tmp_path / "w").exists()  # nothing was run or written
 
 
+@pytest.mark.slow
 def test_plan_of_run1_scales_with_the_luminosity(tmp_path: Path) -> None:
     default = plan_run(load_config(None))
     run1 = plan_run(load_config(None, run_slice="run1"))
