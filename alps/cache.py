@@ -239,6 +239,7 @@ def _run_one(stage: Stage, ctx: Context, view: CacheView, evaluation: Evaluation
     missing = [p for p in stage.required if not (ctx.workdir / p).exists()]
     if missing:
         raise StageError(f"stage {stage.name!r} finished without writing {', '.join(missing)}")
+    view.digests.refresh()  # digests the stage remembered itself (e.g. the generated ntuples)
     outputs = view.digests.many(stage.outputs(ctx.workdir))
     record = {
         "stage": stage.name,

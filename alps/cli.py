@@ -241,6 +241,20 @@ def run(force: str | None, **options: Any) -> None:
     _run(_context(**options), list(STAGES), force=force)
 
 
+@main.command()
+@_common(dask=False)
+@click.option("--costs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="per-event costs from a `benchmarks/scale.py --json` file (default: the "
+                   "costs measured on the development machine, alps/plan.py)")  # fmt: skip
+def plan(costs: Path | None, **options: Any) -> None:
+    """Say what `alps run` would do, without running it: files, events, chunks and tasks per
+    stage, disk per output, estimated core-hours per stage."""
+    from .plan import format_plan, plan_run
+
+    ctx = _context(**options)
+    click.echo(format_plan(plan_run(ctx.config, costs)))
+
+
 main.add_command(cluster)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -148,7 +148,7 @@ def _mc_skims(view: CacheView) -> dict[str, str]:
     return {
         p: d
         for p, d in view.outputs_of("process", "skims/").items()
-        if p.endswith(".parquet") and not p.startswith("skims/data/")
+        if p.endswith(".parquet") and not p.startswith(("skims/data/", f"{VARIATION_LISTS}/"))
     }
 
 
@@ -169,7 +169,14 @@ def _train_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
 
 
 def _score_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
-    return {**_process_inputs(ctx, view), **view.outputs_of("train", "models/")}
+    """The processing pass's histograms, skims and variation lists (what the score pass reads),
+    its inputs (what a full pass reads when the lists cannot serve the model), the model."""
+    return {
+        **_process_inputs(ctx, view),
+        **view.outputs_of("process", "histograms/mgg.hist.zip"),
+        **view.outputs_of("process", "skims/"),
+        **view.outputs_of("train", "models/"),
+    }
 
 
 def _shapes_inputs(ctx: RunContext, view: CacheView) -> dict[str, str | None]:
@@ -283,22 +290,35 @@ def _train(ctx: RunContext) -> None:
     echo_skipped_inputs(ctx, "train")
 
 
-def _score(ctx: RunContext) -> None:
+def _score(ctx: RunContext) -> Mapping[str, Any]:
+    """Score the candidates the processing pass listed (processors.score_pass); when its lists
+    cannot serve this model (a feature they lack), run the processor again with the scorer."""
     from models import load_scorer
     from processors.run import run_processing
+    from processors.score_pass import ScoreListsUnavailable, run_scoring
 
     model_dir = ctx.workdir / "models"
+    scorer = load_scorer(model_dir)
+    try:
+        scored = run_scoring(
+            ctx.config, ctx.workdir, scorer=scorer, model_dir=model_dir,
+            client=ctx.client(), progress=ctx.progress,
+        )  # fmt: skip
+    except ScoreListsUnavailable as exc:
+        ctx.echo(f"[score] {exc}: processing the ntuples again with the scorer")
+    else:
+        ctx.echo(f"[score] {scored.chunks} chunks' candidates -> {scored.histogram_file}")
+        for item in scored.skipped:
+            ctx.echo(f"[score] skipped in processing {item['file']}: {item['error']}")
+        return {"pass": "lists"}
     result = run_processing(
-        ctx.config,
-        ctx.workdir,
-        client=ctx.client(),
-        scorer=load_scorer(model_dir),
-        model_dir=model_dir,
+        ctx.config, ctx.workdir, client=ctx.client(), scorer=scorer, model_dir=model_dir,
         progress=ctx.progress,
-    )
+    )  # fmt: skip
     ctx.echo(f"[score] {result.events} events -> {result.histogram_file}")
     for item in result.skipped:
         ctx.echo(f"[score] skipped {item['file']}: {item['error']}")
+    return {"pass": "full"}
 
 
 def working_point(ctx: RunContext, *, quiet: bool = False) -> float:
@@ -351,6 +371,8 @@ def _report(ctx: RunContext) -> None:
 
 
 CALIBRATION = "calibration/"
+#: the processing pass's variation lists for the score pass (processors.score_lists)
+VARIATION_LISTS = "skims/variations"
 SCORE_HISTOGRAMS = "histograms/mgg_score.hist.zip"
 
 #: configuration that changes what the processor computes (chunking, retries and workers do not;
@@ -396,7 +418,13 @@ STAGES: dict[str, Stage] = {
         _PROCESS_CODE,
         ("generate", "calibrate"),
         ("histograms/mgg.hist.zip", "skims/summary.json"),
-        _files("histograms/mgg.hist.zip", "skims/summary.json", "skims/*/*.parquet"),
+        _files(
+            "histograms/mgg.hist.zip",
+            "skims/summary.json",
+            "skims/*/*.parquet",
+            f"{VARIATION_LISTS}/*/*.parquet",
+            f"{VARIATION_LISTS}/chunks.json",
+        ),
         _process,
         _process_inputs,
         "pre-selection, kinematic fit, candidates, histograms and skims",
@@ -415,13 +443,13 @@ STAGES: dict[str, Stage] = {
     "score": Stage(
         "score",
         _PROCESS_SECTIONS,
-        (*_PROCESS_CODE, "models"),
-        ("generate", "calibrate", "train"),
+        (*_PROCESS_CODE, "processors.score_pass", "models"),
+        ("generate", "calibrate", "process", "train"),
         (SCORE_HISTOGRAMS,),
         _files(SCORE_HISTOGRAMS),
         _score,
         _score_inputs,
-        "processing again with the selection score",
+        "the selection score of the processed candidates",
         command="alps process --with-model",
     ),
     "shapes": Stage(

@@ -111,6 +111,31 @@ class FileDigests:
         self._changed = True
         return value
 
+    def known(self, relpath: str) -> tuple[int, int, str] | None:
+        """The remembered ``(size, mtime_ns, sha256)`` of a file, or None; a caller that hashes
+        elsewhere (a Dask worker) trusts the digest only while the file's stamp is unchanged."""
+        entry = self._memo.get(relpath)
+        return (int(entry[0]), int(entry[1]), str(entry[2])) if entry is not None else None
+
+    def remember(self, relpath: str, size: int, mtime_ns: int, sha256: str) -> None:
+        """Record a digest computed elsewhere against the file's stamp when it was hashed."""
+        if self._memo.get(relpath) != [size, mtime_ns, sha256]:
+            self._memo[relpath] = [size, mtime_ns, sha256]
+            self._changed = True
+
+    def refresh(self) -> None:
+        """Adopt the digests that another instance saved since this one was loaded (a stage
+        that hashed its own outputs on the workers): each is keyed by its file's stamp, so an
+        entry that no longer matches its file is simply not used."""
+        try:
+            saved = json.loads(self._path.read_text())
+        except (OSError, ValueError):
+            return
+        for key, entry in saved.items():
+            if self._memo.get(key) != entry:
+                self._memo[key] = entry
+                self._changed = True
+
     def many(self, relpaths: Iterable[str]) -> dict[str, str | None]:
         return {p: self.digest(p) for p in sorted(set(relpaths))}
 

@@ -47,6 +47,13 @@ from .filling import (
 from .kernels import count_good_tracks
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
+from .score_lists import (
+    chunk_entry,
+    energy_rows,
+    list_features,
+    weight_rows,
+    write_variation_list,
+)
 from .variations import (
     ENERGY_SHIFTS,
     EVENT_WEIGHTS,
@@ -112,20 +119,28 @@ class ALPProcessor(processor.ProcessorABC):
         error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
         so an output error fails the stage with the output's name."""
         try:
-            hists, skims = self._process(events)
+            hists, skims, varied = self._process(events)
         except Exception as exc:
             if not is_read_error(exc):
                 raise
             skipped = skipped_chunk(exc, events.metadata, self.settings.config)
             empty = make_histograms(self.settings.mass_edges, None)
-            return {CUTFLOW: empty[CUTFLOW], "skipped": [skipped], "skims": []}
+            return {
+                CUTFLOW: empty[CUTFLOW], "skipped": [skipped], "skims": [],
+                "chunks": [chunk_entry(events.metadata)],
+            }  # fmt: skip
         out: dict[str, Any] = dict(hists)
         out["skipped"] = []
         skim_dir = self.settings.skim_dir
         out["skims"] = write_skims(skims, events.metadata, skim_dir) if skim_dir else []
+        if skim_dir:  # the score pass reads these instead of the ntuples (processors.score_lists)
+            out["skims"] += write_variation_list(varied, events.metadata, skim_dir)
+        out["chunks"] = [chunk_entry(events.metadata)]
         return out
 
-    def _process(self, events: Any) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    def _process(
+        self, events: Any
+    ) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         settings = self.settings
         chunk = ChunkInfo.from_metadata(events.metadata)
         scorer = settings.scorer
@@ -139,12 +154,15 @@ class ALPProcessor(processor.ProcessorABC):
         rows = filled_variations(chunk.is_data, settings.config.systematics)
         skims: list[dict[str, np.ndarray]] = []
         fit_settings = settings.fit_settings()
+        varied: list[dict[str, np.ndarray]] = []  # the score pass's variation lists
+        listed = list_features(settings.config.training) if settings.skim_dir else None
         for row in (r for r in rows if r.acts_on != "weight"):
             energy = inputs.candidates.energy
             if row.acts_on == "energy":
                 energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
-            # a varied energy fills only M_gg (and the score, which needs every feature)
-            full = row.name == NOMINAL or scorer is not None
+            # a varied energy fills only M_gg (and the score and the score pass's variation
+            # lists, which need the features)
+            full = row.name == NOMINAL or scorer is not None or listed is not None
             reco = reconstruct(events, inputs, energy, fit_settings, features=full)
             if row.name == NOMINAL:
                 fill_cutflow(
@@ -156,13 +174,18 @@ class ALPProcessor(processor.ProcessorABC):
             scores = score_candidates(scorer, reco) if scorer is not None else None
             fill_main(hists, chunk, row.name, reco, truth, nominal[reco.selected], scores)
             if row.name != NOMINAL:
+                if listed is not None:
+                    w = nominal[reco.selected]
+                    varied.append(energy_rows(row.name, reco.mgg, truth, w, reco.table(), listed))
                 continue
             for weighted in (r for r in rows if r.acts_on == "weight"):
-                varied = EVENT_WEIGHTS[weighted.systematic](vary, weighted.direction)
-                fill_main(hists, chunk, weighted.name, reco, truth, varied[reco.selected], scores)
+                w = EVENT_WEIGHTS[weighted.systematic](vary, weighted.direction)[reco.selected]
+                fill_main(hists, chunk, weighted.name, reco, truth, w, scores)
+                if listed is not None:
+                    varied.append(weight_rows(weighted.name, w))
             fill_monitoring(hists, chunk, reco, nominal[reco.selected], truth)
             skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
-        return hists, skims
+        return hists, skims, varied
 
     def _inputs(
         self, events: Any, chunk: ChunkInfo

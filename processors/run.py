@@ -42,6 +42,7 @@ from .corrections import Corrections
 from .integrity import branch_kind_problems, out_of_range_counts
 from .reading import OutputWriteError
 from .schema import BelleIISchema
+from .score_lists import in_work_order, list_features, write_chunks
 
 __all__ = [
     "REQUIRED_BRANCHES",
@@ -314,6 +315,7 @@ def run_processing(
                 raise ProcessingError(str(chain)) from exc
             chain = chain.__cause__ or chain.__context__
         raise
+    chunks = output.pop("chunks", [])
     chunk_skips = output.pop("skipped", [])
     skipped += chunk_skips
     luminosity = _without_lost_chunks(book.luminosity_pb, chunk_skips, manifest, workdir)
@@ -323,9 +325,11 @@ def run_processing(
     if scorer is not None:
         histograms["mgg"] = histograms.pop("mgg_score")
         name = "mgg_score"
+    inputs = [p for d in fileset.values() for p in d["files"]]
     record = provenance(
         config=config.model_dump(mode="json"),
-        inputs=[p for d in fileset.values() for p in d["files"]],
+        inputs=inputs,
+        checksums=False,  # verified against the manifest's on the workers (_check_file)
         stage="process",
         model=str(model_dir) if model_dir else None,
         calibration=str(calibration) if corrections is not None else None,
@@ -338,9 +342,11 @@ def run_processing(
         sqrt_s_GeV=manifest.sqrt_s_GeV(),
         signal_coupling_GeV=config.simulation.signal.coupling_GeV,
     )
+    record["inputs"] = _with_checksums(inputs, manifest_checksums(workdir, manifest))
     path = write_histograms(workdir / "histograms" / f"{name}.hist.zip", histograms, record)
     if skim_dir is not None and staging is not None:
         _write_skim_summary(staging, histograms["generated"], manifest, fileset, luminosity)
+        write_chunks(staging, in_work_order(chunks, fileset), list_features(config.training))
         _swap_in(staging, skim_dir)
     return ProcessingResult(
         path, skim_dir, book.events, tuple(skipped), luminosity, check.out_of_range, book.lost
@@ -363,6 +369,15 @@ def _known_metadata(
                 meta = dict(dataset.get("metadata") or {}, **facts)
                 known[FileMeta(key, path, dataset.get("treename", "events"))] = meta
     return known
+
+
+def _with_checksums(inputs: list[str], checksums: Mapping[str, str]) -> list[dict[str, str]]:
+    """The provenance's input list: each file with the SHA-256 the manifest holds for it (which
+    :func:`inspect_files` verified on the workers), hashed here only when the manifest has none:
+    the client does not read the whole sample again."""
+    return [
+        {"path": p, "sha256": checksums[p] if p in checksums else file_checksum(p)} for p in inputs
+    ]
 
 
 def _staging_folder(skim_dir: Path) -> Path:

@@ -37,6 +37,7 @@ from alps.contract import (
 )
 from alps.histio import file_checksum
 from alps.processes import PROCESS_CODES, get_process
+from alps.records import FileDigests
 from alps.tasks import map_tasks
 
 from .detector import DetectorConditions, RecoEvents, simulate
@@ -195,7 +196,7 @@ def _unitarity_scale(
 
 def _split(total: int, size: int) -> list[int]:
     n_files = max(1, math.ceil(total / size))
-    return [len(a) for a in np.array_split(np.arange(total), n_files)]
+    return _array_split_sizes(total, n_files)
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
@@ -204,6 +205,13 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
     order = np.argsort(-(exact - counts), kind="stable")
     counts[order[: total - counts.sum()]] += 1
     return counts
+
+
+def _array_split_sizes(count: int, parts: int) -> list[int]:
+    """The part sizes of ``np.array_split(np.arange(count), parts)`` without making the array (a
+    Run 1 block holds tens of millions of data events)."""
+    base, extra = divmod(count, parts)
+    return [base + 1] * extra + [base] * (parts - extra)
 
 
 def _calibrate_item(item: tuple[str, RunBlock, int], config: AnalysisConfig) -> Calibration:
@@ -217,8 +225,13 @@ def plan_production(
     client: Any = None,
     progress: bool = False,
     samples: Iterable[str] | None = None,
+    estimate: bool = False,
 ) -> list[FileTask]:
-    """All file tasks of the configuration (optionally only some samples)."""
+    """All file tasks of the configuration (optionally only some samples).
+
+    ``estimate``: calibrate each generator on the slice's first run block only and use that
+    calibration for every block (``alps plan``: the event counts of a large slice in seconds,
+    to the run-to-run spread of the effective cross-sections; never for generation)."""
     registry = registry if registry is not None else selected_registry(config)
     sim = config.simulation
     masses = sim.signal.masses.masses()
@@ -232,12 +245,13 @@ def plan_production(
     _check_masses(config, registry, mc_samples)
     processes = sorted(set(mc_samples) | (set(data_processes) if want_data else set()))
     items = [(p, block, i) for p in processes for i, block in enumerate(registry)]
+    calibrated = [item for item in items if item[2] == 0] if estimate else items
     calibrations = dict(
         zip(
-            [(p, i) for p, _, i in items],
+            [(p, i) for p, _, i in calibrated],
             map_tasks(
                 _calibrate_item,
-                [(i,) for i in items],
+                [(i,) for i in calibrated],
                 client=client,
                 shared={"config": config},
                 progress=progress,
@@ -245,6 +259,8 @@ def plan_production(
             ),
         )
     )
+    if estimate:
+        calibrations = {(p, i): calibrations[(p, 0)] for p, _, i in items}
     tasks: list[FileTask] = []
     lumis = np.array([b.lumi_pb for b in registry])
     for sample in mc_samples:
@@ -292,10 +308,7 @@ def plan_production(
                 counts[process] = int(rng.poisson(effective[process][0] * block.lumi_pb))
             total = sum(counts.values())
             n_files = max(1, math.ceil(total / sim.events_per_file))
-            split = {
-                p: [len(a) for a in np.array_split(np.arange(c), n_files)]
-                for p, c in counts.items()
-            }
+            split = {p: _array_split_sizes(c, n_files) for p, c in counts.items()}
             for j in range(n_files):
                 shares = tuple(
                     ProcessShare(
@@ -396,30 +409,36 @@ def run_task(
     task: FileTask,
     config: AnalysisConfig,
     workdir: str | Path,
-    known_sha256: dict[str, str] | None = None,
+    known_sha256: str | None = None,
+    memo: tuple[int, int, str] | None = None,
 ) -> dict[str, Any]:
     """Generate, simulate and write one file; skip it if it exists with the same task hash
-    (and, when a previous manifest gave its SHA-256, the same content). ``changed`` is True when
-    a file of the previous manifest was made again because its content had changed since (or no
-    longer reads)."""
+    (and, when a previous manifest gave its SHA-256 ``known_sha256``, the same content).
+    ``changed`` is True when a file of the previous manifest was made again because its content
+    had changed since (or no longer reads).
+
+    ``memo`` is the file's ``(size, mtime_ns, sha256)`` that the work directory's
+    :class:`~alps.records.FileDigests` remembers: an existing file whose size and modification
+    time are unchanged is not read again to hash it (at Run 1 size that read is the whole sample).
+    The result carries the file's ``stamp`` so that the caller can remember a new digest."""
     target = Path(workdir) / "ntuples" / task.relpath
     digest = task.task_hash(config)
-    known = (known_sha256 or {}).get(task.relpath)
     changed = False
     if target.exists():
         try:
             if read_meta(target).get("task_hash") == digest:
-                checksum = file_checksum(target)
-                if known is None or checksum == known:
+                checksum, stamp = _checksum(target, memo)
+                if known_sha256 is None or checksum == known_sha256:
                     return {
                         "path": task.relpath,
                         "events": task.n_events,
                         "skipped": True,
                         "sha256": checksum,
+                        "stamp": stamp,
                     }
                 changed = True
         except Exception:
-            changed = known is not None
+            changed = known_sha256 is not None
     seed = _seed(config.seed, task.sample, task.block_index, task.file_index)
     rng = np.random.default_rng(seed)
     parts = [_simulate_share(rng, task, share, config) for share in task.shares]
@@ -466,13 +485,25 @@ def run_task(
         meta["mc_ma"] = signal_mass(task.sample)
         meta["coupling_GeV"] = config.simulation.signal.coupling_GeV
     write_ntuple(target, content, meta)
+    checksum, stamp = _checksum(target, None)
     return {
         "path": task.relpath,
         "events": task.n_events,
         "skipped": False,
-        "sha256": file_checksum(target),
+        "sha256": checksum,
+        "stamp": stamp,
         "changed": changed,
     }
+
+
+def _checksum(path: Path, memo: tuple[int, int, str] | None) -> tuple[str, tuple[int, int]]:
+    """The file's SHA-256 (the remembered one while its size and mtime are those of ``memo``)
+    and its ``(size, mtime_ns)``."""
+    stat = path.stat()
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    if memo is not None and (memo[0], memo[1]) == stamp:
+        return memo[2], stamp
+    return file_checksum(path), stamp
 
 
 def _concatenate(contents: list[NtupleContent]) -> NtupleContent:
@@ -528,11 +559,20 @@ def generate_samples(
     registry = selected_registry(config)
     tasks = plan_production(config, registry, client=client, progress=progress, samples=samples)
     known = _manifest_checksums(workdir)
+    digests = FileDigests(workdir)
+    memo = {
+        t.relpath: entry
+        for t in tasks
+        if (entry := digests.known(f"ntuples/{t.relpath}")) is not None
+    }
     results = map_tasks(
-        run_task, [(t,) for t in tasks], client=client, progress=progress,
-        shared={"config": config, "workdir": str(workdir), "known_sha256": known},
-        desc="generating ntuples",
+        run_task, [(t, config, str(workdir), known.get(t.relpath), memo.get(t.relpath)) for t in tasks],
+        client=client, progress=progress, desc="generating ntuples",
     )  # fmt: skip
+    for result in results:
+        size, mtime_ns = result["stamp"]
+        digests.remember(f"ntuples/{result['path']}", size, mtime_ns, result["sha256"])
+    digests.save()
     manifest = {
         "run_slice": config.run_slice,
         "luminosity_pb": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import awkward as ak
@@ -177,3 +178,51 @@ def test_files_are_split_and_events_scale_with_luminosity() -> None:
         tiny_config(events_per_file=500, mc_luminosity_factor=2.0), samples=["gg"]
     )
     assert sum(t.n_events for t in doubled) == pytest.approx(2 * total, rel=0.01)
+
+
+def test_regeneration_hashes_only_files_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the work directory's digest memo (``.alps/digests.json``), re-running the production
+    does not read an unchanged ntuple to hash it; a file whose stamp changed is hashed again."""
+    import simulation.production as production
+
+    config = tiny_config(
+        backgrounds=("ggg", "pi0gg"),
+        signal=SignalConfig(masses=MassGrid(values=(1.0,)), events_per_mass=50),
+        data=DataConfig(enabled=False),
+    )
+    (tmp_path / ".alps").mkdir()
+    first = generate_samples(config, tmp_path, progress=False)
+    assert (tmp_path / ".alps" / "digests.json").exists()
+    hashed: list[str] = []
+    real = production.file_checksum
+
+    def counting(path: object) -> str:
+        hashed.append(Path(str(path)).name)
+        return real(path)
+
+    monkeypatch.setattr(production, "file_checksum", counting)
+    again = generate_samples(config, tmp_path, progress=False)
+    assert hashed == []
+    assert all(f["skipped"] for f in again["files"])
+    assert [f["sha256"] for f in again["files"]] == [f["sha256"] for f in first["files"]]
+
+    touched = tmp_path / "ntuples" / first["files"][0]["path"]
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    third = generate_samples(config, tmp_path, progress=False)
+    assert hashed == [touched.name]  # re-read, found unchanged in content, kept
+    assert (
+        third["files"][0]["skipped"] and third["files"][0]["sha256"] == first["files"][0]["sha256"]
+    )
+
+    hashed.clear()
+    with open(touched, "r+b") as handle:  # the same size and stamp trick cannot hide an edit
+        handle.seek(-1, os.SEEK_END)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_END)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    fourth = generate_samples(config, tmp_path, progress=False)
+    assert touched.name in hashed
+    assert not fourth["files"][0]["skipped"]  # content differs from the manifest: made again

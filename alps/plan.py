@@ -1,0 +1,242 @@
+"""What ``alps run`` would do for a configuration, without running it (``alps plan``, issue 12).
+
+For each stage: the tasks it hands to Dask, the events (or mass points) it works on, the disk
+its outputs take and the core-hours it costs, from
+
+* the production plan (:func:`simulation.production.plan_production` with ``estimate=True``:
+  every generator calibrated on the slice's first run block; the event counts agree with a real
+  generation to about 0.2 %): files, events per sample;
+* the coffea chunking of each file by ``processing.chunk_size`` and the tree reduction of the
+  chunk outputs (8 per merge task);
+* the per-event costs and output sizes measured on this machine by ``benchmarks/scale.py``
+  (:data:`MEASURED`, with the date and the run; ``--costs FILE`` reads the ``--json`` output of
+  another run instead), in core-seconds: wall time x the cores of the local cluster;
+* the memory of the dense ``mgg_score`` histogram: datasets x periods x variations x truth x mass
+  bins x score bins x 16 bytes (weight and variance); on disk the histogram files take the
+  measured bytes per (dataset, period) (the zip compresses the empty bins).
+
+Training and the report do not grow with the sample (training reads at most
+``training.max_background_candidates`` candidates): their cost is the measured one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alps.config import AnalysisConfig
+from alps.contract import MGG_SCORE, is_signal, make_histograms, variation_names
+
+__all__ = ["MEASURED", "Plan", "StagePlan", "format_plan", "plan_run"]
+
+#: merge tasks take this many chunk outputs (processors.run, processors.score_pass)
+TREE_REDUCTION = 8
+
+#: Costs measured on this machine (2 cores shared with other jobs, a local cluster of 2
+#: single-threaded workers) on 2026-12-03, the embedded default (0.445 fb^-1, 3 198 944 events,
+#: 41 signal masses, 1112 scan masses): `alps generate / calibrate / process` stage times, the
+#: score pass at 0.339 x the processing pass measured in the same run (the score stage of
+#: ``benchmarks/scale.py`` at the same load), train, shapes, limits and report from the README's
+#: default run of 2026-12-02; output sizes from that work directory and ``benchmarks/scale.py
+#: --quick``. Core-seconds per generated event (``per_event``), per mass point (``per_mass``:
+#: signal masses for shapes, scan masses for limits) or fixed (``fixed``); output bytes per event
+#: (``disk_per_event``, skims and variation lists for process), per mass, per (dataset, period)
+#: of the histograms (``disk_per_category``) or fixed (``fixed_disk``). The load of the machine
+#: (load average 10-20 on 2 cores) makes these upper bounds, about 2x an idle machine's.
+MEASURED: dict[str, Any] = {
+    "source": "alps stages on the default sample, 2026-12-03 (2 shared cores; alps/plan.py)",
+    "cores": 2,
+    "stages": {
+        "generate": {"per_event": 69.0 * 2 / 3_198_944, "disk_per_event": 911e6 / 3_198_944},
+        "calibrate": {"per_event": 18.1 * 2 / 3_198_944, "fixed_disk": 4.3e5},
+        "process": {"per_event": 100.4 * 2 / 3_198_944, "disk_per_event": 193e6 / 3_198_944,
+                    "disk_per_category": 2.10e6 / 51},
+        "train": {"fixed": 136.0 * 2, "fixed_disk": 2.0e6},
+        "score": {"per_event": 0.339 * 100.4 * 2 / 3_198_944, "disk_per_category": 3.35e6 / 51},
+        "shapes": {"per_mass": 12.0 * 2 / 41, "fixed_disk": 1.8e5},
+        "limits": {"per_mass": 83.0 * 2 / 1112, "disk_per_mass": 4.6e4},
+        "report": {"fixed": 4.0 * 2, "fixed_disk": 1.35e6},
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage: Dask tasks, what it works on, disk of its outputs (bytes), core-hours."""
+
+    stage: str
+    tasks: int
+    work: str
+    disk_bytes: float
+    core_hours: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_slice: str
+    luminosity_fb: float
+    files: int
+    events: int
+    chunks: int
+    masses: int
+    #: bytes of the dense mgg_score histogram in memory (mgg.hist.zip is smaller, compressed)
+    histogram_bytes: float
+    stages: tuple[StagePlan, ...]
+    source: str
+
+    @property
+    def core_hours(self) -> float:
+        return sum(s.core_hours for s in self.stages)
+
+    @property
+    def disk_bytes(self) -> float:
+        return sum(s.disk_bytes for s in self.stages)
+
+
+def _chunks(events: int, chunk_size: int) -> int:
+    """Chunks of one file as coffea's Runner cuts it (round(n / chunk_size), at least one)."""
+    return max(round(events / chunk_size), 1)
+
+
+def _merge_tasks(n: int) -> int:
+    """Reduction tasks of a tree that merges ``TREE_REDUCTION`` outputs per task."""
+    total = 0
+    while n > 1:
+        n = math.ceil(n / TREE_REDUCTION)
+        total += n
+    return total
+
+
+def _histogram_bytes(config: AnalysisConfig, datasets: int, periods: int) -> float:
+    """The dense mgg_score histogram: one dataset and period filled, times datasets x periods."""
+    from processors.binning import mass_edges
+
+    edges = tuple(float(e) for e in mass_edges(config.histograms))
+    hist = make_histograms(edges, config.histograms.score_edges)[MGG_SCORE]
+    for variation in variation_names():
+        hist.fill(dataset="d", period="p", variation=variation, truth="matched", mgg=[1.0],
+                  score=[0.5])  # fmt: skip
+    return float(hist.view(flow=True).nbytes) * datasets * periods
+
+
+def _costs(path: str | Path | None) -> dict[str, Any]:
+    """:data:`MEASURED`, or the per-event costs of a ``benchmarks/scale.py --json`` file (its
+    largest luminosity)."""
+    if path is None:
+        return MEASURED
+    data = json.loads(Path(path).read_text())
+    last = max(data["results"], key=lambda r: r["lumi_fb"])
+    cores = int(data.get("workers", 2))
+    stages: dict[str, Any] = {}
+    for name, f in last["stages"].items():
+        if name in ("shapes", "limits"):
+            masses = max(last["masses"], 1)
+            stages[name] = {"per_mass": f["wall_s"] * cores / masses,
+                            "disk_per_mass": f["disk_B"] / masses}  # fmt: skip
+        elif name in ("train", "report"):
+            stages[name] = {"fixed": f["wall_s"] * cores, "fixed_disk": f["disk_B"]}
+        else:
+            stages[name] = {"per_event": f["wall_s"] * cores / last["events"],
+                            "disk_per_event": f["disk_B"] / last["events"]}  # fmt: skip
+    return {"source": f"{path} ({data.get('benchmark')}, {data.get('date')})", "cores": cores,
+            "stages": stages}  # fmt: skip
+
+
+def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
+    """The plan of ``alps run`` for ``config`` (nothing is generated or run)."""
+    from limits.grid import scan_masses
+    from simulation.production import plan_production, selected_registry
+
+    registry = selected_registry(config)
+    tasks = plan_production(config, registry, estimate=True)
+    events = sum(t.n_events for t in tasks)
+    signal_events = sum(t.n_events for t in tasks if is_signal(t.sample))
+    chunk_size = config.processing.chunk_size
+    chunks = sum(_chunks(t.n_events, chunk_size) for t in tasks)
+    calib_files = [t for t in tasks if not is_signal(t.sample)]
+    calib_chunks = sum(_chunks(t.n_events, chunk_size) for t in calib_files)
+    samples = Counter(t.sample for t in tasks)
+    periods = len(registry.periods)
+    masses = len(scan_masses(config))
+    signal_masses = len(config.simulation.signal.masses.masses())
+    hist_bytes = _histogram_bytes(config, len(samples), periods)
+    measured = _costs(costs)
+    c = measured["stages"]
+
+    def cost(stage: str, count: float) -> float:
+        f = c.get(stage, {})
+        seconds = f.get("per_event", 0.0) * count + f.get("per_mass", 0.0) * count
+        return (seconds + f.get("fixed", 0.0)) / 3600.0
+
+    categories = len(samples) * periods
+
+    def disk(stage: str, count: float) -> float:
+        f = c.get(stage, {})
+        per = f.get("disk_per_event", 0.0) + f.get("disk_per_mass", 0.0)
+        grid = f.get("disk_per_category", 0.0) * categories
+        return per * count + grid + f.get("fixed_disk", 0.0)
+
+    stages = (
+        StagePlan("generate", len(tasks), f"{events:,} events in {len(tasks):,} files",
+                  disk("generate", events), cost("generate", events)),
+        StagePlan("calibrate", len(calib_files) + calib_chunks + _merge_tasks(calib_chunks),
+                  f"{events - signal_events:,} events (no signal)", disk("calibrate", 0),
+                  cost("calibrate", events)),
+        StagePlan("process", len(tasks) + chunks + _merge_tasks(chunks),
+                  f"{events:,} events in {chunks:,} chunks",
+                  disk("process", events), cost("process", events)),
+        StagePlan("train", 0, "at most training.max_background_candidates = "
+                  f"{config.training.max_background_candidates:,} candidates",
+                  disk("train", 0), cost("train", 0)),
+        StagePlan("score", chunks + _merge_tasks(chunks),
+                  f"the candidates of {chunks:,} chunks' skims and variation lists",
+                  disk("score", events), cost("score", events)),
+        StagePlan("shapes", signal_masses, f"{signal_masses} signal masses",
+                  disk("shapes", signal_masses), cost("shapes", signal_masses)),
+        StagePlan("limits", masses, f"{masses} mass points", disk("limits", masses),
+                  cost("limits", masses)),
+        StagePlan("report", 0, "one page", disk("report", 0), cost("report", 0)),
+    )  # fmt: skip
+    lumi_fb = sum(b.lumi_pb for b in registry) / 1000.0
+    return Plan(
+        config.run_slice,
+        lumi_fb,
+        len(tasks),
+        events,
+        chunks,
+        masses,
+        hist_bytes,
+        stages,
+        str(measured["source"]),
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.3g} {unit}"
+        n /= 1000.0
+    raise AssertionError  # pragma: no cover
+
+
+def format_plan(plan: Plan) -> str:
+    """The plan as a table (one line per stage) with its totals."""
+    lines = [
+        f"run_slice {plan.run_slice}: {plan.luminosity_fb:.4g} fb^-1, {plan.files:,} files, "
+        f"{plan.events:,} events, {plan.chunks:,} chunks, {plan.masses} mass points",
+        f"{'stage':10s} {'tasks':>9s} {'disk':>10s} {'core-h':>10s}  work",
+    ]
+    for s in plan.stages:
+        lines.append(
+            f"{s.stage:10s} {s.tasks:9,d} {_size(s.disk_bytes):>10s} {s.core_hours:10.3g}  {s.work}"
+        )
+    lines.append(f"{'total':10s} {'':9s} {_size(plan.disk_bytes):>10s} {plan.core_hours:10.3g}")
+    lines.append(
+        f"mgg_score histogram in memory (dense): {_size(plan.histogram_bytes)}; "
+        f"costs: {plan.source}"
+    )
+    return "\n".join(lines)
