@@ -21,7 +21,7 @@ background are validation (or held-out-mass) events that no training step saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
     "goal_check",
     "neighbour_ratios",
     "per_mass_cut_gain",
+    "per_mass_difference_std",
     "ratio_summary",
     "scan_at_hypothesis",
     "selection_at",
@@ -94,6 +95,40 @@ def core_window_table(
     return WindowTable.build(candidates.mgg, weight, candidates.mass_index, lo, hi)
 
 
+def per_mass_difference_std(
+    table: WindowTable,
+    passed_a: np.ndarray,
+    passed_b: np.ndarray,
+    luminosity_pb: float,
+    a: float,
+    b: float,
+    *,
+    replicas: int = 100,
+    seed: int = 0,
+) -> np.ndarray:
+    """Bootstrap standard deviation of σ_min(A) − σ_min(B) per mass (pb).
+
+    Both fixed selections see the same Poisson(1)-resampled candidates in each replica (as in
+    :func:`models.working_point.bootstrap_difference`), so the spread is the statistical
+    uncertainty of the per-mass difference given the finite evaluation sample; replicas in which
+    a mass loses all its signal are left out for that mass.
+    """
+    rng = np.random.default_rng(seed)
+    pa = np.asarray(passed_a, dtype=np.float64)
+    pb = np.asarray(passed_b, dtype=np.float64)
+    draws = np.empty((replicas, table.n_masses))
+    for r in range(replicas):
+        w = rng.poisson(1.0, len(pa))
+        ea, ba = table.yields(pa * w)
+        eb, bb = table.yields(pb * w)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws[r] = sigma_min(ea, ba, luminosity_pb, a, b) - sigma_min(
+                eb, bb, luminosity_pb, a, b
+            )
+    draws[~np.isfinite(draws)] = np.nan
+    return np.asarray(np.nanstd(draws, axis=0))
+
+
 @dataclass(frozen=True)
 class FairComparison:
     """σ_min per mass in the core windows (module docstring) for every selection.
@@ -101,11 +136,17 @@ class FairComparison:
     ``selections``: by name, each net at its working point, XGBoost at its best single cut for
     the core-window mean σ_min over the trained masses in the search range, the rectangular cuts
     and no selection. ``goal``: per net, :func:`goal_check` against that XGBoost.
+    ``difference_std``: per net, the bootstrap std of its σ_min minus XGBoost's per mass
+    (:func:`per_mass_difference_std`); ``within_error``: per net, the share of trained and
+    held-out masses where it is worse than XGBoost by less than two of those stds (two
+    selections of equal sensitivity are each "no worse" at only about half of the masses).
     """
 
     core_nsigma: float
     selections: dict[str, SelectionSigma]
     goal: dict[str, dict[str, Any]]
+    difference_std: dict[str, np.ndarray] = field(default_factory=dict)
+    within_error: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self, held_out: np.ndarray) -> dict[str, Any]:
         return {
@@ -117,6 +158,10 @@ class FairComparison:
                 for k, s in self.selections.items()
             },
             "goal_vs_xgboost_best_cut": self.goal,
+            "difference_to_xgboost_bootstrap_std_pb": {
+                k: v.tolist() for k, v in self.difference_std.items()
+            },
+            "no_worse_within_two_std": self.within_error,
         }
 
 

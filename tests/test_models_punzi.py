@@ -27,7 +27,7 @@ from models import (
     sigma_min,
     sigma_min_torch,
 )
-from models.evaluate import core_window_table
+from models.evaluate import core_window_table, per_mass_difference_std
 from models.working_point import scan_cuts
 
 A, B_PUNZI = 5.0, 1.28
@@ -275,6 +275,14 @@ def test_core_window_counts_only_inside_the_core() -> None:
     )
     with pytest.raises(ValueError, match="core window"):
         core_window_table(cands, points, 10.0, 12.0)
+    # the per-mass bootstrap spread of a difference: zero for one selection against itself,
+    # and of the size of the σ_min difference's statistical error for two different cuts
+    same = per_mass_difference_std(core, passed, passed, 445.0, A, B_PUNZI, replicas=20)
+    np.testing.assert_array_equal(same, 0.0)
+    other = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
+    assert np.all(np.isfinite(other)) and np.all(other > 0)
+    again = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
+    np.testing.assert_array_equal(other, again)
 
 
 def test_held_out_masses_have_trained_neighbours() -> None:
