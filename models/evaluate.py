@@ -125,8 +125,12 @@ def per_mass_difference_std(
             draws[r] = sigma_min(ea, ba, luminosity_pb, a, b) - sigma_min(
                 eb, bb, luminosity_pb, a, b
             )
-    draws[~np.isfinite(draws)] = np.nan
-    return np.asarray(np.nanstd(draws, axis=0))
+    finite = np.isfinite(draws)
+    n = finite.sum(axis=0)
+    d = np.where(finite, draws, 0.0)
+    mean = d.sum(axis=0) / np.maximum(n, 1)
+    var = (np.where(finite, draws - mean, 0.0) ** 2).sum(axis=0) / np.maximum(n, 1)
+    return np.where(n > 1, np.sqrt(var), np.nan)
 
 
 @dataclass(frozen=True)
