@@ -357,8 +357,8 @@ def _working_point_table(wp: Mapping[str, Any]) -> str:
     return (
         f"<h3>Working point: {html.escape(str(chosen))} score &gt;= {wp['cut']:g}</h3>"
         f"<p>{html.escape(str(wp.get('rule', '')))} (tolerance {wp.get('tolerance', 0)}; plateau "
-        f"{html.escape(str(wp.get('plateau', [])))}; unbinned optimum {wp['best_cut_unbinned']:.3g}, "
-        f"{wp['best_mean_sigma_min_pb']:.4g} pb). The bin shares are fractions of the trained "
+        f"{html.escape(str(wp.get('plateau', [])))}; unbinned optimum {wp.get('best_cut_unbinned', float('nan')):.3g}, "
+        f"{wp.get('best_mean_sigma_min_pb_unbinned', float('nan')):.4g} pb). The bin shares are fractions of the trained "
         "signal's efficiency and of the background in each score bin (validation split).</p>"
         + _table(head, rows)
     )
