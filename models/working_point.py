@@ -140,6 +140,8 @@ def choose_working_point(
     on_plateau = np.flatnonzero(at_edges <= at_edges[k_best] * (1 + tolerance))
     if fixed is not None:
         k = int(np.argmin(np.abs(edges - fixed)))
+    elif tolerance == 0:
+        k = k_best  # the bare argmin: the loosest of exactly tied edges, as before the plateau rule
     else:
         k = int(on_plateau.max())
     best = int(np.argmin(mean))
