@@ -329,6 +329,17 @@ class TrainingConfig(_Frozen):
     working_point_metric: Literal["mean", "log"] = Field(
         default="mean", description="choose the cut by the mean or the geometric mean of sigma_min"
     )
+    working_point_tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        lt=1,
+        description="score edges within this relative sigma_min of the best: take the tightest",
+    )
+    fair_window_nsigma: float = Field(
+        default=2.0,
+        gt=0,
+        description="half-width (sigma_m) of the core window of the fair Punzi-vs-XGBoost table",
+    )
 
 
 class LimitsConfig(_Frozen):

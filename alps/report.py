@@ -405,24 +405,14 @@ def _selection(workdir: Path, out: Path) -> str:
             f"{len(ranking.get('features', []))}.</p>"
             + _table(["rank", "feature", "net input", "gain share", "permutation (AUC drop)", "err"], rows)
         )  # fmt: skip
-    wp_path = model_dir / "working_point.json"
-    if wp_path.exists():
-        wp = json.loads(wp_path.read_text())
-        rows = [
-            ["deployed model", wp.get("model")],
-            ["selection", f"{wp.get('selection')}, cut = {wp.get('cut')}"],
-            [f"{wp.get('metric')} sigma_min at the cut [pb]", _num(wp.get("mean_sigma_min_pb"))],
-            ["best unbinned cut", _num(wp.get("best_cut_unbinned"))],
-            ["its sigma_min [pb]", _num(wp.get("best_mean_sigma_min_pb_unbinned"))],
-            ["fixed by the configuration", wp.get("fixed_by_config")],
-            ["score edges", ", ".join(f"{e:g}" for e in wp.get("score_edges", []))],
-            ["masses used", len(wp.get("masses_used_GeV", []))],
-            ["rule", wp.get("rule")],
-        ]
-        parts.append("<h3>Working point</h3>" + _table(["quantity", "value"], rows))
+    if (model_dir / "working_point.json").exists():
+        parts.append(
+            _working_point_table(json.loads((model_dir / "working_point.json").read_text()))
+        )
     sensitivity = model_dir / "sensitivity.json"
     if sensitivity.exists():
         parts.append(_sensitivity_table(json.loads(sensitivity.read_text())))
+        parts.append(_fair_table(json.loads(sensitivity.read_text())))
     parts += [_image(out, name, name) for name in _copy_images(model_dir, out, "models")]
     return "".join(parts)
 
@@ -485,6 +475,70 @@ def _sensitivity_table(sens: Mapping[str, Any]) -> str:
         "central fifth (about 0.2 for a smooth spectrum; more means the selection learned the "
         "trained masses):</p>"
         + _table(["selection", "core fraction"], list(sens.get("background_core_fraction", {}).items()))
+    )  # fmt: skip
+
+
+def _working_point_table(wp: Mapping[str, Any]) -> str:
+    """The sensitivity curve at the score edges (the cuts the histograms allow) and the scores."""
+    chosen = wp.get("model", "punzi")
+    curves, dist = wp.get("curves", {}), wp.get("score_distribution", {})
+    edges = wp["score_edges"][:-1]
+    rows = []
+    for i, e in enumerate(edges):
+        row: list[Any] = [e]
+        for k in curves:
+            cuts = curves[k]["cuts"]
+            j = min(range(len(cuts)), key=lambda n: abs(cuts[n] - e))
+            row.append(curves[k]["mean_sigma_min_pb"][j])
+        core = curves.get(chosen, {})
+        if "core_window_cuts" in core:
+            cc = core["core_window_cuts"]
+            j = min(range(len(cc)), key=lambda n: abs(cc[n] - e))
+            row.append(core["core_window_mean_sigma_min_pb"][j])
+        if chosen in dist:
+            row += [dist[chosen]["signal"][i], dist[chosen]["background"][i]]
+        rows.append(row)
+    head = ["score >= edge", *[f"{k}: mean sigma_min [pb]" for k in curves]]
+    head += [f"{chosen}: core window"] if "core_window_cuts" in curves.get(chosen, {}) else []
+    head += [f"{chosen}: signal in bin", f"{chosen}: background in bin"] if chosen in dist else []
+    return (
+        f"<h3>Working point: {html.escape(str(chosen))} score &gt;= {wp['cut']:g}</h3>"
+        f"<p>{html.escape(str(wp.get('rule', '')))} (tolerance {wp.get('tolerance', 0)}; plateau "
+        f"{html.escape(str(wp.get('plateau', [])))}; unbinned optimum {wp.get('best_cut_unbinned', float('nan')):.3g}, "
+        f"{wp.get('best_mean_sigma_min_pb_unbinned', float('nan')):.4g} pb). The bin shares are fractions of the trained "
+        "signal's efficiency and of the background in each score bin (validation split).</p>"
+        + _table(head, rows)
+    )
+
+
+def _fair_table(sens: Mapping[str, Any]) -> str:
+    """σ_min in the core windows (only the background under the peak counts) and the goal."""
+    fair = sens.get("fair_core_window")
+    if not fair:
+        return ""
+    present = [(k, label) for k, label in _SELECTIONS if k in fair]
+    rows = []
+    for j, m in enumerate(sens["masses_GeV"]):
+        mark = "*" if sens["held_out"][j] else ""
+        rows.append([f"{m:.3f}{mark}", *[fair[k]["sigma_min_pb"][j] for k, _ in present]])
+    goal_rows = [
+        [
+            k,
+            g["trained_fraction_no_worse"],
+            f"{g['held_out_no_worse']}/{g['held_out_masses']}",
+            "yes" if g["met"] else "no",
+            _num(fair.get("no_worse_within_two_std", {}).get(k, {}).get("trained")),
+        ]
+        for k, g in fair["goal_vs_xgboost_best_cut"].items()
+    ]
+    return (
+        f"<h3>Fair comparison: sigma_min in the core windows m +- {fair['core_window_nsigma']:g} sigma_m</h3>"
+        + '<p class="note">Only the background under the signal peak counts, for every selection '
+        "alike (a selection that learned M_gg cannot win by cutting the outer window); XGBoost "
+        "at its best cut for this estimate; validation / held-out events.</p>"
+        + _table(["m_a [GeV]", *[label for _, label in present]], rows)
+        + _table(["net", "trained fraction no worse", "held-out", "goal met",
+                  "trained fraction within 2 bootstrap std"], goal_rows)
     )  # fmt: skip
 
 

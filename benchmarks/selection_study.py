@@ -81,6 +81,10 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: the shipped working-point tolerance (tightest edge on the σ_min plateau, models/working_point.py)
+_TOLERANCE = AnalysisConfig().training.working_point_tolerance
+
+
 def _variant_config(base: Any, change: dict[str, Any]) -> Any:
     change = dict(change)
     factor = change.pop("punzi_epochs_factor", 1)
@@ -207,7 +211,7 @@ def _row(
     reference: Any,
     seconds: float,
 ) -> dict[str, Any]:
-    wp = choose_working_point(scan, edges, mask)
+    wp = choose_working_point(scan, edges, mask, tolerance=_TOLERANCE)
     sel = selection_at(scan, wp.cut if reference is not None else wp.best_cut, name)
     row: dict[str, Any] = {
         "variant": name,

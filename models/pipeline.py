@@ -39,14 +39,17 @@ import numpy as np
 from .cuts import RectangularCuts, optimise_cuts
 from .data import load_selection_sample
 from .evaluate import (
+    FairComparison,
     SelectionSigma,
     Sensitivity,
     background_core_fraction,
     compare_bootstrap,
+    core_window_table,
     deployed_scores,
     goal_check,
     neighbour_ratios,
     per_mass_cut_gain,
+    per_mass_difference_std,
     ratio_summary,
     scan_at_hypothesis,
     selection_at,
@@ -61,7 +64,14 @@ from .train import PunziFit, train_punzi_net
 from .working_point import CutScan, WorkingPoint, choose_working_point, scan_cuts, scan_sigma_min
 from .xgb import train_xgboost, xgboost_scores
 
-__all__ = ["TrainingResult", "load_training_sample", "search_mask", "train_models"]
+__all__ = [
+    "TrainingResult",
+    "fair_comparison",
+    "load_training_sample",
+    "score_distribution",
+    "search_mask",
+    "train_models",
+]
 
 #: file stem of each net kind when it is not the deployed one
 _ALT_NAME = {"punzi": "punzi_plain", "parametrised": "punzi_parametrised"}
@@ -146,8 +156,107 @@ def _write_table(path: Path, sens: Sensitivity, wp: WorkingPoint) -> Path:
     ):
         values = " | ".join(f"{c.mean(mask):.4g}" for c in cols)
         lines.append(f"| {label} | {values} | | |")
+    if sens.fair is not None:
+        lines += ["", *_fair_lines(sens, names)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _fair_lines(sens: Sensitivity, names: dict[str, str]) -> list[str]:
+    """The core-window table (``models/evaluate.py``, fair comparison) and its goal check."""
+    assert sens.fair is not None
+    fair = sens.fair
+    order: list[str] = [k for k in ("punzi", "parametrised") if k in fair.selections]
+    order += ["xgboost", "cut_based", "no_selection"]
+    cols = [fair.selections[k] for k in order]
+    lines = [
+        f"Fair comparison: σ_min [pb] in the core windows m ± {fair.core_nsigma:g} σ_m (only the "
+        "background under the peak counts; validation / held-out events); nets at their working "
+        "points, XGBoost at its best cut for this estimate.",
+        "",
+        "| m_a [GeV] | " + " | ".join(names[k] for k in order) + " |",
+        "|---:|" + "---:|" * len(cols),
+    ]
+    for j, m in enumerate(sens.masses):
+        mark = ("*" if sens.held_out[j] else "") + ("" if sens.in_search[j] else "†")
+        lines.append(
+            f"| {m:.3f}{mark} | " + " | ".join(f"{c.sigma_min_pb[j]:.4g}" for c in cols) + " |"
+        )
+    for label, mask in (("mean, trained", ~sens.held_out), ("mean, held-out", sens.held_out)):
+        lines.append(f"| {label} | " + " | ".join(f"{c.mean(mask):.4g}" for c in cols) + " |")
+    lines.append("")
+    for k, g in fair.goal.items():
+        w = fair.within_error.get(k, {})
+        lines.append(
+            f"- {names[k]} no worse than XGBoost at {g['trained_fraction_no_worse']:.0%} of the "
+            f"trained masses and {g['held_out_no_worse']}/{g['held_out_masses']} held-out masses "
+            f"(goal ≥ 90% and all: {'met' if g['met'] else 'not met'}); worse by less than two "
+            f"bootstrap std at {w.get('trained', float('nan')):.0%} of the trained and "
+            f"{w.get('held_out', float('nan')):.0%} of the held-out masses."
+        )
+    return lines
+
+
+def score_distribution(
+    candidates: Candidates, scores: np.ndarray, edges: Sequence[float], signal_rows: np.ndarray
+) -> dict[str, list[float]]:
+    """Share of the signal (``signal_rows``, efficiency-weighted) and of the background
+    (expected events) in each score bin of ``edges`` (the last bin closed at 1)."""
+    e = np.asarray(edges, dtype=np.float64)
+    k = np.clip(np.searchsorted(e, scores, side="right") - 1, 0, len(e) - 2)
+    out: dict[str, list[float]] = {"edges": e.tolist()}
+    for name, rows in (("signal", signal_rows), ("background", ~candidates.is_signal)):
+        h = np.bincount(k[rows], weights=candidates.weight[rows], minlength=len(e) - 1)
+        out[name] = (h / h.sum() if h.sum() > 0 else h).tolist()
+    return out
+
+
+def fair_comparison(
+    candidates: Candidates,
+    masses: MassPoints,
+    scores: dict[str, np.ndarray],
+    net_cuts: dict[str, float],
+    cut_based: np.ndarray,
+    luminosity_pb: float,
+    window_nsigma: float,
+    core_nsigma: float,
+    mask: np.ndarray,
+    a: float,
+    b: float,
+    seed: int = 0,
+) -> tuple[FairComparison, dict[str, CutScan]]:
+    """σ_min in the core windows (``models/evaluate.py``): the nets at ``net_cuts`` (their
+    working points), XGBoost (``scores["xgboost"]``) at its best cut for the core-window mean
+    over ``mask``, ``cut_based`` (pass mask) and no selection; with every score's core scan."""
+    core = core_window_table(candidates, masses, window_nsigma, core_nsigma)
+    sig = (
+        candidates.is_signal
+        & masses.trained[np.where(candidates.is_signal, candidates.mass_index, 0)]
+    )
+    fair_scans = {
+        k: scan_sigma_min(core, s, luminosity_pb, scan_cuts(s[sig], list(net_cuts.values())), a, b)
+        for k, s in scores.items()
+    }
+    sel = {k: selection_at(fair_scans[k], c, k) for k, c in net_cuts.items()}
+    x = fair_scans["xgboost"]
+    sel["xgboost"] = selection_at(x, float(x.cuts[np.argmin(x.mean_sigma(mask))]), "xgboost")
+    for name, passed in (("cut_based", cut_based), ("no_selection", np.ones(len(candidates)))):
+        eff, bkg = core.yields(passed)
+        sel[name] = SelectionSigma(name, None, sigma_min(eff, bkg, luminosity_pb, a, b), eff, bkg)
+    goal = {k: goal_check(sel[k], sel["xgboost"], masses.held_out) for k in net_cuts}
+    x_pass = scores["xgboost"] >= sel["xgboost"].cut
+    std, within = {}, {}
+    for k, c in net_cuts.items():
+        std[k] = per_mass_difference_std(
+            core, scores[k] >= c, x_pass, luminosity_pb, a, b, seed=seed
+        )
+        ok = sel[k].sigma_min_pb - sel["xgboost"].sigma_min_pb <= 2 * std[k]
+        held = masses.held_out
+        within[k] = {
+            "trained": float(ok[~held].mean()) if (~held).any() else 1.0,
+            "held_out": float(ok[held].mean()) if held.any() else 1.0,
+        }
+    return FairComparison(core_nsigma, sel, goal, std, within), fair_scans
 
 
 def _train_nets(
@@ -293,7 +402,12 @@ def train_models(
     }
     wps = {
         k: choose_working_point(
-            scans[k], edges, wp_mask, fixed=tc.working_point if k == chosen else None, metric=metric
+            scans[k],
+            edges,
+            wp_mask,
+            fixed=tc.working_point if k == chosen else None,
+            metric=metric,
+            tolerance=tc.working_point_tolerance,
         )
         for k in scans
     }
@@ -305,7 +419,21 @@ def train_models(
             fits["parametrised"], valid, masses, lumi, scans["parametrised"].cuts, *ab
         )
         at_hyp = selection_at(scan_h, wps["parametrised"].cut, "parametrised_at_hypothesis")
-    eff_c, bkg_c = table.yields(cuts.passes(valid.features))
+    pass_c = cuts.passes(valid.features)
+    fair, fair_scans = fair_comparison(
+        valid,
+        masses,
+        scores,
+        {k: wps[k].cut for k in fits},
+        pass_c,
+        lumi,
+        tc.window_nsigma,
+        tc.fair_window_nsigma,
+        wp_mask,
+        *ab,
+        seed,
+    )
+    eff_c, bkg_c = table.yields(pass_c)
     eff_0, bkg_0 = table.yields(np.ones(len(valid)))
     sens_x = selection_at(scans["xgboost"], wp_x.best_cut, "xgboost")
     selected = nets[chosen]
@@ -363,6 +491,7 @@ def train_models(
             ),
             "no_selection": background_core_fraction(valid, np.ones(len(valid)), masses, wp_mask),
         },
+        fair=fair,
     )
     seconds["evaluation"] = time.perf_counter() - t0
 
@@ -409,14 +538,22 @@ def train_models(
             "best_cut_unbinned": wp.best_cut,
             "best_mean_sigma_min_pb_unbinned": wp.best_mean_sigma_min_pb,
             "fixed_by_config": wp.fixed_by_config,
+            "tolerance": tc.working_point_tolerance,
+            "plateau": list(wp.plateau),
             "rule": f"best score-bin edge (histograms are binned in score) for the {metric} of "
-            "sigma_min over the trained masses inside the search range, validation split",
+            "sigma_min over the trained masses inside the search range, validation split; the "
+            "tightest edge within the tolerance (relative) of the best",
+            "score_distribution": {
+                k: score_distribution(valid, s, edges, trained_sig) for k, s in scores.items()
+            },
             "masses_used_GeV": masses.masses[wp_mask].tolist(),
             "curves": {
                 k: {
                     "cuts": scans[k].cuts.tolist(),
                     "mean_sigma_min_pb": scans[k].mean_sigma(wp_mask).tolist(),
                     "geometric_mean_sigma_min_pb": scans[k].mean_sigma(wp_mask, "log").tolist(),
+                    "core_window_cuts": fair_scans[k].cuts.tolist(),
+                    "core_window_mean_sigma_min_pb": fair_scans[k].mean_sigma(wp_mask).tolist(),
                 }
                 for k in scans
             },
@@ -447,6 +584,8 @@ def train_models(
         wp.cut,
         ylabel=("mean" if metric == "mean" else "geometric mean")
         + r" $\sigma_{\min}$ [pb] (trained masses, search range)",
+        core={k: (fair_scans[k].cuts, fair_scans[k].mean_sigma(wp_mask, metric)) for k in scans},
+        plateau=wp.plateau,
     )
     files["training.png"] = plot_history(fit.history, model_dir / "training.png")
     _log(

@@ -86,8 +86,14 @@ def plot_scan(
     score_edges: Sequence[float] = (),
     working_point: float | None = None,
     ylabel: str = r"mean $\sigma_{\min}$ [pb] (trained masses)",
+    core: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    plateau: Sequence[float] = (),
 ) -> Path:
-    """Mean σ_min over the trained masses against the score cut."""
+    """Mean σ_min over the trained masses against the score cut.
+
+    ``core``: the same curves in the core windows (fair comparison), drawn dashed; ``plateau``:
+    the score edges within the working-point tolerance of the best, shaded.
+    """
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     for name, (cuts, mean) in scans.items():
@@ -95,6 +101,17 @@ def plot_scan(
         ax.plot(
             cuts[ok], mean[ok], color=_STYLE.get(name, ("k", "."))[0], label=_LABEL.get(name, name)
         )
+    for name, (cuts, mean) in (core or {}).items():
+        ok = np.isfinite(mean)
+        ax.plot(
+            cuts[ok],
+            mean[ok],
+            color=_STYLE.get(name, ("k", "."))[0],
+            ls=":",
+            label=f"{_LABEL.get(name, name)}, core window",
+        )
+    if len(plateau) > 1:
+        ax.axvspan(min(plateau), max(plateau), color="C3", alpha=0.08, label="plateau")
     for e in score_edges:
         ax.axvline(e, color="0.85", lw=0.8, zorder=0)
     if working_point is not None:

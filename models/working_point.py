@@ -10,6 +10,13 @@ limits stage can only select whole bins, i.e. ``score >= edge`` for an edge of t
 chosen cut is therefore the best *edge* (the top edge, which would keep nothing, excluded); the
 unconstrained optimum of the fine scan is reported beside it, so the cost of the binning is
 visible. A working point fixed in the configuration is snapped to the nearest edge.
+
+Plateau: a Punzi-trained net pushes almost every score to 0 or 1 (the soft cut inside its loss
+rewards saturated outputs), so the curve is flat over the middle edges and the bare argmin is
+decided by differences far below the statistical error (on the 2018 default sample the edges
+0.3-0.9 lie within 0.05% of each other). Edges within ``tolerance`` (relative) of the best form
+the plateau, and the *tightest* of them is chosen: it selects the same signal, and the purest
+background, and the choice no longer flips between samples on noise.
 """
 
 from __future__ import annotations
@@ -73,6 +80,7 @@ class WorkingPoint:
     best_cut: float
     best_mean_sigma_min_pb: float
     fixed_by_config: bool
+    plateau: tuple[float, ...] = ()
 
 
 def scan_cuts(
@@ -105,19 +113,37 @@ def choose_working_point(
     mask: np.ndarray | None = None,
     fixed: float | None = None,
     metric: str = "mean",
+    tolerance: float = 0.0,
 ) -> WorkingPoint:
     """Best score-bin edge for the mean σ_min over ``mask`` (or the edge nearest ``fixed``).
 
     ``metric``: the arithmetic (``"mean"``) or geometric (``"log"``) mean over the masses. Every
     edge except the last must be among the scanned cuts (:func:`scan_cuts` ``extra``).
+    ``tolerance``: edges whose mean σ_min is within this relative distance of the best edge's
+    form the plateau, and the tightest of them is chosen (module docstring); 0 gives the argmin.
+
+    >>> scan = CutScan(np.array([0.0, 0.5, 0.9]), np.ones((3, 1)), np.ones((3, 1)),
+    ...                np.array([[2.0], [1.000], [1.002]]))
+    >>> choose_working_point(scan, [0.0, 0.5, 0.9, 1.0]).cut
+    0.5
+    >>> wp = choose_working_point(scan, [0.0, 0.5, 0.9, 1.0], tolerance=0.005)
+    >>> wp.cut, wp.plateau
+    (0.9, (0.5, 0.9))
     """
+    if tolerance < 0:
+        raise ValueError(f"tolerance {tolerance} must be >= 0")
     edges = np.asarray(score_edges, dtype=np.float64)[:-1]
     mean = scan.mean_sigma(mask, metric)
     rows = np.array([scan.at(e) for e in edges])
+    at_edges = mean[rows]
+    k_best = int(np.argmin(at_edges))
+    on_plateau = np.flatnonzero(at_edges <= at_edges[k_best] * (1 + tolerance))
     if fixed is not None:
         k = int(np.argmin(np.abs(edges - fixed)))
+    elif tolerance == 0:
+        k = k_best  # the bare argmin: the loosest of exactly tied edges, as before the plateau rule
     else:
-        k = int(np.argmin(mean[rows]))
+        k = int(on_plateau.max())
     best = int(np.argmin(mean))
     return WorkingPoint(
         cut=float(edges[k]),
@@ -126,6 +152,7 @@ def choose_working_point(
         best_cut=float(scan.cuts[best]),
         best_mean_sigma_min_pb=float(mean[best]),
         fixed_by_config=fixed is not None,
+        plateau=tuple(float(e) for e in edges[on_plateau]),
     )
 
 

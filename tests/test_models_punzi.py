@@ -12,7 +12,10 @@ import models.data
 import models.punzi
 import models.sample
 import models.windows
+import models.working_point
 from models import (
+    Candidates,
+    MassPoints,
     WindowTable,
     choose_held_out,
     choose_working_point,
@@ -24,12 +27,16 @@ from models import (
     sigma_min,
     sigma_min_torch,
 )
+from models.evaluate import core_window_table, per_mass_difference_std
 from models.working_point import scan_cuts
 
 A, B_PUNZI = 5.0, 1.28
 
 
-@pytest.mark.parametrize("module", [models.punzi, models.windows, models.sample, models.data])
+@pytest.mark.parametrize(
+    "module",
+    [models.punzi, models.windows, models.sample, models.data, models.working_point],
+)
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0
@@ -232,6 +239,50 @@ def test_working_point_snaps_to_score_edges() -> None:
     assert wp.best_mean_sigma_min_pb <= wp.mean_sigma_min_pb
     fixed = choose_working_point(scan, edges, fixed=0.62)
     assert fixed.cut == 0.6 and fixed.fixed_by_config
+    # a tolerance picks the tightest edge within it of the best edge, never a worse one outside
+    for tol in (0.01, 0.05, 0.2):
+        loose = choose_working_point(scan, edges, tolerance=tol)
+        within = [e for e, m in zip(edges[:-1], edge_means) if m <= min(edge_means) * (1 + tol)]
+        assert loose.plateau == tuple(within)
+        assert loose.cut == max(within) >= wp.cut
+        assert loose.mean_sigma_min_pb <= min(edge_means) * (1 + tol)
+    with pytest.raises(ValueError, match="tolerance"):
+        choose_working_point(scan, edges, tolerance=-0.1)
+
+
+def test_core_window_counts_only_inside_the_core() -> None:
+    """The fair comparison's table: signal and background inside m ± k σ_m, brute force."""
+    d = _toy_inputs(5)
+    mgg = np.concatenate([d["sig_mgg"], d["bkg_mgg"]])
+    weight = np.concatenate([d["sig_w"], d["bkg_w"]])
+    index = np.concatenate([d["sig_mass"], np.full(len(d["bkg_mgg"]), -1)])
+    scores = np.concatenate([d["scores_s"], d["scores_b"]])
+    m = d["masses"]
+    n = len(m)
+    points = MassPoints(m, d["lo"], d["hi"], np.zeros(n, bool), tuple(f"m{j}" for j in range(n)))
+    cands = Candidates(np.zeros((len(mgg), 1)), ("x",), mgg, weight, index)
+    core = core_window_table(cands, points, 10.0, 2.0)
+    half = (d["hi"] - m) * 0.2
+    passed = scores >= 0.4
+    eff, bkg = core.yields(passed)
+    for j in range(n):
+        inside = np.abs(mgg - m[j]) <= half[j]
+        assert eff[j] == pytest.approx(weight[(index == j) & inside & passed].sum(), rel=1e-12)
+        assert bkg[j] == pytest.approx(weight[(index < 0) & inside & passed].sum(), rel=1e-12)
+    full = core_window_table(cands, points, 10.0, 10.0)
+    np.testing.assert_allclose(
+        full.yields(passed), WindowTable.build(mgg, weight, index, d["lo"], d["hi"]).yields(passed)
+    )
+    with pytest.raises(ValueError, match="core window"):
+        core_window_table(cands, points, 10.0, 12.0)
+    # the per-mass bootstrap spread of a difference: zero for one selection against itself,
+    # and of the size of the σ_min difference's statistical error for two different cuts
+    same = per_mass_difference_std(core, passed, passed, 445.0, A, B_PUNZI, replicas=20)
+    np.testing.assert_array_equal(same, 0.0)
+    other = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
+    assert np.all(np.isfinite(other)) and np.all(other > 0)
+    again = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
+    np.testing.assert_array_equal(other, again)
 
 
 def test_held_out_masses_have_trained_neighbours() -> None:

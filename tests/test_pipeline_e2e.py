@@ -37,6 +37,7 @@ training:
   bce_epochs: 4
   punzi_epochs: 6
   held_out_masses: 2
+  working_point_tolerance: 0.0   # the bare argmin, so that fixing 0.3 below changes it
   xgboost_rounds: 30
 limits:
   masses: {start: 0.3, stop: 9.6, step: 0.05}   # inside the simulated grid (0.3-10.2)
