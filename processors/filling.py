@@ -36,6 +36,7 @@ __all__ = [
     "per_candidate",
     "skim_rows",
     "write_skims",
+    "write_table",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -209,12 +210,20 @@ def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> 
     if not rows or not len(rows[0]["weight"]):
         return []
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.table({k: np.concatenate([r[k] for r in rows]) for k in rows[0]})
     stem = Path(str(meta["filename"])).stem
     name = f"{stem}_{meta['entrystart']:09d}_{meta['entrystop']:09d}.parquet"
     target = Path(skim_dir) / str(meta["sample"]) / name
+    return write_table(table, target, "the skim")
+
+
+def write_table(table: Any, target: Path, what: str) -> list[str]:
+    """Write a pyarrow ``table`` to the parquet file ``target`` atomically (a temporary beside it,
+    then a rename); returns ``[target]``. A failure removes the temporary and raises
+    :class:`OutputWriteError` naming ``what`` and the file."""
+    import pyarrow.parquet as pq
+
     tmp = target.with_suffix(".parquet.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +233,6 @@ def write_skims(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir: str) -> 
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise OutputWriteError(
-            f"cannot write the skim {target}: {type(exc).__name__}: {exc}"
+            f"cannot write {what} {target}: {type(exc).__name__}: {exc}"
         ) from exc
     return [str(target)]

@@ -22,7 +22,6 @@ ranking choose. A model whose features the lists lack is scored the old way (a f
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy.typing as npt
 from alps.config import TrainingConfig
 from alps.contract import SKIM_CANDIDATE_FEATURES, SKIM_EVENT_FEATURES
 
-from .reading import OutputWriteError
+from .filling import write_table
 
 __all__ = [
     "CHUNKS_FILE",
@@ -136,24 +135,12 @@ def write_variation_list(rows: list[dict[str, np.ndarray]], meta: Any, skim_dir:
     if not rows:
         return []
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     table = pa.concat_tables(
         [pa.table(r) for r in rows], promote_options="default"
     ).combine_chunks()
     target = Path(skim_dir) / VARIATION_DIR / str(meta["sample"]) / chunk_file_name(meta)
-    tmp = target.with_suffix(".parquet.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OutputWriteError(
-            f"cannot write the variation list {target}: {type(exc).__name__}: {exc}"
-        ) from exc
-    return [str(target)]
+    return write_table(table, target, "the variation list")
 
 
 def write_chunks(skim_dir: Path, chunks: list[dict[str, Any]], features: Sequence[str]) -> Path:
