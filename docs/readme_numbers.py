@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from alps.contract import signal_mass
 from alps.histio import read_histograms
+from alps.plots import resolution_widths
 
 #: masses (GeV) at which the README quotes the resolution and the limits
 RESOLUTION_MASSES = (0.2, 1.0, 3.0, 5.0, 9.0)
@@ -38,33 +38,12 @@ RANGES = ((0.2, 1.0), (1.0, 4.0), (4.0, 7.0), (7.0, 9.7))
 BELLE2_2018_LEVEL = 1.0e-3  # GeV^-1, physics.md
 
 
-def central_width(values: np.ndarray, edges: np.ndarray) -> float:
-    """Half the central 68.27% interval of a binned distribution (linear within bins)."""
-    total = values.sum()
-    if total <= 0:
-        return float("nan")
-    cumulative = np.concatenate([[0.0], np.cumsum(values)]) / total
-    lo, hi = np.interp([0.158655, 0.841345], cumulative, edges)
-    return float(0.5 * (hi - lo))
-
-
 def resolution_table(workdir: Path) -> list[dict[str, float]]:
-    """m_a, raw and fitted widths (MeV) for every simulated mass."""
+    """m_a, raw and fitted widths (MeV) for every simulated mass (:func:`alps.plots.resolution_widths`)."""
     h = read_histograms(workdir / "histograms" / "mgg.hist.zip", names=["mass_resolution"])[
         "mass_resolution"
     ]
-    edges = h.axes["residual"].edges
-    rows = []
-    for dataset in h.axes["dataset"]:
-        mass = signal_mass(dataset)
-        if mass is None:
-            continue
-        widths = {
-            kind: central_width(h[{"dataset": dataset, "kind": kind}].values(), edges) * mass * 1e3
-            for kind in ("raw", "fit")
-        }
-        rows.append({"mass_GeV": mass, "raw_MeV": widths["raw"], "fit_MeV": widths["fit"]})
-    return sorted(rows, key=lambda r: r["mass_GeV"])
+    return resolution_widths(h)
 
 
 def _pick_resolution(rows: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -130,7 +109,7 @@ def _sci(x: float) -> str:
 
 def markdown(n: dict[str, Any]) -> str:
     res = ", ".join(
-        f"{r['raw_MeV']:.1f} → {r['fit_MeV']:.1f} MeV at {r['mass_GeV']:g} GeV"
+        f"{r['sigma_raw_MeV']:.1f} → {r['sigma_fit_MeV']:.1f} MeV at {r['mass_GeV']:g} GeV"
         for r in n["resolution"]
     )
     lim = ", ".join(
@@ -168,8 +147,8 @@ def main() -> None:
     n = numbers(args.workdir)
     for r in n["resolution"]:
         m = f"{r['mass_GeV']:g}"
-        print(f"resolution_raw_{m}GeV: {r['raw_MeV']:.1f} MeV")
-        print(f"resolution_fit_{m}GeV: {r['fit_MeV']:.1f} MeV")
+        print(f"resolution_raw_{m}GeV: {r['sigma_raw_MeV']:.1f} MeV")
+        print(f"resolution_fit_{m}GeV: {r['sigma_fit_MeV']:.1f} MeV")
     for r in n["limits"]:
         m = f"{r['mass_GeV']:.4g}"
         print(f"g_expected_{m}GeV: {r['expected']:.3e} GeV^-1")
