@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 import xgboost as xgb
+
+from alps.checksums import file_checksum
 
 from .net import NetSpec
 from .param import HYPOTHESIS_INPUT
@@ -73,10 +74,6 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def save_punzi(
     fit: PunziFit, model_dir: Path, provenance: dict[str, Any], name: str = "punzi"
 ) -> tuple[Path, Path]:
@@ -95,7 +92,7 @@ def save_punzi(
     meta = {
         "format": PUNZI_FORMAT,
         "weights_file": pt.name,
-        "weights_sha256": _sha256(pt),
+        "weights_sha256": file_checksum(pt),
         "features": list(fit.feature_names),
         "normalisation": {"mean": fit.mean.tolist(), "std": fit.std.tolist()},
         "architecture": fit.spec.to_dict(),
@@ -150,7 +147,7 @@ def load_punzi(
             f"{model_dir}/{name}.json: format {meta.get('format')!r}, expected {PUNZI_FORMAT}"
         )
     pt = model_dir / meta["weights_file"]
-    if _sha256(pt) != meta["weights_sha256"]:
+    if file_checksum(pt) != meta["weights_sha256"]:
         raise ValueError(f"{pt} does not match the checksum recorded in {name}.json")
     raw = torch.load(pt, map_location="cpu", weights_only=True)
     state = {k: v.numpy() for k, v in raw.items()}
