@@ -33,6 +33,7 @@ from .calibration import (
 from .calibration_processor import CalibrationProcessor
 from .run import ProcessingError, build_fileset, check_files, manifest_checksums, read_manifest
 from .schema import BelleIISchema
+from .windowed import TREE_REDUCTION, WindowedDaskExecutor
 
 __all__ = ["CalibrationResult", "run_calibration"]
 
@@ -70,9 +71,10 @@ def _run(
         checksums=manifest_checksums(workdir, manifest),
     )
     if client is not None:
-        executor = processor.DaskExecutor(
-            client=client, retries=config.processing.retries, status=progress, treereduction=8
-        )
+        executor = WindowedDaskExecutor(
+            client=client, retries=config.processing.retries, status=progress,
+            treereduction=TREE_REDUCTION,
+        )  # fmt: skip
     else:
         executor = processor.IterativeExecutor(status=progress)
     runner = processor.Runner(

@@ -43,6 +43,7 @@ from .integrity import branch_kind_problems, out_of_range_counts
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 from .score_lists import in_work_order, list_features, write_chunks
+from .windowed import TREE_REDUCTION, WindowedDaskExecutor
 
 __all__ = [
     "REQUIRED_BRANCHES",
@@ -292,9 +293,11 @@ def run_processing(
     )
 
     if client is not None:
-        executor = processor.DaskExecutor(
-            client=client, retries=config.processing.retries, status=progress, treereduction=8
-        )
+        # coffea's merge tree, with a bounded number of tasks on the scheduler (issue 12)
+        executor = WindowedDaskExecutor(
+            client=client, retries=config.processing.retries, status=progress,
+            treereduction=TREE_REDUCTION,
+        )  # fmt: skip
     else:
         executor = processor.IterativeExecutor(status=progress)
     runner = processor.Runner(

@@ -29,11 +29,9 @@ from alps.histio import provenance, read_histograms, read_provenance, write_hist
 
 from .binning import mass_edges
 from .score_lists import VARIATION_DIR, read_chunks
+from .windowed import TREE_REDUCTION, WindowedDaskExecutor
 
 __all__ = ["ScoreListsUnavailable", "ScoringResult", "assemble", "run_scoring", "score_chunk"]
-
-#: chunks merged per reduction task (as processors.run's DaskExecutor)
-TREE_REDUCTION = 8
 
 
 class ScoreListsUnavailable(RuntimeError):
@@ -242,7 +240,7 @@ def run_scoring(
     if client is not None:
         # the processing pass's Dask executor merged its chunks by a tree of TREE_REDUCTION: a
         # task here scores the chunks of one first-level merge and merges them the same way
-        executor = processor.DaskExecutor(
+        executor = WindowedDaskExecutor(
             client=client, retries=config.processing.retries, status=progress,
             treereduction=TREE_REDUCTION, desc="Scoring", unit="batch",
         )  # fmt: skip
