@@ -3,30 +3,39 @@
 At Run 1 size the processing pass has tens of thousands of chunks. Each synthetic chunk output
 here has the real contract's shape (``alps.contract.make_histograms`` with the default mass
 binning, one dataset and run period per chunk, every variation filled, the skim and chunk lists
-the processor returns), and they are merged through the real code path: coffea's
-``DaskExecutor`` with the tree reduction ``processors.run`` uses (8 outputs per merge task, on
-the workers; the client receives the one merged result). Printed per number of chunks N:
+the processor returns), and they are merged through the real code paths, both with the same
+merge tree (8 outputs per merge task, on the workers):
 
-* ``wall`` and ``per_chunk``: the map and merge time; ``tasks_per_s``: chunk tasks finished per
-  second by the scheduler (two workers);
+* ``coffea``: coffea's ``DaskExecutor`` (what ``processors.run`` used before): every chunk task
+  and every merge task handed to the scheduler at once;
+* ``windowed``: ``processors.windowed.WindowedDaskExecutor`` (what it uses now): at most a
+  window of chunk tasks in flight, merges submitted as their inputs are, and every merged
+  subtree of 64 chunks fetched so that the scheduler forgets its tasks.
+
+Each (executor, N) runs in a fresh process with its own two-worker local cluster (a process's
+RSS does not shrink, so runs in one process would hide each other's memory). Printed per
+executor and number of chunks N:
+
+* ``wall`` and ``per_chunk``: the map and merge time; ``tasks_per_s``: chunk tasks per second;
 * ``baseline_wall``: the same N tasks returning nothing, gathered (the scheduler's own cost);
-* ``client_peak``, ``worker_peak``, ``scheduler_rss``: resident memory (peak of this process and
-  of the largest worker, sampled; the scheduler's after the run);
-* ``naive_client_peak`` (N up to ``--naive-max``): the outputs gathered to the client and merged
-  there, what the tree avoids;
+* ``client_peak``: peak resident memory of the client process, which hosts the local
+  scheduler; ``worker_peak``: of the largest worker (sampled);
+* ``scheduler_tasks``: the most tasks the scheduler held at once (sampled);
 
-and the growth exponents (log-log slope) of time and client memory in N. The merged output's
-size is set by the number of datasets x periods (``--datasets``, ``--periods``), not by N.
+and per executor the growth exponents (log-log slope) of time and memory in N. The merged
+output's size is set by the number of datasets x periods (``--datasets``, ``--periods``), not N.
 
-Run: ``python -P benchmarks/merge.py [--quick] [--chunks 1000,10000,30000]``.
+Run: ``python -P benchmarks/merge.py [--quick] [--chunks 1000,10000,30000] [--coffea-max N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -77,21 +86,45 @@ def _nothing(index: int) -> None:
     return None
 
 
-def _rss_of_scheduler(client: Any) -> float:
-    import psutil
+class TaskSampler:
+    """The most tasks the scheduler holds at once, sampled from a thread."""
 
-    return float(client.run_on_scheduler(lambda: psutil.Process().memory_info().rss)) / MB
+    def __init__(self, client: Any, interval_s: float = 0.2) -> None:
+        import threading
+
+        self.client = client
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TaskSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            count = self.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            self.peak = max(self.peak, int(count))
+            self._stop.wait(self.interval_s)
 
 
-def merge_tree(client: Any, n: int, datasets: int, periods: int) -> dict[str, float]:
-    """The real path: coffea's DaskExecutor, tree reduction 8 (as processors.run)."""
+def merge(client: Any, method: str, n: int, datasets: int, periods: int) -> dict[str, float]:
+    """The real paths: coffea's DaskExecutor or the windowed one, tree reduction 8."""
     from coffea import processor
+
+    from processors.windowed import TREE_REDUCTION, WindowedDaskExecutor
 
     def work(i: int) -> dict[str, Any]:
         return chunk_output(i, datasets, periods)
 
-    executor = processor.DaskExecutor(client=client, treereduction=8, status=False, retries=0)
-    with MemorySampler(client) as memory:
+    kind = processor.DaskExecutor if method == "coffea" else WindowedDaskExecutor
+    executor = kind(client=client, treereduction=TREE_REDUCTION, status=False, retries=0)
+    with MemorySampler(client) as memory, TaskSampler(client) as tasks:
         start = time.perf_counter()
         merged, _ = executor(list(range(n)), work, None)
         wall = time.perf_counter() - start
@@ -103,7 +136,7 @@ def merge_tree(client: Any, n: int, datasets: int, periods: int) -> dict[str, fl
         "wall_s": wall,
         "client_peak_MB": memory.client_peak / MB,
         "worker_peak_MB": max(memory.worker_peak.values(), default=0) / MB,
-        "scheduler_MB": _rss_of_scheduler(client),
+        "scheduler_tasks": tasks.peak,
         "merged_combos": combos,
     }
 
@@ -115,18 +148,18 @@ def baseline(client: Any, n: int) -> float:
     return time.perf_counter() - start
 
 
-def merge_naive(client: Any, n: int, datasets: int, periods: int) -> float:
-    """Every output gathered to the client and merged there; the client's peak (MB)."""
-    from coffea.processor import accumulate
+def measure(method: str, n: int, datasets: int, periods: int, workers: int) -> dict[str, float]:
+    """One (executor, N) on a fresh two-worker local cluster (warmed up first)."""
+    from distributed import Client, LocalCluster
 
-    def work(i: int) -> dict[str, Any]:
-        return chunk_output(i, datasets, periods)
-
-    with MemorySampler(client) as memory:
-        outputs = client.gather(client.map(work, range(n), pure=False))
-        accumulate(outputs)
-        del outputs
-    return memory.client_peak / MB
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        merge(client, method, 16, datasets, periods)  # imports on the workers
+        row = merge(client, method, n, datasets, periods)
+        row["baseline_s"] = baseline(client, min(n, 4000))
+    return row
 
 
 def main() -> None:
@@ -135,51 +168,57 @@ def main() -> None:
     parser.add_argument("--chunks", default=None, help="comma-separated numbers of chunks")
     parser.add_argument("--datasets", type=int, default=20)
     parser.add_argument("--periods", type=int, default=2)
-    parser.add_argument("--naive-max", type=int, default=2000)
+    parser.add_argument("--coffea-max", type=int, default=3200, help="largest N for coffea's")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--methods", default="coffea,windowed", help="executors to time")
+    parser.add_argument("--one", nargs=2, metavar=("METHOD", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        row = measure(args.one[0], int(args.one[1]), args.datasets, args.periods, args.workers)
+        print("ROW " + json.dumps(row))
+        return
     counts = (
         [int(x) for x in args.chunks.split(",")]
         if args.chunks
-        else ([200, 800, 3200] if args.quick else [1000, 4000, 16000, 32000])
+        else ([200, 800, 3200] if args.quick else [1000, 3200, 10000, 30000])
     )
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        merge_tree(client, 16, args.datasets, args.periods)  # warm up imports on the workers
+    for method in args.methods.split(","):
         rows = []
         for n in counts:
-            row = merge_tree(client, n, args.datasets, args.periods)
-            row["baseline_s"] = baseline(client, n)
-            if n <= args.naive_max:
-                row["naive_client_peak_MB"] = merge_naive(client, n, args.datasets, args.periods)
+            if method == "coffea" and n > args.coffea_max:
+                continue
+            command = [sys.executable, "-P", __file__, "--one", method, str(n)]
+            command += ["--datasets", str(args.datasets), "--periods", str(args.periods)]
+            command += ["--workers", str(args.workers)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("ROW ")]
+            if done.returncode != 0 or not lines:
+                print(f"merge.{method}.N{n}: failed ({done.stderr.strip()[-400:]})")
+                continue
+            row = json.loads(lines[-1][4:])
             rows.append((n, row))
-            name = f"merge.N{n}"
+            name = f"merge.{method}.N{n}"
             print(f"{name}.wall: {row['wall_s']:.2f} s")
             print(f"{name}.per_chunk: {row['wall_s'] / n * 1e3:.2f} ms")
             print(f"{name}.tasks_per_s: {n / row['wall_s']:.0f} 1/s")
-            print(f"{name}.baseline_wall: {row['baseline_s']:.2f} s")
-            print(f"{name}.merge_over_baseline: {row['wall_s'] / row['baseline_s']:.2f}")
+            print(f"{name}.baseline_wall_4k_max: {row['baseline_s']:.2f} s")
             print(f"{name}.client_peak: {row['client_peak_MB']:.0f} MB")
             print(f"{name}.worker_peak: {row['worker_peak_MB']:.0f} MB")
-            print(f"{name}.scheduler_rss: {row['scheduler_MB']:.0f} MB")
+            print(f"{name}.scheduler_tasks: {row['scheduler_tasks']:.0f}")
             print(f"{name}.merged_dataset_periods: {row['merged_combos']}")
-            if "naive_client_peak_MB" in row:
-                print(f"{name}.naive_client_peak: {row['naive_client_peak_MB']:.0f} MB")
             sys.stdout.flush()
-    ns = [float(n) for n, _ in rows]
-    print(f"merge.exponent.time: {exponent(ns, [r['wall_s'] for _, r in rows]):.2f}")
-    print(
-        f"merge.exponent.client_memory: {exponent(ns, [r['client_peak_MB'] for _, r in rows]):.2f}"
-    )
-    print(
-        f"merge.exponent.worker_memory: {exponent(ns, [r['worker_peak_MB'] for _, r in rows]):.2f}"
-    )
+        if len(rows) < 2:
+            continue
+        ns = [float(n) for n, _ in rows]
+        for key, label in (
+            ("wall_s", "time"),
+            ("client_peak_MB", "client_memory"),
+            ("worker_peak_MB", "worker_memory"),
+            ("scheduler_tasks", "scheduler_tasks"),
+        ):
+            value = exponent(ns, [float(r[key]) for _, r in rows])
+            print(f"merge.{method}.exponent.{label}: {value:.2f}")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
