@@ -15,7 +15,6 @@ scorer and the fill need), not the raw ntuples, and fits nothing.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,30 +64,92 @@ def _order_histogram() -> Any:
 
 @functools.cache
 def _template(mass_edges: tuple[float, ...], score_edges: tuple[float, ...]) -> Any:
-    """An empty ``mgg_score`` of the contract (copied for each chunk)."""
+    """An empty ``mgg_score`` of the contract (its axes give the bins of :class:`_Binning`)."""
     return make_histograms(mass_edges, score_edges)[MGG_SCORE]
 
 
+@dataclass(frozen=True)
+class _Binning:
+    """The (truth, mgg, score) bins of ``mgg_score`` with its flow bins, as boost-histogram
+    numbers them: ``x`` in ``[e_i, e_i+1)`` goes to bin ``i`` (after the underflow), below the
+    first edge to the underflow, at or above the last edge (and NaN) to the overflow."""
+
+    shape: tuple[int, int, int]
+    truth: tuple[int, int]  # the flow indices of "matched", "unmatched"
+    mass_edges: np.ndarray
+    score_edges: np.ndarray
+    flow: tuple[tuple[bool, bool], tuple[bool, bool]]  # (underflow, overflow) of mgg, score
+
+    @staticmethod
+    @functools.cache
+    def of(mass_edges: tuple[float, ...], score_edges: tuple[float, ...]) -> _Binning:
+        template = _template(mass_edges, score_edges)
+        shape = template.view(flow=True).shape[3:]
+        truth = template.axes["truth"]
+        mgg, score = template.axes["mgg"], template.axes["score"]
+        return _Binning(
+            shape=tuple(int(n) for n in shape),  # type: ignore[arg-type]
+            truth=(int(truth.index("matched")), int(truth.index("unmatched"))),
+            mass_edges=np.asarray(mgg.edges, dtype=np.float64),
+            score_edges=np.asarray(score.edges, dtype=np.float64),
+            flow=(
+                (bool(mgg.traits.underflow), bool(mgg.traits.overflow)),
+                (bool(score.traits.underflow), bool(score.traits.overflow)),
+            ),
+        )
+
+    @staticmethod
+    def _index(
+        edges: np.ndarray, x: np.ndarray, flow: tuple[bool, bool]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Flow-view indices of ``x`` and which entries have a bin."""
+        i = np.searchsorted(edges, x, side="right") - 1  # -1: underflow, n: overflow (and NaN)
+        n = len(edges) - 1
+        keep = np.ones(len(x), dtype=bool)
+        if not flow[0]:
+            keep &= i >= 0
+        if not flow[1]:
+            keep &= i < n
+        return i + int(flow[0]), keep
+
+    def flat(
+        self, truth: np.ndarray, mgg: np.ndarray, score: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The flat (truth, mgg, score) bin of each entry (entries without a bin: dropped)."""
+        t = np.where(truth, self.truth[0], self.truth[1])
+        m, keep_m = self._index(self.mass_edges, mgg, self.flow[0])
+        s, keep_s = self._index(self.score_edges, score, self.flow[1])
+        keep = keep_m & keep_s
+        if not keep.all():
+            t, m, s = t[keep], m[keep], s[keep]
+        return np.ravel_multi_index((t, m, s), self.shape), keep
+
+
 def _fill(
-    hists: tuple[Any, Any],
-    where: dict[str, str],
+    part: dict[str, np.ndarray],
+    binning: _Binning,
     variation: str,
     mgg: np.ndarray,
     truth: np.ndarray,
     weight: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """The same fill as ``processors.filling.fill_main`` (labels, clipped scores), one truth
-    class at a time (the entries of a bin, all of one class, are added in the same order), and
-    the category-order record."""
+    """The fill of ``processors.filling.fill_main`` (clipped scores) into ``part[variation]``,
+    ``(2, truth, mgg, score)``: summed weights and squared weights per bin. ``np.bincount``
+    adds each bin's entries in their order from 0.0, as boost-histogram's fill does, so the sums
+    are the same to the bit; no histogram object, no category lookup, no growth per fill."""
+    if len(mgg) == 0:
+        return
+    if variation in part:
+        raise ValueError(f"variation {variation!r} filled twice in one chunk")
     score = np.clip(scores, 0.0, 1.0 - 1e-9)
-    for label, rows in (("matched", truth), ("unmatched", ~truth)):
-        if rows.any():
-            hists[0].fill(
-                **where, variation=variation, truth=label, mgg=mgg[rows], score=score[rows],
-                weight=weight[rows],
-            )  # fmt: skip
-    hists[1].fill(**{k: [v] for k, v in where.items()}, variation=[variation], weight=[0.0])
+    bins, keep = binning.flat(truth, mgg, score)
+    w = weight if keep.all() else weight[keep]
+    size = int(np.prod(binning.shape))
+    out = np.empty((2, *binning.shape))
+    out[0] = np.bincount(bins, weights=w, minlength=size).reshape(binning.shape)
+    out[1] = np.bincount(bins, weights=w * w, minlength=size).reshape(binning.shape)
+    part[variation] = out
 
 
 def _scores(scorer: ScorerLike, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -107,13 +168,21 @@ def score_chunk(
 ) -> dict[str, Any]:
     """``mgg_score`` of one chunk (its nominal skim, then its variation list's rows grouped by
     variation in file order: the processor's fill order) as ``{"mgg_score": {(dataset, period):
-    hist}, "category_order": ...}``: a chunk fills one dataset and period, and merging per
-    (dataset, period) adds small histograms instead of growing a dense one chunk by chunk (the
-    values are the same: a histogram without the key holds zeros there, and 0 + x = x)."""
+    {variation: sums}}, "category_order": ...}`` (``sums``: :func:`_fill`'s arrays): a chunk
+    fills one dataset and period, and merging per (dataset, period, variation) adds arrays
+    instead of growing a dense histogram chunk by chunk (the values are the same: a histogram
+    without the key holds zeros there, and 0 + x = x)."""
     import pyarrow.parquet as pq
 
-    hists = (copy.deepcopy(_template(mass_edges, score_edges)), _order_histogram())
+    binning = _Binning.of(mass_edges, score_edges)
+    part: dict[str, np.ndarray] = {}
+    order = _order_histogram()
     where = {"dataset": chunk["sample"], "period": chunk["period"]}
+
+    def fill(variation: str, *arrays: np.ndarray) -> None:
+        _fill(part, binning, variation, *arrays)
+        order.fill(**{k: [v] for k, v in where.items()}, variation=[variation], weight=[0.0])
+
     features = [f for f in scorer.features if f != "mgg"]
     root = Path(skim_dir)
     nominal: dict[str, np.ndarray] | None = None
@@ -123,13 +192,10 @@ def score_chunk(
         table = pq.read_table(skim, columns=["mgg", "truth_matched", "weight", *features])
         nominal = {name: table[name].to_numpy() for name in table.column_names}
         nominal_scores = _scores(scorer, nominal)
-        _fill(
-            hists, where, NOMINAL, nominal["mgg"], nominal["truth_matched"], nominal["weight"],
-            nominal_scores,
-        )  # fmt: skip
+        fill(NOMINAL, nominal["mgg"], nominal["truth_matched"], nominal["weight"], nominal_scores)
     varied = root / VARIATION_DIR / chunk["sample"] / chunk["name"]
     if not varied.exists():
-        return _chunk_output(hists, where)
+        return _chunk_output(part, order, where)
     table = pq.read_table(
         varied, columns=["variation", "mgg", "truth_matched", "weight", *features]
     )
@@ -140,17 +206,11 @@ def score_chunk(
         if rows["mgg"].null_count == len(rows):  # a weight variation of the nominal
             if nominal is None:
                 raise ScoreListsUnavailable(f"{varied}: weight rows {name!r} without a skim")
-            _fill(
-                hists, where, str(name), nominal["mgg"], nominal["truth_matched"], weight,
-                nominal_scores,
-            )  # fmt: skip
+            fill(str(name), nominal["mgg"], nominal["truth_matched"], weight, nominal_scores)
             continue
         columns = {n: rows[n].to_numpy() for n in rows.column_names if n != "variation"}
-        _fill(
-            hists, where, str(name), columns["mgg"], columns["truth_matched"], weight,
-            _scores(scorer, columns),
-        )  # fmt: skip
-    return _chunk_output(hists, where)
+        fill(str(name), columns["mgg"], columns["truth_matched"], weight, _scores(scorer, columns))
+    return _chunk_output(part, order, where)
 
 
 def score_batch(chunks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
@@ -167,15 +227,14 @@ def score_batch(chunks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
     return merged
 
 
-def _chunk_output(hists: tuple[Any, Any], where: dict[str, str]) -> dict[str, Any]:
-    filled = len(hists[0].axes["dataset"]) > 0
+def _chunk_output(part: dict[str, np.ndarray], order: Any, where: dict[str, str]) -> dict[str, Any]:
     key = (where["dataset"], where["period"])
-    return {MGG_SCORE: {key: hists[0]} if filled else {}, ORDER: hists[1]}
+    return {MGG_SCORE: {key: part} if part else {}, ORDER: order}
 
 
-def assemble(parts: dict[tuple[str, str], Any], order: Any, template: Any) -> Any:
+def assemble(parts: dict[tuple[str, str], dict[str, np.ndarray]], order: Any, template: Any) -> Any:
     """The dense ``mgg_score``: ``template``'s axes with the category order of ``order``, each
-    (dataset, period) block copied from its merged part (no arithmetic)."""
+    (dataset, period, variation) block copied from its merged part (no arithmetic)."""
     import hist
 
     axes = []
@@ -190,11 +249,14 @@ def assemble(parts: dict[tuple[str, str], Any], order: Any, template: Any) -> An
             axes.append(axis)
     out = hist.Hist(*axes, storage=hist.storage.Weight())
     view = out.view(flow=True)
+    value, variance = view["value"], view["variance"]  # plain float64 views of the storage
     dataset, period, variation = (out.axes[n] for n in ("dataset", "period", "variation"))
     for (d, p), part in parts.items():
-        source = part.view(flow=True)
-        for j, v in enumerate(part.axes["variation"]):
-            view[dataset.index(d), period.index(p), variation.index(v)] = source[0, 0, j]
+        i, j = dataset.index(d), period.index(p)
+        for v, sums in part.items():
+            k = variation.index(v)
+            value[i, j, k] = sums[0]
+            variance[i, j, k] = sums[1]
     return out
 
 
