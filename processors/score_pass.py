@@ -176,12 +176,12 @@ def score_chunk(
 
     binning = _Binning.of(mass_edges, score_edges)
     part: dict[str, np.ndarray] = {}
-    order = _order_histogram()
+    filled: list[str] = []  # the variations in fill order (the category-order record)
     where = {"dataset": chunk["sample"], "period": chunk["period"]}
 
     def fill(variation: str, *arrays: np.ndarray) -> None:
         _fill(part, binning, variation, *arrays)
-        order.fill(**{k: [v] for k, v in where.items()}, variation=[variation], weight=[0.0])
+        filled.append(variation)
 
     features = [f for f in scorer.features if f != "mgg"]
     root = Path(skim_dir)
@@ -195,7 +195,7 @@ def score_chunk(
         fill(NOMINAL, nominal["mgg"], nominal["truth_matched"], nominal["weight"], nominal_scores)
     varied = root / VARIATION_DIR / chunk["sample"] / chunk["name"]
     if not varied.exists():
-        return _chunk_output(part, order, where)
+        return _chunk_output(part, filled, where)
     table = pq.read_table(
         varied, columns=["variation", "mgg", "truth_matched", "weight", *features]
     )
@@ -210,7 +210,7 @@ def score_chunk(
             continue
         columns = {n: rows[n].to_numpy() for n in rows.column_names if n != "variation"}
         fill(str(name), columns["mgg"], columns["truth_matched"], weight, _scores(scorer, columns))
-    return _chunk_output(part, order, where)
+    return _chunk_output(part, filled, where)
 
 
 def score_batch(chunks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
@@ -227,7 +227,19 @@ def score_batch(chunks: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
     return merged
 
 
-def _chunk_output(part: dict[str, np.ndarray], order: Any, where: dict[str, str]) -> dict[str, Any]:
+def _chunk_output(
+    part: dict[str, np.ndarray], filled: list[str], where: dict[str, str]
+) -> dict[str, Any]:
+    """The chunk's sums and its category-order record: one fill of every variation in fill
+    order (a growing axis adds the categories of one fill in their order of appearance, as it
+    does over one fill per variation)."""
+    order = _order_histogram()
+    if filled:
+        n = len(filled)
+        order.fill(
+            dataset=[where["dataset"]] * n, period=[where["period"]] * n, variation=filled,
+            weight=np.zeros(n),
+        )  # fmt: skip
     key = (where["dataset"], where["period"])
     return {MGG_SCORE: {key: part} if part else {}, ORDER: order}
 

@@ -75,8 +75,20 @@ def make_histograms(
     ]
     out = {MGG: hist.Hist(*main_axes, storage=hist.storage.Weight())}
     if score_edges is not None:
+        # no flow bins where nothing can land (issue 12): the truth classes are the two of
+        # TRUTH_CLASSES, and the scores, clipped to [0, 1), fall below the first score edge
+        # only when it is above 0 and above the last only when it is below 1 (a NaN score is
+        # not filled). With the default edges [0, ..., 1] the dense histogram is 2/3 x 8/10
+        # of its size with flow bins, every filled bin the same.
+        edges = [float(e) for e in score_edges]
         out[MGG_SCORE] = hist.Hist(
-            *main_axes, hist.axis.Variable(score_edges, name="score", label="Selection score"),
+            *main_axes[:3],
+            hist.axis.StrCategory(list(TRUTH_CLASSES), name="truth", label="Truth match", overflow=False),
+            mass_axis,
+            hist.axis.Variable(
+                edges, name="score", label="Selection score", underflow=edges[0] > 0.0,
+                overflow=edges[-1] < 1.0,
+            ),
             storage=hist.storage.Weight(),
         )  # fmt: skip
     out[CUTFLOW] = hist.Hist(
