@@ -1,15 +1,17 @@
 """coffea's Dask executor with a bounded number of tasks on the scheduler (issue 12).
 
 coffea's :class:`~coffea.processor.DaskExecutor` hands the scheduler every chunk task and every
-task of its merge tree at once: at Run 1 size (tens of thousands of chunks) the scheduler's task
-state alone, about 0.2 MB a task, grows to gigabytes in the client process that hosts it
+task of its merge tree at once (1.14 tasks per chunk; at Run 1 size tens of thousands), and the
+scheduler keeps every merged input's task while the merge result lives
 (``benchmarks/merge.py``). :class:`WindowedDaskExecutor` builds the *same* merge tree (outputs
 ``0..k-1`` merged by one task, then ``k..2k-1``, ...; each merge task adds its inputs as coffea's
 ``_reduce`` does: the last one, then the others in order; then the merged outputs again by
 ``k``, up to one) but submits the chunk tasks through a sliding window: at most ``window`` chunk
 tasks are unfinished at any time, a merge task is submitted as soon as all its inputs are, and
-the client keeps no reference to a merged input. So the scheduler holds O(window) tasks whatever
-the number of chunks, and the result is bit for bit that of coffea's executor (the same
+the client keeps no reference to a merged input; each merged block of ``k**m >= window`` chunks
+is fetched to the client, which merges the few levels above it (the scheduler then forgets the
+block's lineage). So the scheduler holds O(window) tasks whatever the number of chunks (the
+client, up to ``k - 1`` merged blocks per level above: logarithmic), and the result is bit for bit that of coffea's executor (the same
 additions in the same order; ``tests/test_windowed_executor.py``).
 
 Retries, ``heavy_input`` (the processor sent once), LZ4 compression of the outputs in flight and
