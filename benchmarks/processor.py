@@ -135,6 +135,7 @@ def _breakdown(config: AnalysisConfig, workdir: Path) -> tuple[_Timers, float]:
     timers = _Timers()
     try:
         timers.wrap(run, "_prepare_inputs", "file_checks")
+        timers.wrap(ap.ALPProcessor, "_read", "inputs")
         timers.wrap(ap.ALPProcessor, "_inputs", "inputs")
         timers.wrap(ap, "reconstruct", "reconstruct")
         for name in ("event_features", "candidate_features", "pair_masses"):

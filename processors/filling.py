@@ -22,7 +22,7 @@ from alps.contract import (
     SKIM_EVENT_FEATURES,
 )
 
-from .candidates import as_numpy
+from .columns import ChunkColumns
 from .reading import OutputWriteError
 from .reconstruction import CUTS, Reconstruction
 
@@ -172,7 +172,7 @@ def fill_monitoring(
 
 
 def skim_rows(
-    events: Any,
+    events: ChunkColumns,
     chunk: ChunkInfo,
     reco: Reconstruction,
     weight: FloatArray,
@@ -186,9 +186,9 @@ def skim_rows(
     out: dict[str, np.ndarray] = {
         "dataset": np.full(3 * m, chunk.sample),
         "period": np.full(3 * m, chunk.period),
-        "exp": np.repeat(as_numpy(events.exp, np.int32)[rows], 3),
-        "run": np.repeat(as_numpy(events.run, np.int32)[rows], 3),
-        "event": np.repeat(as_numpy(events.event, np.int64)[rows], 3),
+        "exp": np.repeat(events.get("exp", np.int32)[rows], 3),
+        "run": np.repeat(events.get("run", np.int32)[rows], 3),
+        "event": np.repeat(events.get("event", np.int64)[rows], 3),
         "pair": np.tile(np.arange(3, dtype=np.int8), m),
         "is_signal": np.full(3 * m, chunk.mc_ma > 0),
         "mc_ma": np.full(3 * m, chunk.mc_ma),
