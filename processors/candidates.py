@@ -93,9 +93,9 @@ def photon_candidates(
     gathered or corrected for events outside the pool."""
     cl = columns.collections["cluster"]
     offsets = cl.offsets
-    flat = {name: cl.values(name) for name in _FIELDS}
-    flat["region"] = cl.values("region", np.int64)
-    flat["mcIndex"] = cl.values("mcIndex", np.int64)
+    # the values as the file holds them (float32, int32): only the pool's candidates are
+    # converted (exactly) to float64 and int64, not every cluster of the chunk
+    flat = {name: cl.raw[name] for name in (*_FIELDS, "region", "mcIndex")}
     index = top_candidates(
         offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
         np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
@@ -103,8 +103,10 @@ def photon_candidates(
     pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
     index = index[pool]
     valid = index >= 0
-    out = {
-        name: gather_candidates(index, values, _FILLS.get(name, 0.0))
+    out: dict[str, np.ndarray] = {
+        name: gather_candidates(index, values, _FILLS.get(name, 0.0)).astype(
+            np.int64 if name in ("region", "mcIndex") else np.float64
+        )
         for name, values in flat.items()
     }
     out["position"] = np.where(valid, index - offsets[pool, None], -1)

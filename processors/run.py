@@ -48,6 +48,7 @@ from .score_lists import in_work_order, list_features, write_chunks
 
 __all__ = [
     "REQUIRED_BRANCHES",
+    "UPROOT_OPTIONS",
     "FileCheck",
     "ProcessingError",
     "ProcessingResult",
@@ -66,6 +67,9 @@ REQUIRED_BRANCHES = (
     "ntrack", "track_px", "track_py", "track_pz", "track_dr", "track_dz",
 )  # fmt: skip
 MC_BRANCHES = ("nmc_photon", "mc_photon_E", "mc_photon_fromALP")
+#: how the ntuples are opened: memory-mapped local files (uproot's default source for a path
+#: runs an asyncio loop in a thread and wakes it for every read request)
+UPROOT_OPTIONS: dict[str, Any] = {"handler": uproot.source.file.MemmapSource}
 CALIBRATION_FILE = "calibration/corrections.json"
 
 
@@ -170,7 +174,7 @@ def _check_file(
                         None,
                     )
                 hashed = (*stamp, actual)
-        with uproot.open(path) as handle:
+        with uproot.open(path, **UPROOT_OPTIONS) as handle:
             if "events" not in handle:
                 return "no 'events' tree", {}, hashed
             tree = handle["events"]
@@ -328,7 +332,12 @@ def run_processing(
         metadata_cache=_known_metadata(fileset, check.opened),
     )
     try:
-        output = runner(fileset, processor_instance=ALPProcessor(settings), treename="events")
+        output = runner(
+            fileset,
+            processor_instance=ALPProcessor(settings),
+            treename="events",
+            uproot_options=UPROOT_OPTIONS,
+        )
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
