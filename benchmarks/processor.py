@@ -59,8 +59,12 @@ from alps.config import (
     SimulationConfig,
 )
 from alps.records import RECORD_DIR
-from processors.run import REQUIRED_BRANCHES, UPROOT_OPTIONS, run_processing
+from processors import run as _run_module
+from processors.run import REQUIRED_BRANCHES, run_processing
 from simulation.production import generate_samples
+
+#: how the processor opens the ntuples (an older version without the option: uproot's default)
+UPROOT_OPTIONS = getattr(_run_module, "UPROOT_OPTIONS", {})
 
 
 def _config(lumi_fb: float) -> AnalysisConfig:
