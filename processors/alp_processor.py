@@ -33,6 +33,7 @@ from alps.config import AnalysisConfig
 from alps.contract import CUTFLOW, NOMINAL, ScorerLike, make_histograms
 
 from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true_energy
+from .columns import ChunkColumns, chunk_tree, read_chunk
 from .corrections import Corrections
 from .filling import (
     ChunkInfo,
@@ -44,6 +45,7 @@ from .filling import (
     skim_rows,
     write_skims,
 )
+from .integrity import RANGE_CHECKS, count_out_of_range
 from .kernels import count_good_tracks
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
@@ -95,17 +97,28 @@ def score_candidates(scorer: ScorerLike, reco: Reconstruction) -> FloatArray:
     return np.asarray(scorer(matrix), dtype=np.float64).reshape(reco.mgg.shape)
 
 
-def _no_good_track(events: Any, config: AnalysisConfig) -> npt.NDArray[np.bool_]:
+def _no_good_track(columns: ChunkColumns, config: AnalysisConfig) -> npt.NDArray[np.bool_]:
     """No track with small impact parameters inside the CDC acceptance."""
     pre = config.preselection
-    trk = events.track
-    offsets = np.concatenate([[0], np.cumsum(as_numpy(ak.num(trk.px), np.int64))])
-    px, py, pz, dr, dz = (as_numpy(ak.flatten(trk[k])) for k in ("px", "py", "pz", "dr", "dz"))
+    trk = columns.collections["track"]
+    px, py, pz, dr, dz = (trk.values(k) for k in ("px", "py", "pz", "dr", "dz"))
     good = count_good_tracks(
-        offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
+        trk.offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
         np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
     )  # fmt: skip
     return good == 0
+
+
+def _checked_values(columns: ChunkColumns) -> dict[str, np.ndarray]:
+    """The flat values (as the file holds them) of the branches :data:`RANGE_CHECKS` tests."""
+    values = {}
+    for branch, _ in RANGE_CHECKS.values():
+        prefix, _, name = branch.partition("_")
+        if prefix in columns.collections:
+            values[branch] = columns.collections[prefix].raw[name]
+        else:
+            values[branch] = columns.event[branch]
+    return values
 
 
 class ALPProcessor(processor.ProcessorABC):
@@ -119,7 +132,8 @@ class ALPProcessor(processor.ProcessorABC):
         error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
         so an output error fails the stage with the output's name."""
         try:
-            hists, skims, varied = self._process(events)
+            columns = self._read(events)
+            hists, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))
         except Exception as exc:
             if not is_read_error(exc):
                 raise
@@ -131,6 +145,8 @@ class ALPProcessor(processor.ProcessorABC):
             }  # fmt: skip
         out: dict[str, Any] = dict(hists)
         out["skipped"] = []
+        counts = count_out_of_range(_checked_values(columns))
+        out["out_of_range"] = {str(events.metadata["filename"]): counts} if counts else {}
         skim_dir = self.settings.skim_dir
         out["skims"] = write_skims(skims, events.metadata, skim_dir) if skim_dir else []
         if skim_dir:  # the score pass reads these instead of the ntuples (processors.score_lists)
@@ -138,11 +154,18 @@ class ALPProcessor(processor.ProcessorABC):
         out["chunks"] = [chunk_entry(events.metadata)]
         return out
 
+    def _read(self, events: Any) -> ChunkColumns:
+        """The chunk's branches, read in one pass (:mod:`processors.columns`)."""
+        meta = events.metadata
+        with chunk_tree(events) as tree:
+            return read_chunk(
+                tree, int(meta["entrystart"]), int(meta["entrystop"]), bool(meta["is_data"])
+            )
+
     def _process(
-        self, events: Any
+        self, events: ChunkColumns, chunk: ChunkInfo
     ) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         settings = self.settings
-        chunk = ChunkInfo.from_metadata(events.metadata)
         scorer = settings.scorer
         hists = make_histograms(
             settings.mass_edges,
@@ -188,14 +211,14 @@ class ALPProcessor(processor.ProcessorABC):
         return hists, skims, varied
 
     def _inputs(
-        self, events: Any, chunk: ChunkInfo
+        self, events: ChunkColumns, chunk: ChunkInfo
     ) -> tuple[EventInputs, VariationInputs, npt.NDArray[np.bool_]]:
         """The pool's candidates and beams, what the variations act on, and the trigger bit."""
         cfg = self.settings.config
         corrections = None if chunk.is_data else self.settings.corrections
-        beam = np.stack([as_numpy(events[f"beam_{c}"]) for c in ("E", "px", "py", "pz")], axis=1)
+        beam = np.stack([events.get(f"beam_{c}") for c in ("E", "px", "py", "pz")], axis=1)
         e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
-        trigger = as_numpy(events.trg_esum, bool)
+        trigger = events.get("trg_esum", bool)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
         pool, fields = photon_candidates(
@@ -206,11 +229,11 @@ class ALPProcessor(processor.ProcessorABC):
             pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
         )  # fmt: skip
-        weight = as_numpy(events.weight)
+        weight = events.get("weight")
         if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)
             weight = weight * chunk.weight_scale
         vary = VariationInputs(
-            weight, as_numpy(ak.sum(events.cluster.E, axis=1)), cands.energy,
+            weight, as_numpy(ak.sum(events.collections["cluster"].arrays["E"], axis=1)), cands.energy,
             true_energy(events, pool, fields, chunk.is_data), chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from alps.config import PreselectionConfig
 
+from .columns import ChunkColumns
 from .corrections import Corrections
 from .kernels import gather_candidates, gather_jagged, top_candidates
 
@@ -79,7 +80,7 @@ class Candidates:
 
 
 def photon_candidates(
-    events: Any,
+    columns: ChunkColumns,
     pre: PreselectionConfig,
     corrections: Corrections | None,
     period: str,
@@ -90,12 +91,11 @@ def photon_candidates(
     in any variation) and its events' (up to) five leading photon candidates as ``(m, TOP)``
     arrays, MC corrected when ``corrections`` is given (pass None for data). Nothing is
     gathered or corrected for events outside the pool."""
-    cl = events.cluster
-    counts = as_numpy(ak.num(cl.E), np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    flat = {name: as_numpy(ak.flatten(cl[name])) for name in _FIELDS}
-    flat["region"] = as_numpy(ak.flatten(cl.region), np.int64)
-    flat["mcIndex"] = as_numpy(ak.flatten(cl.mcIndex), np.int64)
+    cl = columns.collections["cluster"]
+    offsets = cl.offsets
+    # the values as the file holds them (float32, int32): only the pool's candidates are
+    # converted (exactly) to float64 and int64, not every cluster of the chunk
+    flat = {name: cl.raw[name] for name in (*_FIELDS, "region", "mcIndex")}
     index = top_candidates(
         offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
         np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
@@ -103,16 +103,18 @@ def photon_candidates(
     pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
     index = index[pool]
     valid = index >= 0
-    out = {
-        name: gather_candidates(index, values, _FILLS.get(name, 0.0))
+    out: dict[str, np.ndarray] = {
+        name: gather_candidates(index, values, _FILLS.get(name, 0.0)).astype(
+            np.int64 if name in ("region", "mcIndex") else np.float64
+        )
         for name, values in flat.items()
     }
     out["position"] = np.where(valid, index - offsets[pool, None], -1)
     if corrections is not None:
         keys = (
-            as_numpy(events.exp, np.int64)[pool, None],
-            as_numpy(events.run, np.int64)[pool, None],
-            as_numpy(events.event, np.int64)[pool, None],
+            columns.get("exp", np.int64)[pool, None],
+            columns.get("run", np.int64)[pool, None],
+            columns.get("event", np.int64)[pool, None],
             out["position"],
         )
         energy, theta, phi = corrections.correct_mc(
@@ -147,22 +149,27 @@ class Jagged:
 
 
 def true_energy(
-    events: Any, pool: npt.NDArray[np.int64], fields: dict[str, np.ndarray], is_data: bool
+    columns: ChunkColumns,
+    pool: npt.NDArray[np.int64],
+    fields: dict[str, np.ndarray],
+    is_data: bool,
 ) -> FloatArray:
     """Energy of the true photon behind each candidate of the ``pool``'s events (the measured
     one where there is none)."""
-    if is_data or "mc_photon" not in events.fields:
+    truth = columns.collections.get("mc_photon")
+    if is_data or truth is None:
         return fields["E"]
-    true = Jagged.of(events.mc_photon.E).at(pool, fields["mcIndex"], np.nan)
+    true = Jagged(truth.offsets, truth.values("E")).at(pool, fields["mcIndex"], np.nan)
     return np.where(np.isfinite(true), true, fields["E"])
 
 
-def alp_flags(events: Any, is_data: bool) -> Jagged | None:
+def alp_flags(columns: ChunkColumns, is_data: bool) -> Jagged | None:
     """The chunk's ``mc_photon_fromALP`` flags; None for data or without MC truth. Read once
     per chunk, by :func:`from_alp` for every variation."""
-    if is_data or "mc_photon" not in events.fields:
+    truth = columns.collections.get("mc_photon")
+    if is_data or truth is None:
         return None
-    return Jagged.of(events.mc_photon.fromALP, np.int64)
+    return Jagged(truth.offsets, truth.values("fromALP", np.int64))
 
 
 def from_alp(

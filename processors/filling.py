@@ -22,13 +22,14 @@ from alps.contract import (
     SKIM_EVENT_FEATURES,
 )
 
-from .candidates import as_numpy
+from .columns import ChunkColumns
 from .reading import OutputWriteError
 from .reconstruction import CUTS, Reconstruction
 
 __all__ = [
     "ChunkInfo",
     "add_to_bin",
+    "add_weighted",
     "fill_cutflow",
     "fill_generated",
     "fill_main",
@@ -72,6 +73,34 @@ def add_to_bin(histogram: Any, weight: FloatArray, **categories: str) -> None:
     view = histogram.view(flow=False)
     view.value[index] += float(np.sum(weight))
     view.variance[index] += float(np.sum(np.square(weight)))
+
+
+def add_weighted(
+    histogram: Any, categories: dict[str, str], values: FloatArray, weight: FloatArray
+) -> None:
+    """Fill ``values`` with ``weight`` into the slice ``categories`` of a histogram whose last
+    axis is a variable-width axis with flow bins and whose other axes are string categories
+    (``hist.fill`` with a single category per axis, without its per-entry overhead).
+
+    Each bin receives its entries' weights (and their squares) summed in the order of the
+    entries, as ``hist.fill`` sums them: into an empty slice (one fill per slice and chunk, as
+    the processor fills) the result is the same to the last bit. The bin of x is the one with
+    edge_i <= x < edge_i+1; below the first edge the underflow, at or above the last edge and
+    NaN the overflow, as boost-histogram's variable axis."""
+    axes = histogram.axes
+    if any(cat not in list(axes[name]) for name, cat in categories.items()):
+        histogram.fill(**{k: [v] for k, v in categories.items()}, **{axes[-1].name: [np.nan]},
+                       weight=[0.0])  # fmt: skip  # grows the category axes (adds 0 to overflow)
+        axes = histogram.axes
+    edges = axes[-1].edges
+    bins = np.searchsorted(edges, values, side="right")
+    n = len(edges) + 1
+    view = histogram.view(flow=True)
+    where = tuple(axes[name].index(cat) for name, cat in categories.items())
+    order = tuple(axes.name)
+    index = tuple(where[order.index(name)] for name in order[:-1])
+    view.value[index] += np.bincount(bins, weights=weight, minlength=n)
+    view.variance[index] += np.bincount(bins, weights=weight * weight, minlength=n)
 
 
 def per_candidate(values: np.ndarray) -> np.ndarray:
@@ -129,7 +158,7 @@ def fill_main(
     for label, mask in (("matched", flags), ("unmatched", ~flags)):
         if not mask.any():
             continue
-        hists[MGG].fill(**where, truth=label, mgg=mgg[mask], weight=w[mask])
+        add_weighted(hists[MGG], {**where, "truth": label}, mgg[mask], w[mask])
         if score is not None:
             hists[MGG_SCORE].fill(
                 **where, truth=label, mgg=mgg[mask], score=score[mask], weight=w[mask]
@@ -172,7 +201,7 @@ def fill_monitoring(
 
 
 def skim_rows(
-    events: Any,
+    events: ChunkColumns,
     chunk: ChunkInfo,
     reco: Reconstruction,
     weight: FloatArray,
@@ -186,9 +215,9 @@ def skim_rows(
     out: dict[str, np.ndarray] = {
         "dataset": np.full(3 * m, chunk.sample),
         "period": np.full(3 * m, chunk.period),
-        "exp": np.repeat(as_numpy(events.exp, np.int32)[rows], 3),
-        "run": np.repeat(as_numpy(events.run, np.int32)[rows], 3),
-        "event": np.repeat(as_numpy(events.event, np.int64)[rows], 3),
+        "exp": np.repeat(events.get("exp", np.int32)[rows], 3),
+        "run": np.repeat(events.get("run", np.int32)[rows], 3),
+        "event": np.repeat(events.get("event", np.int64)[rows], 3),
         "pair": np.tile(np.arange(3, dtype=np.int8), m),
         "is_signal": np.full(3 * m, chunk.mc_ma > 0),
         "mc_ma": np.full(3 * m, chunk.mc_ma),

@@ -10,17 +10,25 @@
   (negative or non-finite cluster energies and energy errors, non-finite cluster times, polar
   angles outside [0, pi], non-positive beam energies, non-finite weights). They are counted and
   reported per file (the processor's pre-selection keeps only finite energies above threshold),
-  never silently histogrammed.
+  never silently histogrammed. The processor counts them in the arrays it reads
+  (:func:`count_out_of_range`), so no file is read twice for them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
-__all__ = ["BRANCH_KINDS", "RANGE_CHECKS", "branch_kind_problems", "out_of_range_counts"]
+__all__ = [
+    "BRANCH_KINDS",
+    "RANGE_CHECKS",
+    "branch_kind_problems",
+    "count_out_of_range",
+    "out_of_range_counts",
+]
 
 #: numpy kind of each branch the processor reads: "f" floating point, "i" integer, "b" bool
 BRANCH_KINDS: dict[str, str] = {
@@ -77,16 +85,22 @@ def branch_kind_problems(tree: Any, names: tuple[str, ...]) -> list[str]:
     return problems
 
 
-def out_of_range_counts(tree: Any) -> dict[str, int]:
+def count_out_of_range(values: Mapping[str, np.ndarray]) -> dict[str, int]:
     """Number of values outside their physical range, per check of :data:`RANGE_CHECKS` (only
-    the non-zero counts)."""
-    branches = sorted({branch for branch, _ in RANGE_CHECKS.values()})
-    arrays = tree.arrays(branches, library="ak")
+    the non-zero counts), from each checked branch's flat values as read (their own dtype: a
+    float32 angle is compared with pi in float32, as the file holds it). The processor counts
+    them in the arrays it reads anyway, so a file is not read a second time for this."""
     counts = {}
     for label, (branch, impossible) in RANGE_CHECKS.items():
-        values = np.asarray(ak.flatten(arrays[branch], axis=None))
         with np.errstate(invalid="ignore"):
-            n = int(np.count_nonzero(impossible(values)))
+            n = int(np.count_nonzero(impossible(values[branch])))
         if n:
             counts[label] = n
     return counts
+
+
+def out_of_range_counts(tree: Any) -> dict[str, int]:
+    """:func:`count_out_of_range` of a whole TTree (reads the checked branches)."""
+    branches = sorted({branch for branch, _ in RANGE_CHECKS.values()})
+    arrays = tree.arrays(branches, library="ak")
+    return count_out_of_range({b: np.asarray(ak.flatten(arrays[b], axis=None)) for b in branches})

@@ -24,7 +24,7 @@ from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
 from .features import PAIRS, candidate_features, event_features, pair_masses, photon_momenta
-from .kernels import leading_three, mass_and_timing_cuts
+from .kernels import leading_three, mass_and_timing_cuts, pick_three
 
 __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"]
 
@@ -166,8 +166,10 @@ def reconstruct(
         return Reconstruction(cuts, np.zeros(inputs.n_events, dtype=bool))
     # the events that reach the fit: their three photons, as the numpy code always computed them
     order = order[idx]
-    pick = {k: np.take_along_axis(cands.fields[k][idx], order, axis=1) for k in cands.names}
-    e3 = np.take_along_axis(energy[idx], order, axis=1)
+    # a varied energy needs no photon times (they only enter the features)
+    names = cands.names if features else tuple(k for k in cands.names if k != "time")
+    pick = {k: pick_three(cands.fields[k], idx, order) for k in names}
+    e3 = pick_three(energy, idx, order)
     cov = _covariance(settings, pick, e3, inputs.period)
     fit = kinfit.fit_three_photons(
         e3, pick["theta"], pick["phi"], cov, inputs.beam[idx],

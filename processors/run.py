@@ -12,6 +12,7 @@ when the run has finished.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 import warnings
@@ -34,12 +35,13 @@ from alps.contract import (
     signal_mass,
 )
 from alps.histio import file_checksum, provenance, write_histograms
+from alps.records import FileDigests
 
 from .alp_processor import ALPProcessor, ChunkReadError, ProcessorSettings
 from .binning import mass_edges
 from .bookkeeping import ProcessedLuminosity, processed_luminosity
 from .corrections import Corrections
-from .integrity import branch_kind_problems, out_of_range_counts
+from .integrity import RANGE_CHECKS, branch_kind_problems
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 from .score_lists import in_work_order, list_features, write_chunks
@@ -47,6 +49,7 @@ from .windowed import TREE_REDUCTION, WindowedDaskExecutor
 
 __all__ = [
     "REQUIRED_BRANCHES",
+    "UPROOT_OPTIONS",
     "FileCheck",
     "ProcessingError",
     "ProcessingResult",
@@ -65,6 +68,9 @@ REQUIRED_BRANCHES = (
     "ntrack", "track_px", "track_py", "track_pz", "track_dr", "track_dz",
 )  # fmt: skip
 MC_BRANCHES = ("nmc_photon", "mc_photon_E", "mc_photon_fromALP")
+#: how the ntuples are opened: memory-mapped local files (uproot's default source for a path
+#: runs an asyncio loop in a thread and wakes it for every read request)
+UPROOT_OPTIONS: dict[str, Any] = {"handler": uproot.source.file.MemmapSource}
 CALIBRATION_FILE = "calibration/corrections.json"
 
 
@@ -125,44 +131,64 @@ def manifest_checksums(workdir: Path, manifest: Manifest) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class FileCheck:
-    """The usable fileset, the files left out (with why), and per usable file the counts of
-    physically impossible values (:func:`processors.integrity.out_of_range_counts`)."""
+    """The usable fileset and the files left out (with why)."""
 
     fileset: dict[str, dict[str, Any]]
     skipped: list[dict[str, Any]]
-    out_of_range: dict[str, dict[str, int]]
     #: per usable file: the entries and the file UUID read by the check (coffea's preprocessing
     #: needs nothing else, so it need not open every file again: :func:`_known_metadata`)
     opened: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per file hashed by the check (not trusted on its remembered digest): its ``(size,
+    #: mtime_ns, sha256)`` when it was hashed, for :class:`~alps.records.FileDigests`
+    hashed: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
 
 def _check_file(
-    path: str, is_data: bool, expected: int | None, sha256: str | None = None
-) -> tuple[str | None, dict[str, int], dict[str, Any]]:
-    """Why a file cannot be processed (or None if it can), its out-of-range counts, and, when
-    it can, its entries and UUID (``numentries``, ``uuid``)."""
+    path: str,
+    is_data: bool,
+    expected: int | None,
+    sha256: str | None = None,
+    memo: tuple[int, int, str] | None = None,
+) -> tuple[str | None, dict[str, Any], tuple[int, int, str] | None]:
+    """Why a file cannot be processed (or None if it can); when it can, its entries and UUID
+    (``numentries``, ``uuid``); and, when it was hashed here, its ``(size, mtime_ns, sha256)``.
+
+    ``memo`` is the file's ``(size, mtime_ns, sha256)`` that the work directory's
+    :class:`~alps.records.FileDigests` remembers (the generation hashed every file it wrote): a
+    file whose size and modification time are unchanged since and whose remembered digest is the
+    manifest's is not read again to hash it; any other is hashed. The physical ranges are not
+    checked here: the processor counts them in the arrays it reads anyway
+    (:func:`processors.integrity.count_out_of_range`)."""
+    hashed = None
     try:
-        if sha256 is not None and (actual := file_checksum(path)) != sha256:
-            return (
-                f"sha256 {actual[:16]}... differs from the manifest's {sha256[:16]}...: the file "
-                "changed after it was generated (corrupted, or from another production)",
-                {},
-                {},
-            )
-        with uproot.open(path) as handle:
+        if sha256 is not None:
+            stat = os.stat(path)  # before the read: a change while hashing changes the stamp
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            if memo is None or tuple(memo[:2]) != stamp or memo[2] != sha256:
+                actual = file_checksum(path)
+                if actual != sha256:
+                    return (
+                        f"sha256 {actual[:16]}... differs from the manifest's {sha256[:16]}...: "
+                        "the file changed after it was generated (corrupted, or from another "
+                        "production)",
+                        {},
+                        None,
+                    )
+                hashed = (*stamp, actual)
+        with uproot.open(path, **UPROOT_OPTIONS) as handle:
             if "events" not in handle:
-                return "no 'events' tree", {}, {}
+                return "no 'events' tree", {}, hashed
             tree = handle["events"]
             names = set(tree.keys())
             required = REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES)
             missing = [b for b in required if b not in names]
             if missing:
-                return f"missing branches {missing}", {}, {}
+                return f"missing branches {missing}", {}, hashed
             mistyped = branch_kind_problems(tree, required)
             if mistyped:
-                return "; ".join(mistyped), {}, {}
+                return "; ".join(mistyped), {}, hashed
             if expected is not None and tree.num_entries != expected:
-                return f"{tree.num_entries} entries, its metadata promises {expected}", {}, {}
+                return f"{tree.num_entries} entries, its metadata promises {expected}", {}, hashed
             # every basket must lie inside the file: a truncated file fails here
             size = handle.file.source.num_bytes
             for name in REQUIRED_BRANCHES:
@@ -175,13 +201,12 @@ def _check_file(
                     return (
                         f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated",
                         {},
-                        {},
+                        hashed,
                     )
-            counts = out_of_range_counts(tree)
             opened = {"numentries": tree.num_entries, "uuid": handle.file.fUUID}
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}", {}, {}
-    return None, counts, opened
+        return f"{type(exc).__name__}: {exc}", {}, hashed
+    return None, opened, hashed
 
 
 def inspect_files(
@@ -190,11 +215,14 @@ def inspect_files(
     skip_bad_files: bool,
     *,
     checksums: Mapping[str, str] | None = None,
+    memo: Mapping[str, tuple[int, int, str]] | None = None,
     client: Any = None,
 ) -> FileCheck:
     """Check every file (on the Dask ``client`` when given); raise on the first unusable one
-    unless skipping, naming the file."""
+    unless skipping, naming the file. ``memo``: file -> its remembered ``(size, mtime_ns,
+    sha256)`` (see :func:`_check_file`)."""
     checksums = checksums or {}
+    memo = memo or {}
     items = [
         (path, bool(dataset["metadata"]["is_data"]))
         for dataset in fileset.values()
@@ -205,6 +233,7 @@ def inspect_files(
         [d for _, d in items],
         [expected.get(p) for p, _ in items],
         [checksums.get(p) for p, _ in items],
+        [memo.get(p) for p, _ in items],
     ]
     if client is not None:
         results = client.gather(client.map(_check_file, *args, pure=False))
@@ -213,17 +242,15 @@ def inspect_files(
     verdict = dict(zip(args[0], results))
     good: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, Any]] = []
-    out_of_range: dict[str, dict[str, int]] = {}
     opened: dict[str, dict[str, Any]] = {}
+    hashed = {p: tuple(h) for p, (_, _, h) in verdict.items() if h is not None}
     for key, dataset in fileset.items():
         files = []
         for path in dataset["files"]:
-            reason, counts, facts = verdict[path]
+            reason, facts, _ = verdict[path]
             if reason is None:
                 files.append(path)
                 opened[path] = facts
-                if counts:
-                    out_of_range[path] = counts
                 continue
             if not skip_bad_files:
                 raise ProcessingError(
@@ -232,7 +259,7 @@ def inspect_files(
             skipped.append({"file": path, "error": reason})
         if files:
             good[key] = dict(dataset, files=files)
-    return FileCheck(good, skipped, out_of_range, opened)
+    return FileCheck(good, skipped, opened, hashed)
 
 
 def check_files(
@@ -308,7 +335,12 @@ def run_processing(
         metadata_cache=_known_metadata(fileset, check.opened),
     )
     try:
-        output = runner(fileset, processor_instance=ALPProcessor(settings), treename="events")
+        output = runner(
+            fileset,
+            processor_instance=ALPProcessor(settings),
+            treename="events",
+            uproot_options=UPROOT_OPTIONS,
+        )
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -320,6 +352,14 @@ def run_processing(
         raise
     chunks = output.pop("chunks", [])
     chunk_skips = output.pop("skipped", [])
+    # physically impossible values, counted by the processor in what it read (per file)
+    counted = output.pop("out_of_range", {})
+    out_of_range = {
+        path: {label: counted[path][label] for label in RANGE_CHECKS if label in counted[path]}
+        for dataset in fileset.values()
+        for path in dataset["files"]
+        if counted.get(path)
+    }
     skipped += chunk_skips
     luminosity = _without_lost_chunks(book.luminosity_pb, chunk_skips, manifest, workdir)
     output.pop("skims", None)
@@ -341,7 +381,7 @@ def run_processing(
         planned_luminosity_pb=book.planned_luminosity_pb,
         mc_weight_scale=book.weight_scale,
         mc_lost=list(book.lost),
-        out_of_range=check.out_of_range,
+        out_of_range=out_of_range,
         sqrt_s_GeV=manifest.sqrt_s_GeV(),
         signal_coupling_GeV=config.simulation.signal.coupling_GeV,
     )
@@ -352,7 +392,7 @@ def run_processing(
         write_chunks(staging, in_work_order(chunks, fileset), list_features(config.training))
         _swap_in(staging, skim_dir)
     return ProcessingResult(
-        path, skim_dir, book.events, tuple(skipped), luminosity, check.out_of_range, book.lost
+        path, skim_dir, book.events, tuple(skipped), luminosity, out_of_range, book.lost
     )
 
 
@@ -412,13 +452,26 @@ def _prepare_inputs(
 ) -> tuple[dict[str, dict[str, Any]], FileCheck, ProcessedLuminosity]:
     """The fileset of the files that pass :func:`inspect_files` (checksums from the manifest),
     each dataset's metadata carrying the weight factors of :func:`processed_luminosity`."""
+    digests = FileDigests(workdir)
+    root = workdir / "ntuples"
+    memo = {
+        str(root / f.path): entry
+        for f in manifest.files
+        if (entry := digests.known(f"ntuples/{f.path}")) is not None
+    }
     check = inspect_files(
         build_fileset(workdir, manifest),
         expected,
         config.processing.skip_bad_files,
         checksums=manifest_checksums(workdir, manifest),
+        memo=memo,
         client=client,
     )
+    if check.hashed:  # verified now: the next check (and the pipeline's cache) need not re-hash
+        digests.refresh()
+        for path, (size, mtime_ns, sha256) in check.hashed.items():
+            digests.remember(Path(path).relative_to(workdir).as_posix(), size, mtime_ns, sha256)
+        digests.save()
     book = processed_luminosity(manifest, workdir, [s["file"] for s in check.skipped])
     if config.simulation.data.enabled and sum(book.luminosity_pb.values()) <= 0:
         first = check.skipped[0]["file"] if check.skipped else "-"

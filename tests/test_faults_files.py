@@ -365,3 +365,70 @@ def test_a_slice_with_zero_data_events_is_processed_without_a_traceback(
     hists = read_histograms(result.histogram_file)
     assert "data" not in list(hists["mgg"].axes["dataset"])
     assert hists["generated"][{"dataset": "gg"}].sum().value > 0
+
+
+def test_a_remembered_digest_spares_the_hash_only_while_the_file_is_unchanged(
+    production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#12: a file whose size and mtime match the digest the work directory remembers (the
+    generation hashed it) is not hashed again before processing; a file changed since is
+    hashed, and fails its checksum, though the memo still holds its old digest."""
+    import processors.run as run_module
+    from alps.records import RECORD_DIR, FileDigests
+
+    work = _copy(production, tmp_path)
+    (work / RECORD_DIR).mkdir()
+    manifest = json.loads((work / "ntuples" / "manifest.json").read_text())
+    digests = FileDigests(work)
+    for entry in manifest["files"]:
+        digests.digest(f"ntuples/{entry['path']}")
+    digests.save()
+    hashed: list[str] = []
+
+    def counting(path: str | Path) -> str:
+        hashed.append(str(path))
+        return file_checksum(path)
+
+    monkeypatch.setattr(run_module, "file_checksum", counting)
+    result = run_processing(tiny_config(), work, progress=False, write_skims=False)
+    assert hashed == [] and result.events == sum(f["events"] for f in manifest["files"])
+
+    victim = work / "ntuples" / "gg" / "gg_e0003_r00000-00003_0000.root"
+    _garbage_in_baskets(victim)  # same size, new mtime
+    with pytest.raises(ProcessingError, match=rf"cannot process {victim}: sha256"):
+        run_processing(tiny_config(), work, progress=False, write_skims=False)
+    assert hashed == [str(victim)]
+
+
+def test_out_of_range_counts_add_up_over_the_chunks_of_a_file(
+    production: Path, tmp_path: Path
+) -> None:
+    """#12: the processor counts the impossible values in the arrays it reads, chunk by chunk;
+    the sums per file equal a count over the whole file (processors.integrity)."""
+    from processors.integrity import out_of_range_counts
+
+    work = _copy(production, tmp_path)
+    odd = work / "ntuples" / "ggg" / "ggg_e0003_r00000-00003_0000.root"
+
+    def _unphysical(c: dict[str, ak.Array]) -> dict[str, ak.Array]:
+        cluster = c["cluster"]
+        energy = ak.to_numpy(ak.flatten(cluster.E)).copy()
+        theta = ak.to_numpy(ak.flatten(cluster.theta)).copy()
+        energy[::97] = -1.0
+        theta[::131] = 4.0
+        counts = ak.num(cluster)
+        cluster = ak.with_field(cluster, ak.unflatten(energy, counts), "E")
+        weight = np.asarray(c["weight"]).copy()
+        weight[::50] = np.inf
+        return dict(
+            c, cluster=ak.with_field(cluster, ak.unflatten(theta, counts), "theta"), weight=weight
+        )
+
+    _rewrite(odd, _unphysical)
+    _reseal(work, odd)
+    with uproot.open(odd) as handle:
+        whole = out_of_range_counts(handle["events"])
+    assert len(whole) == 3 and min(whole.values()) >= 5
+    result = run_processing(tiny_config(chunk_size=97), work, progress=False, write_skims=False)
+    assert result.out_of_range == {str(odd): whole}
+    assert read_provenance(result.histogram_file)["out_of_range"] == {str(odd): whole}

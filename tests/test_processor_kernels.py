@@ -8,12 +8,15 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from alps.contract import MGG, make_histograms
 from processors.features import photon_momenta
+from processors.filling import add_weighted
 from processors.kernels import (
     count_good_tracks,
     gather_candidates,
     leading_three,
     mass_and_timing_cuts,
+    pick_three,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
@@ -99,3 +102,36 @@ def test_gather_candidates_is_a_fill_padded_take(dtype: type, fill: float) -> No
     expected = np.where(index >= 0, values[np.where(index >= 0, index, 0)], fill)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, expected)
+
+
+def test_pick_three_equals_take_along_axis() -> None:
+    rng = np.random.default_rng(8)
+    for values in (rng.normal(size=(500, 5)), rng.integers(-1, 9, size=(500, 5))):
+        rows = np.sort(rng.choice(500, 200, replace=False))
+        order = np.stack([rng.permutation(5)[:3] for _ in rows])
+        expected = np.take_along_axis(values[rows], order, axis=1)
+        got = pick_three(values, rows, order)
+        assert got.dtype == values.dtype
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_add_weighted_equals_hist_fill_to_the_last_bit() -> None:
+    """The direct M_gg fill (bin index and bincount into the slice) against hist.fill: the same
+    values and variances in every bin, flow bins included (edges, NaN, infinities), the same
+    category axes grown, into a histogram that holds other slices already."""
+    rng = np.random.default_rng(9)
+    edges = (0.0, 0.2, 0.21, 1.0, 3.3, 9.7)
+    x = np.concatenate([rng.uniform(-1, 11, 50_000), edges, [np.nan, np.inf, -np.inf]])
+    w = rng.exponential(0.37, len(x))
+    fast, slow = make_histograms(edges, None)[MGG], make_histograms(edges, None)[MGG]
+    for h in (fast, slow):
+        h.fill(dataset="gg", period="2018", variation="nominal", truth="matched", mgg=[0.5], weight=[2.0])  # fmt: skip
+    for where in (
+        {"dataset": "gg", "period": "2018", "variation": "nominal", "truth": "unmatched"},
+        {"dataset": "ggg", "period": "2019", "variation": "escale_up", "truth": "matched"},
+    ):
+        add_weighted(fast, where, x, w)
+        slow.fill(**where, mgg=x, weight=w)
+    assert [list(a) for a in fast.axes[:4]] == [list(a) for a in slow.axes[:4]]
+    np.testing.assert_array_equal(fast.view(flow=True).value, slow.view(flow=True).value)
+    np.testing.assert_array_equal(fast.view(flow=True).variance, slow.view(flow=True).variance)
