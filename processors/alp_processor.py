@@ -45,6 +45,7 @@ from .filling import (
     write_skims,
 )
 from .kernels import count_good_tracks
+from .memory import collect_if_grown
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
 from .score_lists import (
@@ -118,6 +119,7 @@ class ALPProcessor(processor.ProcessorABC):
         """Histograms and skims of one chunk. Only reading and computing are guarded: a read
         error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
         so an output error fails the stage with the output's name."""
+        collect_if_grown()  # the earlier chunks' reference cycles (processors.memory)
         try:
             hists, skims, varied = self._process(events)
         except Exception as exc:
