@@ -19,7 +19,8 @@ slope of a straight-line fit in log-log: 1 is linear, 0 flat) with the slope's s
 (three points or more), the exponent between the two largest points (where fixed costs weigh
 least), and the score/process time ratio. ``--out DIR`` gets ``scale.json`` and ``scale.md``
 (the table and exponents), rewritten after every stage, so a run that is stopped still leaves
-its figures.
+its figures. Each luminosity runs in a fresh process (the client's peak memory is its own), and
+``--table FILE`` prints the table of an earlier run's ``scale.json``.
 
 ``--quick`` runs 0.04, 0.08 and 0.16 fb^-1 (below about 0.03 the calibration finds too few mu mu
 gamma events) with a short training, a coarse signal grid and five
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
@@ -43,6 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +252,25 @@ def exponents(results: list[dict[str, Any]]) -> dict[str, Any]:
             slope, error = exponent(lumis, values)
             out[stage][name] = {"exponent": slope, "error": error,
                                 "last_pair": last_pair_exponent(lumis, values)}  # fmt: skip
+        out[stage]["cpu_split"] = cpu_split(stage, done)
     return out
+
+
+def cpu_split(stage: str, done: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU = fixed + marginal x units (events; mass points for shapes and limits) through the two
+    largest luminosities: the marginal cost is what a larger sample adds (``alps plan`` uses it),
+    the fixed part is start-up (imports, numba, cluster) and work that does not grow."""
+    points = sorted(
+        (float(r["masses"] if stage == "limits" else r["signal_masses"]) if stage in PER_MASS
+         else float(r["events"]), float(r["stages"][stage]["cpu_s"]))
+        for r in done
+    )  # fmt: skip
+    if len(points) < 2 or points[-1][0] == points[-2][0]:
+        units, cpu = points[-1] if points else (math.nan, math.nan)
+        return {"marginal_s": cpu / units if units else math.nan, "fixed_s": 0.0}
+    (n0, c0), (n1, c1) = points[-2:]
+    marginal = (c1 - c0) / (n1 - n0)
+    return {"marginal_s": marginal, "fixed_s": c1 - marginal * n1}
 
 
 def _per(stage: str, seconds: float) -> str:
@@ -283,12 +304,16 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
                 f"| {_per(stage, f['cpu_per_unit_s'])} | {workers} | {ends} "
                 f"| {f['client_peak_B'] / mb:.0f} | {f['disk_B'] / mb:.2f} | {f['load_end'][0]:.1f} |"
             )
-    lines += ["", "Exponents in the luminosity: fit ± standard error (last pair).", "",
-              "| stage | wall | CPU | worker peak | client peak | disk |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "Exponents in the luminosity: fit ± standard error (last pair); CPU = fixed + "
+              "marginal x events (mass points) through the two largest points.", "",
+              "| stage | wall | CPU | worker peak | client peak | disk | CPU fixed | CPU marginal |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for stage, e in exponents(results).items():
+        split = e["cpu_split"]
         lines.append(
             f"| {stage} | {_exp(e['time'])} | {_exp(e['cpu'])} | {_exp(e['worker_memory'])} "
-            f"| {_exp(e['client_memory'])} | {_exp(e['disk'])} |"
+            f"| {_exp(e['client_memory'])} | {_exp(e['disk'])} | {split['fixed_s']:.1f} s "
+            f"| {_per(stage, split['marginal_s'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -318,6 +343,9 @@ def report(results: list[dict[str, Any]]) -> dict[str, Any]:
                 print(f"scale.{lumi}.score_over_process_{key[:-2]}: {ratio:.3f}")
     result = exponents(results)
     for stage, quantities in result.items():
+        split = quantities.pop("cpu_split")
+        print(f"scale.cpu.{stage}.fixed: {split['fixed_s']:.2f} s")
+        print(f"scale.cpu.{stage}.marginal: {_per(stage, split['marginal_s'])}")
         for name, e in quantities.items():
             if math.isnan(e["exponent"]):
                 continue
@@ -338,7 +366,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="write scale.json and scale.md here after every stage")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the work directories")
+    parser.add_argument("--table", type=Path, default=None,
+                        help="print the table of an earlier run's scale.json and stop")  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        earlier = json.loads(args.table.read_text())
+        report(earlier["results"])
+        print(markdown(earlier["results"], f"{earlier['benchmark']}, {earlier['date']}"))
+        return
     if args.lumi:
         lumis = sorted(args.lumi)
     elif args.lumis:
@@ -349,36 +384,68 @@ def main() -> None:
     header = (f"{benchmark}, {time.strftime('%Y-%m-%d %H:%M')}, {args.workers} workers, "
               f"{os.cpu_count()} cores, luminosities {lumis} fb^-1")  # fmt: skip
     root = args.workdir or Path(tempfile.mkdtemp(prefix="alps-scale-"))
+    saver = Saver(benchmark, header, args.workers, args.json, args.out)
     results: list[dict[str, Any]] = []
-
-    def payload(current: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"benchmark": benchmark, "date": time.strftime("%Y-%m-%d"),
-                "workers": args.workers, "cpu_count": os.cpu_count(), "results": current,
-                "exponents": exponents(current)}  # fmt: skip
-
-    def save(current: list[dict[str, Any]]) -> None:
-        data = json.dumps(payload(current), indent=1)
-        if args.json:
-            args.json.write_text(data)
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "scale.json").write_text(data)
-            (args.out / "scale.md").write_text(markdown(current, header))
-
+    spawn = multiprocessing.get_context("spawn")
     try:
         for lumi in lumis:
             print(f"[scale] {lumi:g} fb^-1", file=sys.stderr)
-            figures = run_luminosity(
-                lumi, args.quick, args.workers, root,
-                on_stage=lambda partial: save([*results, partial]),
-            )  # fmt: skip
-            results.append(figures)
-            save(results)
+            done = root / f"lumi{lumi:g}.json"
+            child = spawn.Process(
+                target=_one_luminosity,
+                args=(lumi, args.quick, args.workers, root, results, saver, done),
+            )  # a fresh process per luminosity: the client's peak is its own
+            child.start()
+            child.join()
+            if child.exitcode != 0 or not done.exists():
+                raise SystemExit(f"[scale] {lumi:g} fb^-1 failed (exit code {child.exitcode})")
+            results.append(json.loads(done.read_text()))
+            saver.save(results)
         report(results)
         print(markdown(results, header))
     finally:
         if args.workdir is None:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Saver:
+    """Writes the figures so far (``--json`` and ``--out``); pickled into each luminosity's
+    process."""
+
+    benchmark: str
+    header: str
+    workers: int
+    json_path: Path | None
+    out: Path | None
+
+    def save(self, current: list[dict[str, Any]]) -> None:
+        data = json.dumps(
+            {"benchmark": self.benchmark, "date": time.strftime("%Y-%m-%d"),
+             "workers": self.workers, "cpu_count": os.cpu_count(), "results": current,
+             "exponents": exponents(current)}, indent=1,
+        )  # fmt: skip
+        if self.json_path:
+            self.json_path.write_text(data)
+        if self.out:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "scale.json").write_text(data)
+            (self.out / "scale.md").write_text(markdown(current, self.header))
+
+
+def _one_luminosity(
+    lumi: float,
+    quick: bool,
+    workers: int,
+    root: Path,
+    earlier: list[dict[str, Any]],
+    saver: Saver,
+    done: Path,
+) -> None:
+    figures = run_luminosity(
+        lumi, quick, workers, root, on_stage=lambda partial: saver.save([*earlier, partial])
+    )
+    done.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":
