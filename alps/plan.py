@@ -124,26 +124,54 @@ def _histogram_bytes(config: AnalysisConfig, datasets: int, periods: int) -> flo
 
 
 def _costs(path: str | Path | None) -> dict[str, Any]:
-    """:data:`MEASURED`, or the per-event costs of a ``benchmarks/scale.py --json`` file (its
-    largest luminosity)."""
+    """:data:`MEASURED`, or the costs of a ``benchmarks/scale.py --json`` file: per stage the CPU
+    time (core-seconds; wall x workers in files without it) split into a fixed part and a
+    marginal cost per event through its two largest luminosities (per mass point for shapes and
+    limits, fixed for the report), and the disk the same way."""
     if path is None:
         return MEASURED
     data = json.loads(Path(path).read_text())
-    last = max(data["results"], key=lambda r: r["lumi_fb"])
+    results = sorted(data["results"], key=lambda r: r["lumi_fb"])
     cores = int(data.get("workers", 2))
+
+    def cpu(r: dict[str, Any], name: str) -> float:
+        f = r["stages"][name]
+        return float(f["cpu_s"]) if "cpu_s" in f else float(f["wall_s"]) * cores
+
+    last = results[-1]
+    prev = results[-2] if len(results) > 1 else None
     stages: dict[str, Any] = {}
     for name, f in last["stages"].items():
         if name in ("shapes", "limits"):
-            masses = max(last["masses"], 1)
-            stages[name] = {"per_mass": f["wall_s"] * cores / masses,
+            key = "signal_masses" if name == "shapes" and "signal_masses" in last else "masses"
+            masses = max(int(last[key]), 1)
+            stages[name] = {"per_mass": cpu(last, name) / masses,
                             "disk_per_mass": f["disk_B"] / masses}  # fmt: skip
-        elif name in ("train", "report"):
-            stages[name] = {"fixed": f["wall_s"] * cores, "fixed_disk": f["disk_B"]}
+        elif name == "report":
+            stages[name] = {"fixed": cpu(last, name), "fixed_disk": f["disk_B"]}
+        elif prev is not None and name in prev["stages"] and last["events"] > prev["events"]:
+            span = last["events"] - prev["events"]
+            per = (cpu(last, name) - cpu(prev, name)) / span
+            disk = (f["disk_B"] - prev["stages"][name]["disk_B"]) / span
+            stages[name] = {"per_event": per, "fixed": cpu(last, name) - per * last["events"],
+                            "disk_per_event": disk,
+                            "fixed_disk": f["disk_B"] - disk * last["events"]}  # fmt: skip
         else:
-            stages[name] = {"per_event": f["wall_s"] * cores / last["events"],
+            stages[name] = {"per_event": cpu(last, name) / last["events"],
                             "disk_per_event": f["disk_B"] / last["events"]}  # fmt: skip
     return {"source": f"{path} ({data.get('benchmark')}, {data.get('date')})", "cores": cores,
             "stages": stages}  # fmt: skip
+
+
+def _training_events(events: float, costs: dict[str, Any], cap: int) -> tuple[float, float]:
+    """The events whose background candidates the training learns from (all of them until the
+    skims hold ``cap`` = ``training.max_background_candidates`` rows, then a fixed subsample), and
+    the events beyond that, whose skims it only reads."""
+    rows_per_event = float(costs.get("background_rows_per_event", 0.0))
+    if rows_per_event <= 0:
+        return events, 0.0
+    learned = min(events, cap / rows_per_event)
+    return learned, events - learned
 
 
 def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
@@ -172,6 +200,13 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
         seconds = f.get("per_event", 0.0) * count + f.get("per_mass", 0.0) * count
         return (seconds + f.get("fixed", 0.0)) / 3600.0
 
+    learned, read_only = _training_events(
+        events, c.get("train", {}), config.training.max_background_candidates
+    )
+    train_hours = cost("train", learned) + c.get("train", {}).get("read_per_event", 0.0) * (
+        read_only / 3600.0
+    )
+
     categories = len(samples) * periods
 
     def disk(stage: str, count: float) -> float:
@@ -191,7 +226,7 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
                   disk("process", events), cost("process", events)),
         StagePlan("train", 0, "at most training.max_background_candidates = "
                   f"{config.training.max_background_candidates:,} candidates",
-                  disk("train", 0), cost("train", 0)),
+                  disk("train", 0), train_hours),
         StagePlan("score", chunks + _merge_tasks(chunks),
                   f"the candidates of {chunks:,} chunks' skims and variation lists",
                   disk("score", events), cost("score", events)),
