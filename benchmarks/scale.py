@@ -260,11 +260,14 @@ def cpu_split(stage: str, done: list[dict[str, Any]]) -> dict[str, float]:
     """CPU = fixed + marginal x units (events; mass points for shapes and limits) through the two
     largest luminosities: the marginal cost is what a larger sample adds (``alps plan`` uses it),
     the fixed part is start-up (imports, numba, cluster) and work that does not grow."""
-    points = sorted(
-        (float(r["masses"] if stage == "limits" else r["signal_masses"]) if stage in PER_MASS
-         else float(r["events"]), float(r["stages"][stage]["cpu_s"]))
-        for r in done
-    )  # fmt: skip
+
+    def units(r: dict[str, Any]) -> float:
+        if stage in PER_MASS:
+            return float(r["masses"] if stage == "limits" else r["signal_masses"])
+        return float(r["events"])
+
+    ordered = sorted(done, key=lambda r: r["lumi_fb"])
+    points = [(units(r), float(r["stages"][stage]["cpu_s"])) for r in ordered]
     if len(points) < 2 or points[-1][0] == points[-2][0]:
         units, cpu = points[-1] if points else (math.nan, math.nan)
         return {"marginal_s": cpu / units if units else math.nan, "fixed_s": 0.0}
@@ -314,6 +317,32 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
             f"| {stage} | {_exp(e['time'])} | {_exp(e['cpu'])} | {_exp(e['worker_memory'])} "
             f"| {_exp(e['client_memory'])} | {_exp(e['disk'])} | {split['fixed_s']:.1f} s "
             f"| {_per(stage, split['marginal_s'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def wide_table(results: list[dict[str, Any]]) -> str:
+    """One line per stage: CPU per event (per mass point), the largest worker, the client and the
+    disk at each luminosity ("a / b / c"), the CPU and worker-memory exponents and the marginal
+    CPU (the README's table)."""
+    mb = 1024.0**2
+    lumis = " / ".join(f"{r['lumi_fb']:g}" for r in results)
+    lines = [f"| stage | CPU per event ({lumis} fb^-1) | largest worker MB | client MB | disk MB "
+             "| exponent CPU | exponent worker | marginal CPU |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    exps = exponents(results)
+    for stage in STAGES:
+        done = [r["stages"][stage] for r in results if stage in r["stages"]]
+
+        def cells(key: str, scale: float, fmt: str, rows: list[dict[str, Any]] = done) -> str:
+            return " / ".join(format(f[key] / scale, fmt) for f in rows)
+
+        unit = 1.0 if stage in PER_MASS else 1e-6
+        e = exps[stage]
+        lines.append(
+            f"| {stage} | {cells('cpu_per_unit_s', unit, '.3g')} {'s/mass' if unit == 1 else 'µs'} "
+            f"| {cells('worker_peak_B', mb, '.0f')} | {cells('client_peak_B', mb, '.0f')} "
+            f"| {cells('disk_B', mb, '.3g')} | {_exp(e['cpu'])} | {_exp(e['worker_memory'])} "
+            f"| {_per(stage, e['cpu_split']['marginal_s'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -373,6 +402,7 @@ def main() -> None:
         earlier = json.loads(args.table.read_text())
         report(earlier["results"])
         print(markdown(earlier["results"], f"{earlier['benchmark']}, {earlier['date']}"))
+        print(wide_table(earlier["results"]))
         return
     if args.lumi:
         lumis = sorted(args.lumi)
@@ -430,7 +460,9 @@ class Saver:
         if self.out:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "scale.json").write_text(data)
-            (self.out / "scale.md").write_text(markdown(current, self.header))
+            (self.out / "scale.md").write_text(
+                markdown(current, self.header) + "\n" + wide_table(current)
+            )
 
 
 def _one_luminosity(
