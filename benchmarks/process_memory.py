@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--all", action="store_true",
+                        help="only one run: every file of the source at the default chunk size")  # fmt: skip
     args = parser.parse_args()
     from alps.cluster import open_session
 
@@ -204,6 +206,14 @@ def main() -> None:
             ctx._session = session  # one cluster for the generation and the runs
             run_stages(ctx, ["generate", "calibrate"])
         manifest = json.loads((source / MANIFEST_FILE).read_text())
+        if args.all:
+            files = manifest["files"]
+            workdir = subset_workdir(source, root / "all", files)
+            res = run_once(client, config, workdir, files, config.processing.chunk_size)
+            _print("all", res)
+            if args.json:
+                args.json.write_text(json.dumps({"all": [res]}, indent=1))
+            return
         large = [f for f in manifest["files"] if f["sample"] in LARGE]
         # interleave the samples so every subset holds data and MC
         large.sort(key=lambda f: (f["path"].rsplit("_", 1)[-1], f["block"], f["sample"]))
