@@ -38,16 +38,16 @@ __all__ = ["MEASURED", "Plan", "StagePlan", "format_plan", "plan_run"]
 TREE_REDUCTION = 8
 
 #: Costs measured by ``benchmarks/scale.py --lumi 0.1 0.445 2 --out ...`` on 2026-12-03 on this
-#: project's 2-core machine (load average 14-32 from other jobs; a local cluster of two
+#: project's 2-core machine (load average 7-32 from other jobs; a local cluster of two
 #: single-threaded workers; the embedded default: 41 signal masses, 1112 scan masses). Costs are
 #: CPU time (user + system of the client, the workers and their pools: core-seconds, which the
 #: load inflates far less than wall time), split into ``fixed`` core-seconds and a marginal
-#: ``per_event`` cost through the two largest luminosities that ran the stage (generate,
-#: calibrate, process: 0.445 and 2 fb^-1, 3 200 945 and 14 088 134 events; the other stages 0.1
-#: and 0.445 fb^-1, 781 861 and 3 200 945 events). Shapes and limits cost ``per_mass`` (signal
-#: masses, scan masses), the report a fixed time. Training learns from every background
-#: candidate until the skims hold ``training.max_background_candidates`` rows (0.1026 rows per
-#: generated event: 328 323 at 0.445 fb^-1), then from a fixed subsample: beyond that point only
+#: ``per_event`` cost through 0.445 and 2 fb^-1 (3 200 945 and 14 088 134 events; the disk of
+#: process through 0.1 and 0.445 fb^-1). Shapes, limits and the report at 0.445 fb^-1: shapes
+#: and limits cost ``per_mass`` (signal masses, scan masses), the report a fixed time. Training
+#: learns from every background candidate until the skims hold
+#: ``training.max_background_candidates`` rows (0.0916 rows per generated event: 1 290 249 at
+#: 2 fb^-1), then from a fixed subsample: beyond that point only
 #: its read of the skims grows, costed at the score pass's marginal ``read_per_event`` (an upper
 #: bound: the score pass reads the same skims and the variation lists, and fills histograms).
 #: Disk: marginal bytes per event through the same points (skims and variation lists for
@@ -63,10 +63,10 @@ MEASURED: dict[str, Any] = {
         "process": {"per_event": (154.2 - 57.0) / (14_088_134 - 3_200_945), "fixed": 28.4,
                     "disk_per_event": (201_797_205 - 87_982_678) / (3_200_945 - 781_861),
                     "disk_per_category": 2.16e6 / 51},
-        "train": {"per_event": (168.8 - 87.0) / (3_200_945 - 781_861), "fixed": 60.6,
-                  "background_rows_per_event": 328_323 / 3_200_945,
-                  "read_per_event": (18.6 - 12.1) / (3_200_945 - 781_861), "fixed_disk": 2.7e6},
-        "score": {"per_event": (18.6 - 12.1) / (3_200_945 - 781_861), "fixed": 9.9,
+        "train": {"per_event": (585.2 - 168.8) / (14_088_134 - 3_200_945), "fixed": 46.4,
+                  "background_rows_per_event": 1_290_249 / 14_088_134,
+                  "read_per_event": (45.4 - 18.6) / (14_088_134 - 3_200_945), "fixed_disk": 2.9e6},
+        "score": {"per_event": (45.4 - 18.6) / (14_088_134 - 3_200_945), "fixed": 10.7,
                   "disk_per_category": 4.56e6 / 51},
         "shapes": {"per_mass": 18.2 / 41, "fixed_disk": 3.8e5},
         "limits": {"per_mass": 44.8 / 1112, "disk_per_mass": 8.34e6 / 1112},
