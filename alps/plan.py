@@ -8,15 +8,16 @@ its outputs take and the core-hours it costs, from
   generation to about 0.2 %): files, events per sample;
 * the coffea chunking of each file by ``processing.chunk_size`` and the tree reduction of the
   chunk outputs (8 per merge task);
-* the per-event costs and output sizes measured on this machine by ``benchmarks/scale.py``
+* the costs and output sizes measured on this machine by ``benchmarks/scale.py``
   (:data:`MEASURED`, with the date and the run; ``--costs FILE`` reads the ``--json`` output of
-  another run instead), in core-seconds: wall time x the cores of the local cluster;
+  another run instead): CPU core-seconds, a fixed part plus a marginal cost per event;
 * the memory of the dense ``mgg_score`` histogram: datasets x periods x variations x truth x mass
   bins x score bins x 16 bytes (weight and variance); on disk the histogram files take the
   measured bytes per (dataset, period) (the zip compresses the empty bins).
 
-Training and the report do not grow with the sample (training reads at most
-``training.max_background_candidates`` candidates): their cost is the measured one.
+The report does not grow with the sample; training learns from at most
+``training.max_background_candidates`` background candidates and beyond that only reads more
+skims (:func:`_training_events`).
 """
 
 from __future__ import annotations
@@ -36,30 +37,40 @@ __all__ = ["MEASURED", "Plan", "StagePlan", "format_plan", "plan_run"]
 #: merge tasks take this many chunk outputs (processors.run, processors.score_pass)
 TREE_REDUCTION = 8
 
-#: Costs measured on this machine (2 cores shared with other jobs, a local cluster of 2
-#: single-threaded workers) on 2026-12-03, the embedded default (0.445 fb^-1, 3 198 944 events,
-#: 41 signal masses, 1112 scan masses): `alps generate / calibrate / process` stage times, the
-#: score pass at 0.339 x the processing pass measured in the same run (the score stage of
-#: ``benchmarks/scale.py`` at the same load), train, shapes, limits and report from the README's
-#: default run of 2026-12-02; output sizes from that work directory and ``benchmarks/scale.py
-#: --quick``. Core-seconds per generated event (``per_event``), per mass point (``per_mass``:
-#: signal masses for shapes, scan masses for limits) or fixed (``fixed``); output bytes per event
-#: (``disk_per_event``, skims and variation lists for process), per mass, per (dataset, period)
-#: of the histograms (``disk_per_category``) or fixed (``fixed_disk``). The load of the machine
-#: (load average 10-20 on 2 cores) makes these upper bounds, about 2x an idle machine's.
+#: Costs measured by ``benchmarks/scale.py --lumi 0.1 0.445 2 --out ...`` on 2026-12-03 on this
+#: project's 2-core machine (load average 7-32 from other jobs; a local cluster of two
+#: single-threaded workers; the embedded default: 41 signal masses, 1112 scan masses). Costs are
+#: CPU time (user + system of the client, the workers and their pools: core-seconds, which the
+#: load inflates far less than wall time), split into ``fixed`` core-seconds and a marginal
+#: ``per_event`` cost through 0.445 and 2 fb^-1 (3 200 945 and 14 088 134 events; the disk of
+#: process through 0.1 and 0.445 fb^-1). Shapes, limits and the report at 0.445 fb^-1: shapes
+#: and limits cost ``per_mass`` (signal masses, scan masses), the report a fixed time. Training
+#: learns from every background candidate until the skims hold
+#: ``training.max_background_candidates`` rows (0.0916 rows per generated event: 1 290 249 at
+#: 2 fb^-1), then from a fixed subsample: beyond that point only
+#: its read of the skims grows, costed at the score pass's marginal ``read_per_event`` (an upper
+#: bound: the score pass reads the same skims and the variation lists, and fills histograms).
+#: Disk: marginal bytes per event through the same points (skims and variation lists for
+#: process) plus per (dataset, period) for the histograms of process and score, or fixed.
 MEASURED: dict[str, Any] = {
-    "source": "alps stages on the default sample, 2026-12-03 (2 shared cores; alps/plan.py)",
+    "source": "benchmarks/scale.py --lumi 0.1 0.445 2, 2026-12-03 (2 shared cores; CPU time)",
     "cores": 2,
     "stages": {
-        "generate": {"per_event": 69.0 * 2 / 3_198_944, "disk_per_event": 911e6 / 3_198_944},
-        "calibrate": {"per_event": 18.1 * 2 / 3_198_944, "fixed_disk": 4.3e5},
-        "process": {"per_event": 100.4 * 2 / 3_198_944, "disk_per_event": 193e6 / 3_198_944,
-                    "disk_per_category": 2.10e6 / 51},
-        "train": {"fixed": 136.0 * 2, "fixed_disk": 2.0e6},
-        "score": {"per_event": 0.339 * 100.4 * 2 / 3_198_944, "disk_per_category": 3.35e6 / 51},
-        "shapes": {"per_mass": 12.0 * 2 / 41, "fixed_disk": 1.8e5},
-        "limits": {"per_mass": 83.0 * 2 / 1112, "disk_per_mass": 4.6e4},
-        "report": {"fixed": 4.0 * 2, "fixed_disk": 1.35e6},
+        "generate": {"per_event": (275.8 - 76.6) / (14_088_134 - 3_200_945), "fixed": 18.1,
+                     "disk_per_event": (3_493_463_355 - 955_696_696) / (14_088_134 - 3_200_945)},
+        "calibrate": {"per_event": (29.9 - 10.5) / (14_088_134 - 3_200_945), "fixed": 4.8,
+                      "fixed_disk": 1.4e6},
+        "process": {"per_event": (154.2 - 57.0) / (14_088_134 - 3_200_945), "fixed": 28.4,
+                    "disk_per_event": (201_797_205 - 87_982_678) / (3_200_945 - 781_861),
+                    "disk_per_category": 2.16e6 / 51},
+        "train": {"per_event": (585.2 - 168.8) / (14_088_134 - 3_200_945), "fixed": 46.4,
+                  "background_rows_per_event": 1_290_249 / 14_088_134,
+                  "read_per_event": (45.4 - 18.6) / (14_088_134 - 3_200_945), "fixed_disk": 2.9e6},
+        "score": {"per_event": (45.4 - 18.6) / (14_088_134 - 3_200_945), "fixed": 10.7,
+                  "disk_per_category": 4.56e6 / 51},
+        "shapes": {"per_mass": 18.2 / 41, "fixed_disk": 3.8e5},
+        "limits": {"per_mass": 44.8 / 1112, "disk_per_mass": 8.34e6 / 1112},
+        "report": {"fixed": 23.0, "fixed_disk": 5.9e6},
     },
 }  # fmt: skip
 
@@ -124,26 +135,54 @@ def _histogram_bytes(config: AnalysisConfig, datasets: int, periods: int) -> flo
 
 
 def _costs(path: str | Path | None) -> dict[str, Any]:
-    """:data:`MEASURED`, or the per-event costs of a ``benchmarks/scale.py --json`` file (its
-    largest luminosity)."""
+    """:data:`MEASURED`, or the costs of a ``benchmarks/scale.py --json`` file: per stage the CPU
+    time (core-seconds; wall x workers in files without it) split into a fixed part and a
+    marginal cost per event through its two largest luminosities (per mass point for shapes and
+    limits, fixed for the report), and the disk the same way."""
     if path is None:
         return MEASURED
     data = json.loads(Path(path).read_text())
-    last = max(data["results"], key=lambda r: r["lumi_fb"])
+    results = sorted(data["results"], key=lambda r: r["lumi_fb"])
     cores = int(data.get("workers", 2))
+
+    def cpu(r: dict[str, Any], name: str) -> float:
+        f = r["stages"][name]
+        return float(f["cpu_s"]) if "cpu_s" in f else float(f["wall_s"]) * cores
+
+    last = results[-1]
+    prev = results[-2] if len(results) > 1 else None
     stages: dict[str, Any] = {}
     for name, f in last["stages"].items():
         if name in ("shapes", "limits"):
-            masses = max(last["masses"], 1)
-            stages[name] = {"per_mass": f["wall_s"] * cores / masses,
+            key = "signal_masses" if name == "shapes" and "signal_masses" in last else "masses"
+            masses = max(int(last[key]), 1)
+            stages[name] = {"per_mass": cpu(last, name) / masses,
                             "disk_per_mass": f["disk_B"] / masses}  # fmt: skip
-        elif name in ("train", "report"):
-            stages[name] = {"fixed": f["wall_s"] * cores, "fixed_disk": f["disk_B"]}
+        elif name == "report":
+            stages[name] = {"fixed": cpu(last, name), "fixed_disk": f["disk_B"]}
+        elif prev is not None and name in prev["stages"] and last["events"] > prev["events"]:
+            span = last["events"] - prev["events"]
+            per = (cpu(last, name) - cpu(prev, name)) / span
+            disk = (f["disk_B"] - prev["stages"][name]["disk_B"]) / span
+            stages[name] = {"per_event": per, "fixed": cpu(last, name) - per * last["events"],
+                            "disk_per_event": disk,
+                            "fixed_disk": f["disk_B"] - disk * last["events"]}  # fmt: skip
         else:
-            stages[name] = {"per_event": f["wall_s"] * cores / last["events"],
+            stages[name] = {"per_event": cpu(last, name) / last["events"],
                             "disk_per_event": f["disk_B"] / last["events"]}  # fmt: skip
     return {"source": f"{path} ({data.get('benchmark')}, {data.get('date')})", "cores": cores,
             "stages": stages}  # fmt: skip
+
+
+def _training_events(events: float, costs: dict[str, Any], cap: int) -> tuple[float, float]:
+    """The events whose background candidates the training learns from (all of them until the
+    skims hold ``cap`` = ``training.max_background_candidates`` rows, then a fixed subsample), and
+    the events beyond that, whose skims it only reads."""
+    rows_per_event = float(costs.get("background_rows_per_event", 0.0))
+    if rows_per_event <= 0:
+        return events, 0.0
+    learned = min(events, cap / rows_per_event)
+    return learned, events - learned
 
 
 def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
@@ -172,6 +211,13 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
         seconds = f.get("per_event", 0.0) * count + f.get("per_mass", 0.0) * count
         return (seconds + f.get("fixed", 0.0)) / 3600.0
 
+    learned, read_only = _training_events(
+        events, c.get("train", {}), config.training.max_background_candidates
+    )
+    train_hours = cost("train", learned) + c.get("train", {}).get("read_per_event", 0.0) * (
+        read_only / 3600.0
+    )
+
     categories = len(samples) * periods
 
     def disk(stage: str, count: float) -> float:
@@ -191,7 +237,7 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
                   disk("process", events), cost("process", events)),
         StagePlan("train", 0, "at most training.max_background_candidates = "
                   f"{config.training.max_background_candidates:,} candidates",
-                  disk("train", 0), cost("train", 0)),
+                  disk("train", 0), train_hours),
         StagePlan("score", chunks + _merge_tasks(chunks),
                   f"the candidates of {chunks:,} chunks' skims and variation lists",
                   disk("score", events), cost("score", events)),

@@ -47,6 +47,7 @@ from .filling import (
 )
 from .integrity import RANGE_CHECKS, count_out_of_range
 from .kernels import count_good_tracks
+from .memory import collect_if_grown
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
 from .score_lists import (
@@ -131,6 +132,7 @@ class ALPProcessor(processor.ProcessorABC):
         """Histograms and skims of one chunk. Only reading and computing are guarded: a read
         error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
         so an output error fails the stage with the output's name."""
+        collect_if_grown()  # the earlier chunks' reference cycles (processors.memory)
         try:
             columns = self._read(events)
             hists, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))

@@ -26,6 +26,7 @@ from coffea import processor
 from simulation.generators import MUON_MASS
 
 from .kernels import segment_argmax
+from .memory import collect_if_grown
 
 __all__ = ["CALIBRATION_ENERGY_EDGES", "CalibrationProcessor", "trigger_histogram"]
 
@@ -84,6 +85,7 @@ class CalibrationProcessor(processor.ProcessorABC):
     """Fills the mu mu gamma residuals and the trigger turn-on."""
 
     def process(self, events: Any) -> dict[str, Any]:
+        collect_if_grown()  # the earlier chunks' reference cycles (processors.memory)
         meta = events.metadata
         sample, period, is_data = meta["sample"], meta["period"], bool(meta["is_data"])
         weight = np.asarray(events.weight, dtype=np.float64)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from alps.cli import main
 from alps.config import load_config
 from alps.pipeline import STAGES
-from alps.plan import _chunks, _merge_tasks, plan_run
+from alps.plan import MEASURED, _chunks, _merge_tasks, _training_events, plan_run
 
 
 def _figures(output: str) -> dict[str, float]:
@@ -52,11 +52,21 @@ def test_plan_of_run1_scales_with_the_luminosity(tmp_path: Path) -> None:
     ratio = run1.events / default.events
     by_stage = {s.stage: s for s in run1.stages}
     base = {s.stage: s for s in default.stages}
-    # per-event stages grow with the events, training and the report do not
-    assert by_stage["process"].core_hours / base["process"].core_hours == pytest.approx(
-        ratio, rel=0.01
-    )
-    assert by_stage["train"].core_hours == base["train"].core_hours
+    # per-event stages: a fixed part plus a marginal cost per event; training learns from at
+    # most training.max_background_candidates candidates, then only reads; the report is fixed
+    costs = MEASURED["stages"]
+    for plan in (default, run1):
+        process = next(s for s in plan.stages if s.stage == "process")
+        expected = costs["process"]["fixed"] + costs["process"]["per_event"] * plan.events
+        assert process.core_hours * 3600 == pytest.approx(expected)
+    assert by_stage["process"].core_hours / base["process"].core_hours > 0.4 * ratio
+    train = costs["train"]
+    learned = 2_000_000 / train["background_rows_per_event"]
+    assert by_stage["train"].core_hours * 3600 == pytest.approx(
+        train["fixed"] + train["per_event"] * learned
+        + train["read_per_event"] * (run1.events - learned)
+    )  # fmt: skip
+    assert by_stage["report"].core_hours == base["report"].core_hours
     assert by_stage["process"].tasks > run1.chunks > 10_000
     result = CliRunner().invoke(main, ["plan", "--slice", "run1", "--workdir", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -87,3 +97,30 @@ def test_costs_from_a_benchmark_file(tmp_path: Path) -> None:
     process = next(s for s in plan.stages if s.stage == "process")
     assert process.core_hours == pytest.approx(20.0 / 1e6 * plan.events / 3600)
     assert str(path) in plan.source
+
+
+def test_training_learns_from_a_capped_sample() -> None:
+    costs = {"background_rows_per_event": 0.1}
+    assert _training_events(5000, costs, 1000) == (5000, 0)
+    assert _training_events(20_000, costs, 1000) == (10_000, 10_000)
+    assert _training_events(20_000, {}, 1000) == (20_000, 0)
+
+
+def test_marginal_costs_from_two_luminosities(tmp_path: Path) -> None:
+    def point(lumi: float, events: int, cpu: float) -> dict[str, object]:
+        stages = {name: {"wall_s": 1.0, "cpu_s": cpu, "disk_B": events * 10.0}
+                  for name in STAGES}  # fmt: skip
+        return {"lumi_fb": lumi, "events": events, "masses": 100, "signal_masses": 10,
+                "stages": stages}  # fmt: skip
+
+    payload = {"benchmark": "benchmarks/scale.py", "date": "2026-12-03", "workers": 2,
+               "results": [point(0.1, 1_000_000, 15.0), point(0.4, 4_000_000, 30.0)]}  # fmt: skip
+    path = tmp_path / "costs.json"
+    path.write_text(json.dumps(payload))
+    plan = plan_run(load_config(None), path)
+    process = next(s for s in plan.stages if s.stage == "process")
+    # 15 s of CPU for 3 M more events: 5 us per event on top of 10 s fixed
+    assert process.core_hours == pytest.approx((10.0 + 5e-6 * plan.events) / 3600)
+    assert process.disk_bytes == pytest.approx(10.0 * plan.events)
+    shapes = next(s for s in plan.stages if s.stage == "shapes")
+    assert shapes.core_hours == pytest.approx(30.0 / 10 * 41 / 3600)
