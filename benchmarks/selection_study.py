@@ -31,7 +31,7 @@ from models import (
     scan_at_hypothesis,
     train_punzi_net,
 )
-from models.evaluate import background_core_fraction, selection_at
+from models.evaluate import background_core_fraction, paired_significance, selection_at
 from models.pipeline import fair_comparison, load_training_sample, search_mask
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
@@ -282,8 +282,9 @@ def _fair(
     held = masses.held_out
     net, x = fair.selections[name], fair.selections["xgboost"]
     diff, std = net.sigma_min_pb - x.sigma_min_pb, fair.difference_std[name]
+    sig = paired_significance(diff, std, held)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(std > 0, diff / std, 0.0)
+        z = np.where(std > 0, diff / np.where(std > 0, std, 1.0), 0.0)
     out = {
         "cut": cut,
         "xgboost_cut": x.cut,
@@ -292,10 +293,11 @@ def _fair(
         "xgboost_mean_trained_pb": x.mean(~held),
         "xgboost_mean_held_out_pb": x.mean(held),
         "trained_no_worse": float((diff[~held] <= 0).mean()),
-        "trained_within_1std": float((z[~held] <= 1).mean()),
-        "trained_within_2std": float((z[~held] <= 2).mean()),
-        "trained_worse_by_2std": int((z[~held] > 2).sum()),
-        "trained_better_by_2std": int((z[~held] < -2).sum()),
+        "trained_within_1std": sig["trained_within_1std"],
+        "trained_within_2std": sig["trained"],
+        "trained_worse_by_2std": int(sig["trained_worse_by_2std"]),
+        "trained_better_by_2std": int(sig["trained_better_by_2std"]),
+        "trained_combined_z": sig["trained_combined_z"],
         "held_out_no_worse": f"{int((diff[held] <= 0).sum())}/{int(held.sum())}",
         "z": z.tolist(),
         "sigma_min_pb": net.sigma_min_pb.tolist(),
@@ -309,6 +311,8 @@ def _fair(
     for q in ("trained_no_worse", "trained_within_1std", "trained_within_2std"):
         print(f"{k}_{q}: {out[q]:.3g} fraction")
     print(f"{k}_trained_worse_by_2std: {out['trained_worse_by_2std']} masses")
+    print(f"{k}_trained_better_by_2std: {out['trained_better_by_2std']} masses")
+    print(f"{k}_trained_combined_z: {out['trained_combined_z']:+.3g} sigma")
     print(f"{k}_held_out_no_worse: {out['held_out_no_worse']} masses")
     return out
 
