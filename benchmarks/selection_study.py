@@ -61,6 +61,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "punzi_epochs_factor": 3,
     },
     # the levers left open by the last study, each on the parametrised (shipped) net
+    "p_base": {"parametrised": True},
+    "p_seed_1": {"parametrised": True, "seed_offset": 1},
     "p_wide_64": {"parametrised": True, "width": 64},
     "p_4x64": {"parametrised": True, "hidden_layers": 4, "width": 64},
     "p_plateau": {"parametrised": True, "lr_schedule": "plateau"},
@@ -105,6 +107,7 @@ def _variant_config(base: Any, change: dict[str, Any]) -> Any:
     factor = change.pop("punzi_epochs_factor", 1)
     change.pop("features", None)
     change.pop("seeds", None)
+    change.pop("seed_offset", None)
     update = {"parametrised": False, **change}
     update["punzi_epochs"] = round(base.punzi_epochs * factor)
     return base.model_copy(update=update)
@@ -183,10 +186,13 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
             xgb_scores[label] = sx
         cfg = _variant_config(tc, VARIANTS[name])
         members, fits, cpu = [], [], 0.0
+        offset = int(VARIANTS[name].get("seed_offset", 0))
         for k in range(int(VARIANTS[name].get("seeds", 1))):
             c0 = time.process_time()
             fits.append(
-                train_punzi_net(train, sub.valid, masses, lumi, cfg, seed=seed + k, threads=1)
+                train_punzi_net(
+                    train, sub.valid, masses, lumi, cfg, seed=seed + offset + k, threads=1
+                )
             )
             cpu += time.process_time() - c0
             members.append(deployed_scores(fits[-1], valid))
