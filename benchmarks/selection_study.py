@@ -6,7 +6,11 @@ class balance, how the per-mass σ_min are combined, the mass-parametrised net) 
 variant, ``name: value unit`` lines: the mean σ_min over the trained, the held-out and all masses
 at the variant's working point (best score-bin edge, trained masses in the search range), the
 fraction of trained masses and the number of held-out masses where it is no worse than XGBoost
-at its best cut, and the training time.
+at its best cut, and the training time; then the fair comparison (``<variant>_fair_*``: σ_min in
+the core windows m ± 2σ_m, XGBoost at its best cut there, the masses strictly no worse, within
+1 and 2 paired-bootstrap std, significantly worse or better, the combined z) and the net's
+training CPU time (``time.process_time``). ``p_*`` variants change one thing on the parametrised
+net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fair lines).
 
 Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
 ``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
