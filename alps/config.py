@@ -291,6 +291,11 @@ class TrainingConfig(_Frozen):
     punzi_b: float = Field(default=1.28, gt=0)
     held_out_masses: int = Field(default=22, ge=0)
     soft_cut_sharpness: float = Field(default=20.0, gt=0)
+    soft_cut_sharpness_final: float | None = Field(
+        default=None,
+        gt=0,
+        description="soft-cut sharpness at the last Punzi epoch (geometric ramp); none: constant",
+    )
     max_background_candidates: int = Field(default=2_000_000, gt=0)
     working_point: float | None = Field(default=None, gt=0, lt=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -6,7 +6,11 @@ class balance, how the per-mass σ_min are combined, the mass-parametrised net) 
 variant, ``name: value unit`` lines: the mean σ_min over the trained, the held-out and all masses
 at the variant's working point (best score-bin edge, trained masses in the search range), the
 fraction of trained masses and the number of held-out masses where it is no worse than XGBoost
-at its best cut, and the training time.
+at its best cut, and the training time; then the fair comparison (``<variant>_fair_*``: σ_min in
+the core windows m ± 2σ_m, XGBoost at its best cut there, the masses strictly no worse, within
+1 and 2 paired-bootstrap std, significantly worse or better, the combined z) and the net's
+training CPU time (``time.process_time``). ``p_*`` variants change one thing on the parametrised
+net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fair lines).
 
 Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
 ``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
@@ -31,8 +35,8 @@ from models import (
     scan_at_hypothesis,
     train_punzi_net,
 )
-from models.evaluate import background_core_fraction, selection_at
-from models.pipeline import load_training_sample, search_mask
+from models.evaluate import background_core_fraction, paired_significance, selection_at
+from models.pipeline import fair_comparison, load_training_sample, search_mask
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
 
@@ -60,6 +64,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "lr_schedule": "plateau",
         "punzi_epochs_factor": 3,
     },
+    # the levers left open by the last study, each on the parametrised (shipped) net
+    "p_base": {"parametrised": True},
+    "p_seed_1": {"parametrised": True, "seed_offset": 1},
+    "p_wide_64": {"parametrised": True, "width": 64},
+    "p_4x64": {"parametrised": True, "hidden_layers": 4, "width": 64},
+    "p_plateau": {"parametrised": True, "lr_schedule": "plateau"},
+    "p_long_x3_plateau": {"parametrised": True, "lr_schedule": "plateau", "punzi_epochs_factor": 3},
+    "p_anneal_5_100": {
+        "parametrised": True,
+        "soft_cut_sharpness": 5.0,
+        "soft_cut_sharpness_final": 100.0,
+    },
+    "p_sharp_60": {"parametrised": True, "soft_cut_sharpness": 60.0},
+    "p_bce_signal_0.2": {"parametrised": True, "bce_signal_fraction": 0.2},
+    "p_bce_signal_0.8": {"parametrised": True, "bce_signal_fraction": 0.8},
+    # the mean of the scores of nets trained with seeds seed, seed + 1, ...
+    "p_seeds_3": {"parametrised": True, "seeds": 3},
 }
 
 
@@ -89,6 +110,8 @@ def _variant_config(base: Any, change: dict[str, Any]) -> Any:
     change = dict(change)
     factor = change.pop("punzi_epochs_factor", 1)
     change.pop("features", None)
+    change.pop("seeds", None)
+    change.pop("seed_offset", None)
     update = {"parametrised": False, **change}
     update["punzi_epochs"] = round(base.punzi_epochs * factor)
     return base.model_copy(update=update)
@@ -142,6 +165,7 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
     )
 
     xgb: dict[str, Any] = {}
+    xgb_scores: dict[str, np.ndarray] = {}
     rows = []
     for name in variants:
         fset = VARIANTS[name].get("features")
@@ -163,11 +187,46 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
             print(f"{label}_background_core_fraction: {row['core_fraction']:.3g}")
             rows.append(row)
             xgb[label] = selection_at(scan_x, row["best_cut"], label)
+            xgb_scores[label] = sx
         cfg = _variant_config(tc, VARIANTS[name])
-        fit = train_punzi_net(train, sub.valid, masses, lumi, cfg, seed=seed, threads=1)
-        s = deployed_scores(fit, valid)
+        members, fits, cpu = [], [], 0.0
+        offset = int(VARIANTS[name].get("seed_offset", 0))
+        for k in range(int(VARIANTS[name].get("seeds", 1))):
+            c0 = time.process_time()
+            fits.append(
+                train_punzi_net(
+                    train, sub.valid, masses, lumi, cfg, seed=seed + offset + k, threads=1
+                )
+            )
+            cpu += time.process_time() - c0
+            members.append(deployed_scores(fits[-1], valid))
+        fit = fits[0]
+        s = np.mean(members, axis=0) if len(members) > 1 else members[0]
         scan = scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
-        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb[label], fit.seconds))
+        seconds = sum(f.seconds for f in fits)
+        rows.append(_row(name, scan, edges, mask, masses.held_out, xgb[label], seconds))
+        rows[-1]["cpu_seconds"] = cpu
+        print(f"{name}_training_cpu_time: {cpu:.4g} s")
+        rows[-1]["fair"] = _fair(
+            name, valid, masses, s, rows[-1]["cut"], xgb_scores[label], config, mask, lumi
+        )
+        if len(members) > 1:
+            rows[-1]["fair_members"] = []
+            for k, sk in enumerate(members):
+                scan_k = scan_sigma_min(table, sk, lumi, scan_cuts(sk[trained_sig], edges), *ab)
+                cut_k = choose_working_point(scan_k, edges, mask, tolerance=_TOLERANCE).cut
+                fk = _fair(
+                    f"{name}_seed{k}",
+                    valid,
+                    masses,
+                    sk,
+                    cut_k,
+                    xgb_scores[label],
+                    config,
+                    mask,
+                    lumi,
+                )
+                rows[-1]["fair_members"].append(fk)
         rows[-1]["core_fraction"] = background_core_fraction(
             valid, s >= rows[-1]["cut"], masses, masses.trained
         )
@@ -200,6 +259,72 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
                 rows[-1][f"{phase}_epoch_seconds"] = float(np.median(secs))
                 print(f"{name}_{phase}_epoch_time: {np.median(secs):.3g} s ({n} rows)")
     return rows
+
+
+def _fair(
+    name: str,
+    valid: Any,
+    masses: Any,
+    scores: np.ndarray,
+    cut: float,
+    xgb_scores: np.ndarray,
+    config: Any,
+    mask: np.ndarray,
+    lumi: float,
+) -> dict[str, Any]:
+    """The fair comparison (models/pipeline.py: σ_min in m ± fair_window_nsigma·σ_m, XGBoost at its
+    best cut there, per-mass bootstrap std of the difference); prints and returns its summary."""
+    tc = config.training
+    fair, _ = fair_comparison(
+        valid,
+        masses,
+        {name: scores, "xgboost": xgb_scores},
+        {name: cut},
+        np.ones(len(valid), dtype=bool),
+        lumi,
+        tc.window_nsigma,
+        tc.fair_window_nsigma,
+        mask,
+        tc.punzi_a,
+        tc.punzi_b,
+        int(config.seed),
+    )
+    held = masses.held_out
+    net, x = fair.selections[name], fair.selections["xgboost"]
+    diff, std = net.sigma_min_pb - x.sigma_min_pb, fair.difference_std[name]
+    sig = paired_significance(diff, std, held)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(std > 0, diff / np.where(std > 0, std, 1.0), 0.0)
+    out = {
+        "cut": cut,
+        "xgboost_cut": x.cut,
+        "mean_trained_pb": net.mean(~held),
+        "mean_held_out_pb": net.mean(held),
+        "xgboost_mean_trained_pb": x.mean(~held),
+        "xgboost_mean_held_out_pb": x.mean(held),
+        "trained_no_worse": float((diff[~held] <= 0).mean()),
+        "trained_within_1std": sig["trained_within_1std"],
+        "trained_within_2std": sig["trained"],
+        "trained_worse_by_2std": int(sig["trained_worse_by_2std"]),
+        "trained_better_by_2std": int(sig["trained_better_by_2std"]),
+        "trained_combined_z": sig["trained_combined_z"],
+        "held_out_no_worse": f"{int((diff[held] <= 0).sum())}/{int(held.sum())}",
+        "z": z.tolist(),
+        "sigma_min_pb": net.sigma_min_pb.tolist(),
+        "xgboost_sigma_min_pb": x.sigma_min_pb.tolist(),
+    }
+    k = f"{name}_fair"
+    print(f"{k}_mean_trained: {out['mean_trained_pb']:.4g} pb")
+    print(f"{k}_mean_held_out: {out['mean_held_out_pb']:.4g} pb")
+    print(f"{k}_xgboost_mean_trained: {out['xgboost_mean_trained_pb']:.4g} pb")
+    print(f"{k}_xgboost_mean_held_out: {out['xgboost_mean_held_out_pb']:.4g} pb")
+    for q in ("trained_no_worse", "trained_within_1std", "trained_within_2std"):
+        print(f"{k}_{q}: {out[q]:.3g} fraction")
+    print(f"{k}_trained_worse_by_2std: {out['trained_worse_by_2std']} masses")
+    print(f"{k}_trained_better_by_2std: {out['trained_better_by_2std']} masses")
+    print(f"{k}_trained_combined_z: {out['trained_combined_z']:+.3g} sigma")
+    print(f"{k}_held_out_no_worse: {out['held_out_no_worse']} masses")
+    return out
 
 
 def _row(

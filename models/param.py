@@ -81,16 +81,18 @@ def with_hypothesis(features: np.ndarray, hypothesis_GeV: np.ndarray) -> np.ndar
 
 
 def parametrised_bce_rows(
-    candidates: Candidates, masses: MassPoints
+    candidates: Candidates, masses: MassPoints, signal_fraction: float = 0.5
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs, labels and weights (mean 1) for the BCE pre-training of a parametrised net.
 
     Signal of trained mass j enters with m_H = m_j, background once per trained window it falls
     in. Every trained mass gets the same total signal weight and the same total background weight
-    (its window's background with its physical weights): the classifier sees each hypothesis as a
-    balanced problem, the prior over hypotheses is uniform, as in the plain net's pre-training
-    (:func:`models.sample.training_weights`).
+    (its window's background with its physical weights): the signal gets ``signal_fraction`` of
+    each hypothesis's weight (a balanced problem at 0.5), the prior over hypotheses is uniform, as
+    in the plain net's pre-training (:func:`models.sample.training_weights`).
     """
+    if not 0 < signal_fraction < 1:
+        raise ValueError(f"signal_fraction must be in (0, 1), got {signal_fraction}")
     trained = masses.trained
     sig = np.flatnonzero(candidates.is_signal)
     sig = sig[trained[candidates.mass_index[sig]]]
@@ -102,10 +104,10 @@ def parametrised_bce_rows(
     b_tot = np.bincount(pairs.mass_index, weights=w_pair, minlength=len(masses))
     used = trained & (n_sig > 0) & (b_tot > 0)
     n_used = max(int(used.sum()), 1)
-    w_s = np.where(used[j_sig], 0.5 / (n_used * np.maximum(n_sig[j_sig], 1)), 0.0)
+    w_s = np.where(used[j_sig], signal_fraction / (n_used * np.maximum(n_sig[j_sig], 1)), 0.0)
     w_b = np.where(
         used[pairs.mass_index],
-        0.5 * w_pair / (n_used * np.maximum(b_tot[pairs.mass_index], 1e-300)),
+        (1 - signal_fraction) * w_pair / (n_used * np.maximum(b_tot[pairs.mass_index], 1e-300)),
         0.0,
     )
     x = np.concatenate(

@@ -48,6 +48,7 @@ from .evaluate import (
     deployed_scores,
     goal_check,
     neighbour_ratios,
+    paired_significance,
     per_mass_cut_gain,
     per_mass_difference_std,
     ratio_summary,
@@ -192,7 +193,13 @@ def _fair_lines(sens: Sensitivity, names: dict[str, str]) -> list[str]:
             f"trained masses and {g['held_out_no_worse']}/{g['held_out_masses']} held-out masses "
             f"(goal ≥ 90% and all: {'met' if g['met'] else 'not met'}); worse by less than two "
             f"bootstrap std at {w.get('trained', float('nan')):.0%} of the trained and "
-            f"{w.get('held_out', float('nan')):.0%} of the held-out masses."
+            f"{w.get('held_out', float('nan')):.0%} of the held-out masses; significantly worse "
+            f"(> 2 std) at {w.get('trained_worse_by_2std', float('nan')):.0f} trained and "
+            f"{w.get('held_out_worse_by_2std', float('nan')):.0f} held-out masses, significantly "
+            f"better at {w.get('trained_better_by_2std', float('nan')):.0f} and "
+            f"{w.get('held_out_better_by_2std', float('nan')):.0f}; combined z of the difference "
+            f"(Σz/√n, negative: the net is better) {w.get('trained_combined_z', float('nan')):+.1f} "
+            f"(trained), {w.get('held_out_combined_z', float('nan')):+.1f} (held-out)."
         )
     return lines
 
@@ -250,12 +257,8 @@ def fair_comparison(
         std[k] = per_mass_difference_std(
             core, scores[k] >= c, x_pass, luminosity_pb, a, b, seed=seed
         )
-        ok = sel[k].sigma_min_pb - sel["xgboost"].sigma_min_pb <= 2 * std[k]
-        held = masses.held_out
-        within[k] = {
-            "trained": float(ok[~held].mean()) if (~held).any() else 1.0,
-            "held_out": float(ok[held].mean()) if held.any() else 1.0,
-        }
+        diff = sel[k].sigma_min_pb - sel["xgboost"].sigma_min_pb
+        within[k] = paired_significance(diff, std[k], masses.held_out)
     return FairComparison(core_nsigma, sel, goal, std, within), fair_scans
 
 

@@ -257,7 +257,7 @@ def _bce_rows(
     c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if parametrised:
-        return parametrised_bce_rows(c, masses)
+        return parametrised_bce_rows(c, masses, signal_fraction)
     w = training_weights(c, masses, signal_fraction)
     return c.features, c.is_signal.astype(np.float32), w
 
@@ -347,6 +347,7 @@ def _train(
         bar = _bar(config.punzi_epochs, "Punzi training", progress)
         for epoch in range(config.punzi_epochs):
             t0 = time.perf_counter()
+            loss_args["sharpness"] = _sharpness(config, epoch)
             net.train()
             sig_chunks = np.array_split(rng.permutation(ptrain.n_sig), n_batches)
             bkg_chunks = np.array_split(rng.permutation(ptrain.n_bkg), n_batches)
@@ -417,6 +418,15 @@ def _train(
         n_punzi_candidates=ptrain.n_sig + ptrain.n_bkg,
         hypothesis_range=hypothesis_range,
     )
+
+
+def _sharpness(config: Any, epoch: int) -> float:
+    """Soft-cut sharpness of Punzi epoch ``epoch``: ``soft_cut_sharpness``, or with
+    ``soft_cut_sharpness_final`` a geometric ramp from it (first epoch) to that (last epoch)."""
+    start, final = float(config.soft_cut_sharpness), config.soft_cut_sharpness_final
+    if final is None or config.punzi_epochs <= 1:
+        return start
+    return start * (float(final) / start) ** (epoch / (config.punzi_epochs - 1))
 
 
 class _Schedule:

@@ -147,6 +147,13 @@ def test_bce_rows_balance_every_trained_hypothesis(sample: SelectionSample) -> N
         assert w[at & (y == 1)].sum() == pytest.approx(w[at & (y == 0)].sum(), rel=1e-5)
     held = np.isclose(hyp[:, None], pts.masses[pts.held_out][None, :]).any(axis=1)
     assert not held.any()
+    # a signal share other than one half, per hypothesis (training.bce_signal_fraction)
+    x, y, w = parametrised_bce_rows(c, pts, 0.2)
+    for j in np.flatnonzero(pts.trained):
+        at = np.isclose(x[:, -1], pts.masses[j])
+        assert w[at & (y == 1)].sum() == pytest.approx(0.25 * w[at & (y == 0)].sum(), rel=1e-5)
+    with pytest.raises(ValueError, match="signal_fraction"):
+        parametrised_bce_rows(c, pts, 1.0)
 
 
 def test_parametrised_net_trains_saves_and_scores_at_the_candidate_mass(

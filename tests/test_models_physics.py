@@ -100,6 +100,22 @@ def test_no_worse_than_xgboost_in_the_core_windows(trained: dict) -> None:
     assert goal["trained_fraction_no_worse"] > wide["trained_fraction_no_worse"] + 0.3, (goal, wide)
 
 
+def test_no_mass_significantly_worse_than_xgboost_in_the_core_windows(trained: dict) -> None:
+    """Issue #13's goal mass by mass, in its honest form. Two selections of equal sensitivity
+    are each strictly "no worse" at only about half of the masses, so the test is: in the core
+    windows the net is worse than XGBoost at its best cut by more than two paired-bootstrap std
+    at no mass, trained or held out, better on average at both (combined z < 0), and strictly no
+    worse at more than half of the trained masses. (Strictly no worse at every held-out mass is
+    tested in the ±10σ windows above; in the core windows the toy gives 5 of 6, the sixth
+    within the statistical error.)"""
+    fair = trained["fair_core_window"]
+    sig = fair["no_worse_within_two_std"]["parametrised"]
+    assert sig["trained_worse_by_2std"] == 0 and sig["held_out_worse_by_2std"] == 0, sig
+    assert sig["trained_combined_z"] < 0 and sig["held_out_combined_z"] < 0, sig
+    goal = fair["goal_vs_xgboost_best_cut"]["parametrised"]
+    assert goal["trained_fraction_no_worse"] > 0.5, goal
+
+
 def test_working_point_is_the_tightest_edge_of_the_plateau_and_cuts(trained: dict) -> None:
     """The net's scores saturate, so the σ_min curve is flat over the middle score edges; the
     chosen edge is the tightest on that plateau, and it removes most of the background while

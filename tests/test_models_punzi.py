@@ -27,7 +27,7 @@ from models import (
     sigma_min,
     sigma_min_torch,
 )
-from models.evaluate import core_window_table, per_mass_difference_std
+from models.evaluate import core_window_table, paired_significance, per_mass_difference_std
 from models.working_point import scan_cuts
 
 A, B_PUNZI = 5.0, 1.28
@@ -283,6 +283,20 @@ def test_core_window_counts_only_inside_the_core() -> None:
     assert np.all(np.isfinite(other)) and np.all(other > 0)
     again = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
     np.testing.assert_array_equal(other, again)
+
+
+def test_paired_significance_counts_significant_deficits() -> None:
+    """z = difference / bootstrap std per mass; counts beyond ±2 and Stouffer's Σz/√n."""
+    diff = np.array([0.3, -0.1, 0.15, -0.5, 0.0, 0.2])
+    std = np.array([0.1, 0.1, 0.1, 0.1, 0.0, 0.0])  # z = 3, -1, 1.5, -5, 0, inf
+    held = np.array([False, False, False, False, False, True])
+    out = paired_significance(diff, std, held)
+    assert out["trained_worse_by_2std"] == 1 and out["trained_better_by_2std"] == 1
+    assert out["trained"] == pytest.approx(4 / 5)  # within 2 std
+    assert out["trained_within_1std"] == pytest.approx(3 / 5)
+    assert out["trained_combined_z"] == pytest.approx((3 - 1 + 1.5 - 5 + 0) / np.sqrt(5))
+    # a deficit with no spread at all is significant
+    assert out["held_out_worse_by_2std"] == 1 and out["held_out"] == 0.0
 
 
 def test_held_out_masses_have_trained_neighbours() -> None:

@@ -173,3 +173,13 @@ def test_grid_expansion_validates_names_and_values() -> None:
         expand_grid(base, {"depth": (2,)})
     with pytest.raises(ValueError, match="hidden_layers"):
         expand_grid(base, {"hidden_layers": (0,)})
+
+
+def test_soft_cut_sharpness_ramps_geometrically_over_the_punzi_epochs() -> None:
+    from models.train import _sharpness
+
+    flat = TrainingConfig(punzi_epochs=5, soft_cut_sharpness=20.0)
+    assert [_sharpness(flat, e) for e in range(5)] == [20.0] * 5
+    ramp = TrainingConfig(punzi_epochs=5, soft_cut_sharpness=5.0, soft_cut_sharpness_final=80.0)
+    got = [_sharpness(ramp, e) for e in range(5)]
+    np.testing.assert_allclose(got, [5.0, 10.0, 20.0, 40.0, 80.0])
