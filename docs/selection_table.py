@@ -42,8 +42,8 @@ def table(sens: dict[str, Any], columns: int = 2) -> list[str]:
     keys = [k for k in _NAMES if k in fair]
     stds = fair.get("difference_to_xgboost_bootstrap_std_pb", {})
     std = np.asarray(stds.get(chosen, [np.nan] * len(masses)), dtype=np.float64)
-    net = np.asarray(fair[chosen]["sigma_min_pb"], dtype=np.float64)
-    xgb = np.asarray(fair["xgboost"]["sigma_min_pb"], dtype=np.float64)
+    net = np.asarray([np.nan if v is None else v for v in fair[chosen]["sigma_min_pb"]])
+    xgb = np.asarray([np.nan if v is None else v for v in fair["xgboost"]["sigma_min_pb"]])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(std > 0, (net - xgb) / np.where(std > 0, std, 1.0), np.nan)
     rows = []
@@ -51,7 +51,11 @@ def table(sens: dict[str, Any], columns: int = 2) -> list[str]:
         mark = ("*" if held[j] else "") + ("" if search[j] else "†")
         cells = [f"{m:.3f}{mark}"]
         for k in keys:
-            v = float(fair[k]["sigma_min_pb"][j])
+            raw = fair[k]["sigma_min_pb"][j]
+            if raw is None:  # no estimate at this mass (e.g. no selected signal in the window)
+                cells.append("n/a")
+                continue
+            v = float(raw)
             bold = k == chosen and net[j] <= xgb[j]
             cells.append(f"**{v:.3g}**" if bold else f"{v:.3g}")
         cells.append(f"{z[j]:+.1f}")
