@@ -45,8 +45,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import MemorySampler, exponent
+sys.path.append(
+    str(Path(__file__).resolve().parent)
+)  # after the packages: benchmarks/kinfit.py must not shadow kinfit
+from scale import MemorySampler, Sampler, exponent
 
 from alps.config import load_config
 from alps.contract import CUTFLOW, GENERATED, MGG, make_histograms, variation_names
@@ -86,31 +88,17 @@ def _nothing(index: int) -> None:
     return None
 
 
-class TaskSampler:
+class TaskSampler(Sampler):
     """The most tasks the scheduler holds at once, sampled from a thread."""
 
     def __init__(self, client: Any, interval_s: float = 0.2) -> None:
-        import threading
-
+        super().__init__(interval_s)
         self.client = client
-        self.interval_s = interval_s
         self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TaskSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            count = self.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-            self.peak = max(self.peak, int(count))
-            self._stop.wait(self.interval_s)
+    def sample(self) -> None:
+        count = self.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        self.peak = max(self.peak, int(count))
 
 
 def merge(client: Any, method: str, n: int, datasets: int, periods: int) -> dict[str, float]:
@@ -216,8 +204,8 @@ def main() -> None:
             ("worker_peak_MB", "worker_memory"),
             ("scheduler_tasks", "scheduler_tasks"),
         ):
-            value = exponent(ns, [float(r[key]) for _, r in rows])
-            print(f"merge.{method}.exponent.{label}: {value:.2f}")
+            value, error = exponent(ns, [float(r[key]) for _, r in rows])
+            print(f"merge.{method}.exponent.{label}: {value:.2f} +- {error:.2f}")
         sys.stdout.flush()
 
 

@@ -83,29 +83,47 @@ def tree_cpu_s() -> float:
     return total
 
 
-class MemorySampler:
-    """Peak RSS of this process and of each Dask worker while a stage runs, and each worker's
-    RSS when it ends."""
+class Sampler:
+    """Calls ``sample()`` every ``interval_s`` from a thread while its ``with`` block runs (the
+    benchmarks' memory and task samplers)."""
 
-    def __init__(self, client: Any, interval_s: float = 0.25) -> None:
-        self.client = client
+    def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
-        self.client_peak = 0
-        self.worker_peak: dict[str, int] = {}
-        self.worker_end: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.worker_end = self._sample()
 
-    def _sample(self) -> dict[str, int]:
+    def sample(self) -> Any:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+
+class MemorySampler(Sampler):
+    """Peak RSS of this process and of each Dask worker while a stage runs, and each worker's
+    RSS when it ends."""
+
+    def __init__(self, client: Any, interval_s: float = 0.25) -> None:
+        super().__init__(interval_s)
+        self.client = client
+        self.client_peak = 0
+        self.worker_peak: dict[str, int] = {}
+        self.worker_end: dict[str, int] = {}
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.worker_end = self.sample()
+
+    def sample(self) -> dict[str, int]:
         self.client_peak = max(self.client_peak, _rss())
         try:
             now = self.client.run(_rss)
@@ -114,10 +132,6 @@ class MemorySampler:
         for worker, rss in now.items():
             self.worker_peak[worker] = max(self.worker_peak.get(worker, 0), int(rss))
         return {w: int(r) for w, r in now.items()}
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
 
 
 def configuration(lumi_fb: float, quick: bool) -> AnalysisConfig:
