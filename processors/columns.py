@@ -111,17 +111,12 @@ def chunk_tree(events: Any) -> Iterator[Any]:
 def read_chunk(tree: Any, start: int, stop: int, is_data: bool) -> ChunkColumns:
     """Read the processor's branches of entries ``[start, stop)`` of ``tree`` in one pass."""
     with_truth = not is_data and "mc_photon_E" in tree
-    names = list(EVENT_BRANCHES)
-    for prefix, fields in COLLECTION_FIELDS.items():
-        if prefix == "mc_photon" and not with_truth:
-            continue
-        names += [f"{prefix}_{f}" for f in fields]
+    wanted = {p: f for p, f in COLLECTION_FIELDS.items() if p != "mc_photon" or with_truth}
+    names = list(EVENT_BRANCHES) + [f"{p}_{f}" for p, fields in wanted.items() for f in fields]
     arrays = tree.arrays(names, entry_start=start, entry_stop=stop, library="ak", how=dict)
     event = {name: _flat(arrays[name])[1] for name in EVENT_BRANCHES}
     collections = {}
-    for prefix, fields in COLLECTION_FIELDS.items():
-        if prefix == "mc_photon" and not with_truth:
-            continue
+    for prefix, fields in wanted.items():
         raw, offsets = {}, None
         for f in fields:
             offsets_f, raw[f] = _flat(arrays[f"{prefix}_{f}"])
