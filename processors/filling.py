@@ -22,6 +22,7 @@ from alps.contract import (
     SKIM_EVENT_FEATURES,
 )
 
+from .binning import flow_index
 from .columns import ChunkColumns
 from .reading import OutputWriteError
 from .reconstruction import CUTS, Reconstruction
@@ -84,16 +85,15 @@ def add_weighted(
 
     Each bin receives its entries' weights (and their squares) summed in the order of the
     entries, as ``hist.fill`` sums them: into an empty slice (one fill per slice and chunk, as
-    the processor fills) the result is the same to the last bit. The bin of x is the one with
-    edge_i <= x < edge_i+1; below the first edge the underflow, at or above the last edge and
-    NaN the overflow, as boost-histogram's variable axis."""
+    the processor fills) the result is the same to the last bit. Bins as boost-histogram's
+    variable axis (:func:`processors.binning.flow_index`)."""
     axes = histogram.axes
     if any(cat not in list(axes[name]) for name, cat in categories.items()):
         histogram.fill(**{k: [v] for k, v in categories.items()}, **{axes[-1].name: [np.nan]},
                        weight=[0.0])  # fmt: skip  # grows the category axes (adds 0 to overflow)
         axes = histogram.axes
     edges = axes[-1].edges
-    bins = np.searchsorted(edges, values, side="right")
+    bins, _ = flow_index(edges, values)  # both flow bins: every entry has one
     n = len(edges) + 1
     view = histogram.view(flow=True)
     where = tuple(axes[name].index(cat) for name, cat in categories.items())

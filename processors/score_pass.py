@@ -26,7 +26,7 @@ from alps.config import AnalysisConfig
 from alps.contract import MGG, MGG_SCORE, NOMINAL, ScorerLike, make_histograms
 from alps.histio import provenance, read_histograms, read_provenance, write_histograms
 
-from .binning import mass_edges
+from .binning import flow_index, mass_edges
 from .score_lists import VARIATION_DIR, read_chunks
 from .windowed import TREE_REDUCTION, WindowedDaskExecutor
 
@@ -71,8 +71,7 @@ def _template(mass_edges: tuple[float, ...], score_edges: tuple[float, ...]) -> 
 @dataclass(frozen=True)
 class _Binning:
     """The (truth, mgg, score) bins of ``mgg_score`` with its flow bins, as boost-histogram
-    numbers them: ``x`` in ``[e_i, e_i+1)`` goes to bin ``i`` (after the underflow), below the
-    first edge to the underflow, at or above the last edge (and NaN) to the overflow."""
+    numbers them (:func:`processors.binning.flow_index`)."""
 
     shape: tuple[int, int, int]
     truth: tuple[int, int]  # the flow indices of "matched", "unmatched"
@@ -98,27 +97,13 @@ class _Binning:
             ),
         )
 
-    @staticmethod
-    def _index(
-        edges: np.ndarray, x: np.ndarray, flow: tuple[bool, bool]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Flow-view indices of ``x`` and which entries have a bin."""
-        i = np.searchsorted(edges, x, side="right") - 1  # -1: underflow, n: overflow (and NaN)
-        n = len(edges) - 1
-        keep = np.ones(len(x), dtype=bool)
-        if not flow[0]:
-            keep &= i >= 0
-        if not flow[1]:
-            keep &= i < n
-        return i + int(flow[0]), keep
-
     def flat(
         self, truth: np.ndarray, mgg: np.ndarray, score: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The flat (truth, mgg, score) bin of each entry (entries without a bin: dropped)."""
         t = np.where(truth, self.truth[0], self.truth[1])
-        m, keep_m = self._index(self.mass_edges, mgg, self.flow[0])
-        s, keep_s = self._index(self.score_edges, score, self.flow[1])
+        m, keep_m = flow_index(self.mass_edges, mgg, self.flow[0])
+        s, keep_s = flow_index(self.score_edges, score, self.flow[1])
         keep = keep_m & keep_s
         if not keep.all():
             t, m, s = t[keep], m[keep], s[keep]
