@@ -34,7 +34,7 @@ from .composition import composition
 from .config import AnalysisConfig
 from .contract import FEATURE_BINNING, is_data, is_signal
 from .fitcheck import chi2_calibration
-from .histio import read_histograms, read_provenance
+from .histio import iter_categories, read_histograms, read_provenance
 from .overlay import read_published_limits
 from .plots import (
     FEATURE_LABELS,
@@ -216,21 +216,24 @@ def _score(
     path = workdir / "histograms" / "mgg_score.hist.zip"
     if not path.exists():
         return _missing("The selection-score histograms")
-    h: Any = read_histograms(path, ["mgg"])["mgg"]  # the score stage's mgg has a score axis
-    if "score" not in h.axes.name:
-        return '<p class="note">The score histograms have no score axis.</p>'
-    if "data" not in h.axes["dataset"]:
+    # the score stage's mgg has a score axis; read one dataset at a time (its size grows with
+    # the run periods) and reduced at once to the score
+    reduced: dict[str, Any] = {}
+    for dataset, one in iter_categories(path, "mgg"):
+        if "score" not in one.axes.name:
+            return '<p class="note">The score histograms have no score axis.</p>'
+        if is_data(dataset) or not is_signal(dataset):
+            part = one[{"period": sum, "variation": "nominal", "truth": sum, "mgg": sum}]
+            reduced[dataset] = part[{"dataset": dataset}]
+    if "data" not in reduced:
         return '<p class="note">No data in the score histograms.</p>'
-    h = h[{"period": sum, "variation": "nominal", "truth": sum, "mgg": sum}]
-    backgrounds = {
-        d: h[{"dataset": d}] for d in h.axes["dataset"] if not is_data(d) and not is_signal(d)
-    }
+    backgrounds = {d: h for d, h in reduced.items() if not is_data(d)}
     blind = [(cut, 1.0)] if config.report.blind and cut is not None else []
-    stats = plot_data_mc(h[{"dataset": "data"}], backgrounds, out / "datamc_score.png",
+    stats = plot_data_mc(reduced["data"], backgrounds, out / "datamc_score.png",
                          xlabel="selection score [dimensionless]", per="unit score",
                          title="selection score, every candidate", blind=blind, lumi_fb=lumi_fb)  # fmt: skip
-    edges = h.axes["score"].edges
-    data = h[{"dataset": "data"}].values()
+    edges = reduced["data"].axes["score"].edges
+    data = reduced["data"].values()
     mc = sum(v.values() for v in backgrounds.values())
     rows = [
         [f"{edges[i]:g}-{edges[i + 1]:g}", float(data[i]), float(mc[i]),

@@ -12,6 +12,9 @@ stage at a time, and prints per stage and luminosity:
 * ``client_peak`` and ``worker_peak``: the peak resident memory of this process and of the largest
   worker (sampled every 0.25 s with psutil, on the workers through ``client.run``), and
   ``workers``: every worker's peak;
+* ``client_start`` and ``client_rise``: this process's memory when the stage starts and how far
+  its peak rose above that: the stages run one after the other in one process, so a stage's
+  peak includes what the stages before it left, and its rise is its own;
 * ``disk``: the size of the stage's outputs (the files its record lists);
 
 then, per stage, the growth exponents of wall time, CPU time and memory in the luminosity (the
@@ -116,8 +119,13 @@ class MemorySampler(Sampler):
         super().__init__(interval_s)
         self.client = client
         self.client_peak = 0
+        self.client_start = 0
         self.worker_peak: dict[str, int] = {}
         self.worker_end: dict[str, int] = {}
+
+    def __enter__(self) -> Any:
+        self.client_start = self.client_peak = _rss()
+        return super().__enter__()
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
@@ -169,6 +177,7 @@ def run_luminosity(
     """Every stage at one luminosity; the figures per stage (``on_stage`` gets them after each
     stage, so a stopped run keeps what it measured)."""
     from limits.grid import scan_masses
+    from simulation.production import selected_registry
 
     workdir = root / f"lumi{lumi_fb:g}"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -182,6 +191,8 @@ def run_luminosity(
         "events": 0,
         "signal_masses": len(config.simulation.signal.masses.masses()),
         "masses": len(scan_masses(config)),
+        # the histograms hold every run period: their size grows with it (not with the events)
+        "periods": len(selected_registry(config).periods),
         "load_start": list(os.getloadavg()),
         "stages": {},
     }
@@ -205,6 +216,8 @@ def run_luminosity(
                 "per_unit_s": wall / count if count else math.nan,
                 "cpu_per_unit_s": cpu / count if count else math.nan,
                 "client_peak_B": memory.client_peak,
+                "client_start_B": memory.client_start,
+                "client_rise_B": memory.client_peak - memory.client_start,
                 "worker_peak_B": max(memory.worker_peak.values(), default=0),
                 "workers_B": sorted(memory.worker_peak.values()),
                 "workers_end_B": sorted(memory.worker_end.values()),
@@ -248,6 +261,7 @@ SERIES = {
     "time": "wall_s",
     "cpu": "cpu_s",
     "client_memory": "client_peak_B",
+    "client_rise": "client_rise_B",
     "worker_memory": "worker_peak_B",
     "disk": "disk_B",
 }
@@ -262,7 +276,7 @@ def exponents(results: list[dict[str, Any]]) -> dict[str, Any]:
         lumis = [r["lumi_fb"] for r in done]
         out[stage] = {}
         for name, key in SERIES.items():
-            values = [float(r["stages"][stage][key]) for r in done]
+            values = [float(r["stages"][stage].get(key, math.nan)) for r in done]
             slope, error = exponent(lumis, values)
             out[stage][name] = {"exponent": slope, "error": error,
                                 "last_pair": last_pair_exponent(lumis, values)}  # fmt: skip
@@ -294,6 +308,11 @@ def _per(stage: str, seconds: float) -> str:
     return f"{seconds:.3g} s/mass" if stage in PER_MASS else f"{seconds * 1e6:.3g} us/event"
 
 
+def _mb(figures: dict[str, Any], key: str) -> str:
+    """A memory figure in MB, "–" where an earlier run did not record it."""
+    return f"{figures[key] / 1024.0**2:.0f}" if key in figures else "–"
+
+
 def _exp(e: dict[str, float]) -> str:
     if math.isnan(e["exponent"]):
         return "–"
@@ -305,9 +324,10 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
     """The stage x luminosity table and the exponents as markdown."""
     mb = 1024.0**2
     lines = [header, "",
-             "| stage | fb^-1 | events | wall s | CPU s | wall per event | CPU per event "
-             "| worker peak MB | worker end MB | client peak MB | disk MB | load (1 min) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| stage | fb^-1 (periods) | events | wall s | CPU s | wall per event | CPU per event "
+             "| worker peak MB | worker end MB | client start MB | client peak MB | client rise MB "
+             "| disk MB | load (1 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for stage in STAGES:
         for r in results:
             f = r["stages"].get(stage)
@@ -316,20 +336,24 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
             workers = "/".join(f"{w / mb:.0f}" for w in f["workers_B"])
             ends = "/".join(f"{w / mb:.0f}" for w in f["workers_end_B"])
             lines.append(
-                f"| {stage} | {r['lumi_fb']:g} | {r['events']:,} | {f['wall_s']:.1f} "
+                f"| {stage} | {r['lumi_fb']:g} ({r.get('periods', '?')}) | {r['events']:,} "
+                f"| {f['wall_s']:.1f} "
                 f"| {f['cpu_s']:.1f} | {_per(stage, f['per_unit_s'])} "
                 f"| {_per(stage, f['cpu_per_unit_s'])} | {workers} | {ends} "
-                f"| {f['client_peak_B'] / mb:.0f} | {f['disk_B'] / mb:.2f} | {f['load_end'][0]:.1f} |"
+                f"| {_mb(f, 'client_start_B')} | {f['client_peak_B'] / mb:.0f} "
+                f"| {_mb(f, 'client_rise_B')} | {f['disk_B'] / mb:.2f} | {f['load_end'][0]:.1f} |"
             )
     lines += ["", "Exponents in the luminosity: fit ± standard error (last pair); CPU = fixed + "
               "marginal x events (mass points) through the two largest points.", "",
-              "| stage | wall | CPU | worker peak | client peak | disk | CPU fixed | CPU marginal |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| stage | wall | CPU | worker peak | client peak | client rise | disk | CPU fixed "
+              "| CPU marginal |",
+              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for stage, e in exponents(results).items():
         split = e["cpu_split"]
         lines.append(
             f"| {stage} | {_exp(e['time'])} | {_exp(e['cpu'])} | {_exp(e['worker_memory'])} "
-            f"| {_exp(e['client_memory'])} | {_exp(e['disk'])} | {split['fixed_s']:.1f} s "
+            f"| {_exp(e['client_memory'])} | {_exp(e['client_rise'])} | {_exp(e['disk'])} "
+            f"| {split['fixed_s']:.1f} s "
             f"| {_per(stage, split['marginal_s'])} |"
         )
     return "\n".join(lines) + "\n"
@@ -341,7 +365,7 @@ def wide_table(results: list[dict[str, Any]]) -> str:
     CPU (the README's table)."""
     mb = 1024.0**2
     lumis = " / ".join(f"{r['lumi_fb']:g}" for r in results)
-    lines = [f"| stage | CPU per event ({lumis} fb^-1) | largest worker MB | client MB | disk MB "
+    lines = [f"| stage | CPU per event ({lumis} fb^-1) | largest worker MB | client MB, peak (rise) | disk MB "
              "| exponent CPU | exponent worker | marginal CPU |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     exps = exponents(results)
     for stage in STAGES:
@@ -354,11 +378,21 @@ def wide_table(results: list[dict[str, Any]]) -> str:
         e = exps[stage]
         lines.append(
             f"| {stage} | {cells('cpu_per_unit_s', unit, '.3g')} {'s/mass' if unit == 1 else 'µs'} "
-            f"| {cells('worker_peak_B', mb, '.0f')} | {cells('client_peak_B', mb, '.0f')} "
+            f"| {cells('worker_peak_B', mb, '.0f')} | {_client_cells(done)} "
             f"| {cells('disk_B', mb, '.3g')} | {_exp(e['cpu'])} | {_exp(e['worker_memory'])} "
             f"| {_per(stage, e['cpu_split']['marginal_s'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _client_cells(rows: list[dict[str, Any]]) -> str:
+    """The client's peak and, where recorded, its rise over the stage ("1900 (+300)")."""
+    mb = 1024.0**2
+    return " / ".join(
+        f"{f['client_peak_B'] / mb:.0f}"
+        + (f" (+{f['client_rise_B'] / mb:.0f})" if "client_rise_B" in f else "")
+        for f in rows
+    )
 
 
 def report(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -375,6 +409,9 @@ def report(results: list[dict[str, Any]]) -> dict[str, Any]:
             print(f"{name}.per_{kind}: {_per(stage, f['per_unit_s'])}")
             print(f"{name}.cpu_per_{kind}: {_per(stage, f['cpu_per_unit_s'])}")
             print(f"{name}.client_peak: {f['client_peak_B'] / mb:.0f} MB")
+            if "client_rise_B" in f:
+                print(f"{name}.client_start: {f['client_start_B'] / mb:.0f} MB")
+                print(f"{name}.client_rise: {f['client_rise_B'] / mb:.0f} MB")
             print(f"{name}.worker_peak: {f['worker_peak_B'] / mb:.0f} MB")
             workers = ",".join(f"{w / mb:.0f}" for w in f["workers_B"])
             print(f"{name}.workers: {workers} MB")

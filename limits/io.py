@@ -6,13 +6,16 @@ and infinities become ``null`` (design.md: a mass inside an excluded region has 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from alps.histio import read_histograms, read_provenance
+import numpy as np
+
+from alps.histio import iter_categories, read_histograms, read_provenance
 from limits.inputs import Spectra, project_histograms
 
 __all__ = ["read_json", "read_spectra", "to_jsonable", "write_json"]
@@ -20,9 +23,27 @@ __all__ = ["read_json", "read_spectra", "to_jsonable", "write_json"]
 
 def read_spectra(path: str | Path, working_point: float | None) -> Spectra:
     """Read ``mgg`` and ``generated`` from a histogram file and project them (see
-    :func:`limits.inputs.project_histograms`)."""
-    hists = read_histograms(path, names=["mgg", "generated"])
-    return project_histograms(hists, read_provenance(path), working_point=working_point)
+    :func:`limits.inputs.project_histograms`).
+
+    ``mgg`` is read and projected one dataset at a time (:func:`alps.histio.iter_categories`),
+    the projections stacked: the same numbers as projecting the whole histogram, without ever
+    holding it (its size grows with the run periods; the projection sums them).
+    """
+    provenance = read_provenance(path)
+    generated = read_histograms(path, names=["generated"])
+    parts = [
+        project_histograms({"mgg": one, **generated}, provenance, working_point=working_point)
+        for _, one in iter_categories(path, "mgg")
+    ]
+    if not parts:  # no dataset: the empty histogram is small
+        hists = read_histograms(path, names=["mgg", "generated"])
+        return project_histograms(hists, provenance, working_point=working_point)
+    return dataclasses.replace(
+        parts[0],
+        datasets=tuple(d for p in parts for d in p.datasets),
+        values=np.concatenate([p.values for p in parts]),
+        variances=np.concatenate([p.variances for p in parts]),
+    )
 
 
 def to_jsonable(obj: Any) -> Any:
