@@ -15,7 +15,8 @@ import os
 import platform
 import subprocess
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ import hist
 import numpy as np
 import uhi.io.zip as uhi_zip
 from uhi.io import ARRAY_KEYS
+from uhi.io._common import _convert_input
 
 from alps.checksums import file_checksum
 
 __all__ = [
+    "SlabHistogram",
     "file_checksum",
     "iter_categories",
     "package_versions",
@@ -117,10 +120,70 @@ def provenance(
     return record
 
 
+@dataclass(frozen=True)
+class SlabHistogram:
+    """A dense histogram written one category of its first axis at a time, never whole.
+
+    ``first`` is the histogram with the first category only (its other axes, storage type and
+    metadata those of the whole), ``categories`` the whole first axis, and ``slab(i)`` the bins
+    of category ``i`` as ``{"values": ..., "variances": ...}`` (flow bins included, the shape of
+    ``first.view(flow=True)`` without its first axis). :func:`write_histograms` writes the file
+    the whole histogram would give (:func:`iter_categories` reads it back the same way).
+    """
+
+    first: hist.Hist
+    categories: tuple[str, ...]
+    slab: Callable[[int], Mapping[str, Any]]
+
+
+def _write_slabs(archive: zipfile.ZipFile, name: str, lazy: SlabHistogram) -> None:
+    """The uhi zip members of ``lazy`` (as ``uhi.io.zip.write`` of the whole histogram)."""
+    # the conversion uhi.io.zip.write makes (so the JSON is the same, key order included)
+    ir: dict[str, Any] = dict(_convert_input(lazy.first))
+    first_axis = ir["axes"][0]
+    if first_axis.get("type") != "category_str" or first_axis.get("flow"):
+        raise ValueError(f"{name}: the first axis must be a string category without flow bins")
+    storage = dict(ir["storage"])
+    for key in sorted(ARRAY_KEYS & storage.keys()):
+        one = np.asarray(storage[key])
+        path = f"{name}_storage_{key}.npy"
+        header = {
+            "descr": np.lib.format.dtype_to_descr(one.dtype),
+            "fortran_order": False,
+            "shape": (len(lazy.categories), *one.shape[1:]),
+        }
+        with archive.open(path, "w") as member:
+            try:
+                np.lib.format.write_array_header_1_0(member, header)
+            except ValueError:  # a header too long for format 1.0
+                np.lib.format.write_array_header_2_0(member, header)
+            for i in range(len(lazy.categories)):
+                slab = np.ascontiguousarray(lazy.slab(i)[key], dtype=one.dtype)
+                if slab.shape != one.shape[1:]:
+                    raise ValueError(
+                        f"{name}: slab {i} has shape {slab.shape}, not {one.shape[1:]}"
+                    )
+                member.write(slab.tobytes())
+        storage[key] = path
+    axes = [dict(first_axis, categories=list(lazy.categories))]
+    for i, axis in enumerate(ir["axes"][1:], start=1):
+        axis = dict(axis)
+        for key in ARRAY_KEYS & axis.keys():
+            path = f"{name}_axis_{i}_{key}.npy"
+            with archive.open(path, "w") as member:
+                np.save(member, axis[key])
+            axis[key] = path
+        axes.append(axis)
+    archive.writestr(f"{name}.json", json.dumps(dict(ir, axes=axes, storage=storage)))
+
+
 def write_histograms(
-    path: str | Path, histograms: Mapping[str, hist.Hist], provenance_record: Mapping[str, Any]
+    path: str | Path,
+    histograms: Mapping[str, hist.Hist | SlabHistogram],
+    provenance_record: Mapping[str, Any],
 ) -> Path:
-    """Write named histograms and their provenance to ``path`` (atomically: temp file, rename)."""
+    """Write named histograms and their provenance to ``path`` (atomically: temp file, rename);
+    a :class:`SlabHistogram` is written one category at a time."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -128,7 +191,10 @@ def write_histograms(
         for name, histogram in histograms.items():
             if "/" in name or name == "provenance":
                 raise ValueError(f"histogram name {name!r} is not allowed")
-            uhi_zip.write(archive, name, histogram)
+            if isinstance(histogram, SlabHistogram):
+                _write_slabs(archive, name, histogram)
+            else:
+                uhi_zip.write(archive, name, histogram)
         archive.writestr("provenance.json", json.dumps(provenance_record, indent=1, default=str))
         archive.writestr("index.json", json.dumps(sorted(histograms)))
     tmp.replace(target)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import hist
 import numpy as np
 import pytest
 
 from alps.config import AnalysisConfig, load_config
-from alps.histio import iter_categories, read_histograms, signal_digest, write_histograms
+from alps.histio import (
+    SlabHistogram,
+    iter_categories,
+    read_histograms,
+    signal_digest,
+    write_histograms,
+)
 from limits.inputs import project_histograms
 from limits.io import read_spectra
 from limits.testing import make_histograms
@@ -109,3 +116,41 @@ def test_signal_digest_follows_the_signal_only(
 
     assert variant("alp_m") != digest  # a signal bin: the shapes must be fitted again
     assert variant("data") == digest  # the pseudo-data: the shapes stay
+
+
+def test_a_slab_histogram_writes_the_whole_histograms_file(
+    stored: tuple[Path, dict, dict], tmp_path: Path
+) -> None:
+    _, hists, prov = stored
+    full = hists["mgg"]
+    datasets = [str(d) for d in full.axes["dataset"]]
+    view = full.view(flow=True)
+    d_axis = full.axes["dataset"]
+
+    def dense(names: list[str]) -> hist.Hist:
+        """``full`` with these datasets, on a dataset axis without flow bins (as the score
+        pass makes it)."""
+        out = hist.Hist(
+            hist.axis.StrCategory(names, growth=True, name=d_axis.name, label=d_axis.label),
+            *full.axes[1:],
+            storage=hist.storage.Weight(),
+        )
+        out.view(flow=True)[...] = view[: len(names)]
+        return out
+
+    first = dense(datasets[:1])
+    lazy = SlabHistogram(
+        first,
+        tuple(datasets),
+        lambda i: {"values": view["value"][i], "variances": view["variance"][i]},
+    )
+    whole, out = tmp_path / "whole.hist.zip", tmp_path / "slabs.hist.zip"
+    write_histograms(whole, {**hists, "mgg": dense(datasets)}, prov)
+    write_histograms(out, {**hists, "mgg": lazy}, prov)
+    with zipfile.ZipFile(whole) as a, zipfile.ZipFile(out) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        for member in a.namelist():
+            assert a.read(member) == b.read(member), member  # the same bytes, header included
+    bad = SlabHistogram(first, lazy.categories, lambda i: {"values": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape"):
+        write_histograms(tmp_path / "bad.hist.zip", {"mgg": bad}, prov)
