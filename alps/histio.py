@@ -285,7 +285,7 @@ def _npy_layout(member: Any, where: str) -> tuple[tuple[int, ...], np.dtype[Any]
 def _read_slab(member: Any, shape: tuple[int, ...], dtype: np.dtype[Any], *, skip: bool) -> Any:
     """The next slab of ``shape`` from an open ``.npy`` member (read into one buffer)."""
     out = np.empty(shape, dtype=dtype)
-    buffer = memoryview(out).cast("B")
+    buffer = memoryview(out.data).cast("B")
     done = 0
     while done < len(buffer):
         n = member.readinto(buffer[done:])

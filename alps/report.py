@@ -219,6 +219,7 @@ def _score(
     # the score stage's mgg has a score axis; read one dataset at a time (its size grows with
     # the run periods) and reduced at once to the score
     reduced: dict[str, Any] = {}
+    one: Any
     for dataset, one in iter_categories(path, "mgg"):
         if "score" not in one.axes.name:
             return '<p class="note">The score histograms have no score axis.</p>'

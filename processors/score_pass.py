@@ -368,6 +368,7 @@ def run_scoring(
     else:
         executor = processor.IterativeExecutor(status=progress, desc="Scoring", unit="chunk")
     template = make_histograms(edges, config.histograms.score_edges)[MGG_SCORE]
+    scored: Any
     if chunks:
         merged, _ = executor(items, function, None)
         order = merged[ORDER]
