@@ -20,6 +20,8 @@ import awkward as ak
 import numpy as np
 import numpy.typing as npt
 
+from .opening import open_tree
+
 __all__ = ["EVENT_BRANCHES", "ChunkColumns", "Collection", "chunk_tree", "read_chunk"]
 
 #: flat per-event branches the processor reads
@@ -92,8 +94,9 @@ def _flat(array: Any) -> tuple[npt.NDArray[np.int64] | None, np.ndarray]:
 
 @contextlib.contextmanager
 def chunk_tree(events: Any) -> Iterator[Any]:
-    """The chunk's TTree: the one coffea opened for the NanoEvents when it can be reached,
-    else the file opened here (and closed after)."""
+    """The chunk's TTree: the one coffea opened for the NanoEvents when it can be reached, else
+    the file's tree as this thread keeps it open (:func:`processors.opening.open_tree`: the
+    file check and every chunk of the file share one open)."""
     factory = events.attrs.get("@events_factory") if hasattr(events, "attrs") else None
     cache = getattr(getattr(factory, "_mapping", None), "_cache", None)
     import uproot
@@ -104,8 +107,7 @@ def chunk_tree(events: Any) -> Iterator[Any]:
                 yield value
                 return
     meta = events.metadata
-    with uproot.open(meta["filename"]) as handle:
-        yield handle[meta.get("treename", "events")]
+    yield open_tree(meta["filename"], meta.get("treename", "events"))
 
 
 def read_chunk(tree: Any, start: int, stop: int, is_data: bool) -> ChunkColumns:
