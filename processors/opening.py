@@ -12,9 +12,9 @@ with its trees, keyed by path and checked against the file's identity (inode, si
 and change times): a file replaced or rewritten since is opened again, never read through a stale
 handle. The file check and the chunks of a file on the same worker share one open. Files are
 memory-mapped (uproot's default source for a path runs an asyncio loop in a thread and wakes it
-for every read request); only the last :data:`MAX_MAPPED` used stay mapped, the others keep their
-TTree records (some 0.4 MB a file) and map the file again when read
-(:class:`RemappingMemmapSource`).
+for every read request); the file check and each chunk's read unmap the files when done
+(:func:`unmap_all`), the TTree records (some 0.4 MB a file) stay, and a read maps the file again
+(:class:`RemappingMemmapSource`): mapped pages would count in the worker's resident memory.
 
 :class:`ColumnRunner` is coffea's ``Runner`` whose per-chunk work function hands the processor a
 :class:`ChunkSource` (the chunk's metadata, as coffea makes it) instead of NanoEvents: the
@@ -45,6 +45,7 @@ __all__ = [
     "forget",
     "open_file",
     "open_tree",
+    "unmap_all",
 ]
 
 
@@ -76,12 +77,16 @@ class RemappingMemmapSource(uproot.source.file.MemmapSource):
         return int(super().num_bytes)
 
 
-#: how the ntuples are opened: memory-mapped local files
-UPROOT_OPTIONS: dict[str, Any] = {"handler": RemappingMemmapSource}
+#: how the ntuples are opened: memory-mapped local files, without uproot's array cache (100 MB
+#: per open file by default: the processor reads every branch once, and a file kept open would
+#: hold its last chunk's arrays)
+UPROOT_OPTIONS: dict[str, Any] = {"handler": RemappingMemmapSource, "array_cache": None}
 #: files whose TTree records a thread keeps (about 0.4 MB each)
 MAX_FILES = 64
-#: of those, the last used that stay memory-mapped
-MAX_MAPPED = 4
+#: of those, the last used that stay memory-mapped (the readers unmap theirs when done:
+#: :func:`unmap_all`; a mapped page read counts in the resident memory, which the workers'
+#: memory limit and :func:`processors.memory.collect_if_grown` watch)
+MAX_MAPPED = 1
 
 
 @dataclass
@@ -146,6 +151,14 @@ def open_tree(path: str | os.PathLike[str], treename: str = "events") -> Any:
     if tree is None:
         tree = entry.trees[treename] = entry.handle[treename]
     return tree
+
+
+def unmap_all() -> None:
+    """Unmap every file this thread keeps (their TTree records stay; a read maps again)."""
+    for entry in _cache().values():
+        source = entry.handle.file.source
+        if isinstance(source, RemappingMemmapSource):
+            source.release()
 
 
 def forget(path: str | os.PathLike[str]) -> None:

@@ -41,7 +41,14 @@ from .binning import mass_edges
 from .bookkeeping import ProcessedLuminosity, processed_luminosity
 from .corrections import Corrections
 from .integrity import RANGE_CHECKS, branch_kind_problems
-from .opening import UPROOT_OPTIONS, ColumnRunner, forget, open_file, open_tree
+from .opening import (
+    UPROOT_OPTIONS,
+    ColumnRunner,
+    forget,
+    open_file,
+    open_tree,
+    unmap_all,
+)
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 from .score_lists import in_work_order, list_features, write_chunks
@@ -175,6 +182,8 @@ def _check_file(
         reason, opened = _tree_problem(path, is_data, expected)
     except Exception as exc:
         reason, opened = f"{type(exc).__name__}: {exc}", {}
+    finally:
+        unmap_all()  # the TTree records stay for the chunks; the pages are read again then
     if reason is not None:
         forget(path)  # nothing will read it
     return reason, opened, hashed

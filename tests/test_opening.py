@@ -64,7 +64,7 @@ def test_files_beyond_the_mapped_ones_are_unmapped_and_still_read(
     production: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clear_open_files()
-    monkeypatch.setattr(opening, "MAX_MAPPED", 1)
+    monkeypatch.setattr(opening, "MAX_MAPPED", 1)  # the default
     paths = []
     for i, source in enumerate(_files(production)[:3]):
         paths.append(tmp_path / f"{i}.root")
