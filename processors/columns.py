@@ -1,9 +1,9 @@
 """Step 0 of the processor: the branches of one chunk, read in one pass as numpy arrays.
 
 The processor reads the branches it needs straight from the chunk's TTree with one
-``TTree.arrays(..., how=dict)`` call (the tree coffea already opened for the chunk when it can be
-reached, else the file is opened here), instead of column by column through NanoEvents' virtual
-arrays, and keeps the jagged branches as offsets and flat numpy values: the candidates, the
+``TTree.arrays(..., how=dict)`` call (under :class:`processors.opening.ColumnRunner`, the tree
+this worker thread keeps open since the file check; given NanoEvents, the tree coffea opened),
+instead of column by column through NanoEvents' virtual arrays, and keeps the jagged branches as offsets and flat numpy values: the candidates, the
 track veto and the MC truth are built by numba kernels over them (:mod:`processors.kernels`).
 A damaged basket raises while reading, inside the processor's guard, so it is a named error or a
 recorded skip exactly as before (:mod:`processors.reading`).
