@@ -11,9 +11,11 @@ dask-jobqueue class) is one more row.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import yaml
 
 __all__ = [
     "CLUSTER_TYPES",
+    "WORKER_MALLOC",
     "ClusterProfile",
     "ClusterType",
     "DaskSession",
@@ -35,7 +38,36 @@ __all__ = [
     "make_cluster",
     "open_session",
     "walltime_seconds",
+    "worker_malloc",
 ]
+
+#: glibc malloc settings of the worker processes (issue 12). Dask's nanny sets
+#: MALLOC_TRIM_THRESHOLD_=65536 so that workers hand freed memory back; any explicit setting
+#: also fixes glibc's mmap threshold at 128 kB, so every array above that was a fresh mmap, its
+#: pages faulted in and unmapped again: the processing workers spent 430-540 ns/event in the
+#: kernel (110 k page faults per 350 k events) against 30-40 ns/event with these settings
+#: (arrays below 16 MB reuse the heap; free heap above 64 MB is returned), at the same resident
+#: memory (benchmarks/processor.py; README "Processor speed"). A batch job exports them through
+#: Dask's configuration (DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON) unless its profile's
+#: ``worker_env`` sets that variable itself.
+WORKER_MALLOC = {
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
+    "MALLOC_MMAP_THRESHOLD_": str(16 * 2**20),
+}
+_PRE_SPAWN = "distributed.nanny.pre-spawn-environ"
+_PRE_SPAWN_ENV = "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"
+
+
+@contextmanager
+def worker_malloc() -> Iterator[None]:
+    """Dask's nannies started inside give their worker processes :data:`WORKER_MALLOC`."""
+    import dask
+    import distributed  # noqa: F401  (loads Dask's distributed defaults)
+
+    environ = {**dask.config.get(_PRE_SPAWN, default={}), **WORKER_MALLOC}
+    with dask.config.set({_PRE_SPAWN: environ}):
+        yield
+
 
 #: profile keys read by alps itself; every other key is an argument of the cluster class
 _CONTROL_KEYS = (
@@ -80,7 +112,8 @@ def _start_local(profile: ClusterProfile, workers: int | None) -> Any:
     if options.get("n_workers") is None:
         options["n_workers"] = os.cpu_count() or 1
     options.setdefault("dashboard_address", None)
-    return LocalCluster(**options)
+    with worker_malloc():  # each nanny keeps the environment it was made with (restarts too)
+        return LocalCluster(**options)
 
 
 def _connect(profile: ClusterProfile, workers: int | None) -> str:
@@ -245,6 +278,8 @@ def jobqueue_options(profile: ClusterProfile) -> dict[str, Any]:
     options = {k: v for k, v in profile.options.items() if v is not None}
     prologue = list(options.pop("job_script_prologue", []))
     prologue += [f"export {key}={value}" for key, value in profile.worker_env.items()]
+    if _PRE_SPAWN_ENV not in profile.worker_env:
+        prologue.append(f"export {_PRE_SPAWN_ENV}={shlex.quote(json.dumps(WORKER_MALLOC))}")
     if prologue:
         options["job_script_prologue"] = prologue
     extra = list(options.get("worker_extra_args", []))

@@ -19,8 +19,9 @@ one run:
   (histograms); ``other`` is the rest (coffea, merging, writing the histograms);
 * the floor: the bare read plus the fits the processor must do, at the fit kernel's cost per fit
   measured in this process on the same inputs; the end-to-end time over the floor;
-* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster, with each worker's peak
-  resident memory and the load average of the machine (it is shared: the 2-worker figure is
+* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (workers with alps's
+  malloc settings, ``alps.cluster.WORKER_MALLOC``), with the workers' system CPU time and page
+  faults, each worker's peak and final resident memory and the load average of the machine (it is shared: the 2-worker figure is
   noisy when the load is above the number of cores); beside the wall-clock speedup, a CPU-bound
   estimate (the 1-worker run's worker and client CPU time over the 2-worker run's busiest
   worker plus its client CPU time), which the other processes of a loaded machine do not
@@ -91,16 +92,40 @@ def _clock() -> float:
 
 
 def _fresh() -> None:
-    """Forget coffea's cached file metadata, so that every timed run pays its preprocessing."""
+    """Forget coffea's cached file metadata and the files this process keeps open
+    (processors.opening), so that every timed run pays its preprocessing and opens every file
+    once, as a run of ``alps process`` does."""
     from coffea.processor.executor import DEFAULT_METADATA_CACHE
 
     DEFAULT_METADATA_CACHE.clear()
+    try:
+        from processors.opening import clear_open_files
+    except ImportError:  # an older version of the processor opens the files for each chunk
+        return
+    clear_open_files()
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of the calling process (a Dask worker when run with ``client.run``)."""
+def _usage() -> tuple[float, float, int]:
+    """CPU seconds (user + system), system seconds and minor page faults of the calling process
+    (a Dask worker when run with ``client.run``)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime + usage.ru_stime, usage.ru_stime, usage.ru_minflt
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+def _worker_malloc() -> Any:
+    """The malloc settings alps gives its Dask workers (alps.cluster.worker_malloc); Dask's
+    defaults with an older version."""
+    import contextlib
+
+    from alps import cluster
+
+    return getattr(cluster, "worker_malloc", contextlib.nullcontext)()
 
 
 def _peak_rss_mb() -> float:
@@ -277,19 +302,24 @@ def main() -> None:
 
         rates, bound = {}, {}
         for workers in (1, 2):
-            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
+            with _worker_malloc(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
                 client.run(lambda: __import__("processors.alp_processor"))
                 run_processing(
                     warm, workdir / "warm", client=client, progress=False, write_skims=False
                 )
                 load = os.getloadavg()[0]
                 _fresh()
-                busy = client.run(_cpu_seconds)
+                client.run(_fresh)
+                before = client.run(_usage)
                 start, cpu = time.perf_counter(), _clock()
                 run_processing(config, workdir, client=client, progress=False, write_skims=False)
                 elapsed, cpu = time.perf_counter() - start, _clock() - cpu
-                busy = {w: t - busy[w] for w, t in client.run(_cpu_seconds).items()}
+                after = client.run(_usage)
+                busy = {w: after[w][0] - before[w][0] for w in after}
+                system = sum(after[w][1] - before[w][1] for w in after)
+                faults = sum(after[w][2] - before[w][2] for w in after)
                 peaks = client.run(_peak_rss_mb)
+                resident = client.run(_rss_mb)
             rates[workers] = events / elapsed
             # CPU-bound estimate of the wall time, for a loaded machine where the wall clock
             # mostly measures the other processes: the busiest worker's CPU time plus this
@@ -303,7 +333,10 @@ def main() -> None:
             print(
                 f"dask_{workers}_worker_busiest_share: {max(busy.values()) / sum(busy.values()):.2f} fraction"
             )
+            print(f"dask_{workers}_worker_system_cpu_per_event: {1e9 * system / events:.0f} ns")
+            print(f"dask_{workers}_worker_page_faults: {faults} faults")
             print(f"dask_{workers}_worker_peak_memory_per_worker: {max(peaks.values()):.0f} MB")
+            print(f"dask_{workers}_worker_memory_after_run: {max(resident.values()):.0f} MB")
             print(f"dask_{workers}_worker_load_average_before: {load:.2f} processes")
         print(f"dask_speedup_2_over_1: {rates[2] / rates[1]:.2f} x")
         print(f"dask_speedup_2_over_1_cpu_bound_estimate: {bound[1] / bound[2]:.2f} x")

@@ -48,6 +48,7 @@ from .filling import (
 from .integrity import RANGE_CHECKS, count_out_of_range
 from .kernels import count_good_tracks
 from .memory import collect_if_grown
+from .opening import unmap_all
 from .reading import ChunkReadError, is_read_error, skipped_chunk
 from .reconstruction import CUTS, EventInputs, FitSettings, Reconstruction, reconstruct
 from .score_lists import (
@@ -159,10 +160,13 @@ class ALPProcessor(processor.ProcessorABC):
     def _read(self, events: Any) -> ChunkColumns:
         """The chunk's branches, read in one pass (:mod:`processors.columns`)."""
         meta = events.metadata
-        with chunk_tree(events) as tree:
-            return read_chunk(
-                tree, int(meta["entrystart"]), int(meta["entrystop"]), bool(meta["is_data"])
-            )
+        try:
+            with chunk_tree(events) as tree:
+                return read_chunk(
+                    tree, int(meta["entrystart"]), int(meta["entrystop"]), bool(meta["is_data"])
+                )
+        finally:
+            unmap_all()  # the file's pages out of this worker's resident memory
 
     def _process(
         self, events: ChunkColumns, chunk: ChunkInfo

@@ -1,9 +1,9 @@
 """Step 0 of the processor: the branches of one chunk, read in one pass as numpy arrays.
 
 The processor reads the branches it needs straight from the chunk's TTree with one
-``TTree.arrays(..., how=dict)`` call (the tree coffea already opened for the chunk when it can be
-reached, else the file is opened here), instead of column by column through NanoEvents' virtual
-arrays, and keeps the jagged branches as offsets and flat numpy values: the candidates, the
+``TTree.arrays(..., how=dict)`` call (under :class:`processors.opening.ColumnRunner`, the tree
+this worker thread keeps open since the file check; given NanoEvents, the tree coffea opened),
+instead of column by column through NanoEvents' virtual arrays, and keeps the jagged branches as offsets and flat numpy values: the candidates, the
 track veto and the MC truth are built by numba kernels over them (:mod:`processors.kernels`).
 A damaged basket raises while reading, inside the processor's guard, so it is a named error or a
 recorded skip exactly as before (:mod:`processors.reading`).
@@ -19,6 +19,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import numpy.typing as npt
+
+from .opening import open_tree
 
 __all__ = ["EVENT_BRANCHES", "ChunkColumns", "Collection", "chunk_tree", "read_chunk"]
 
@@ -92,8 +94,9 @@ def _flat(array: Any) -> tuple[npt.NDArray[np.int64] | None, np.ndarray]:
 
 @contextlib.contextmanager
 def chunk_tree(events: Any) -> Iterator[Any]:
-    """The chunk's TTree: the one coffea opened for the NanoEvents when it can be reached,
-    else the file opened here (and closed after)."""
+    """The chunk's TTree: the one coffea opened for the NanoEvents when it can be reached, else
+    the file's tree as this thread keeps it open (:func:`processors.opening.open_tree`: the
+    file check and every chunk of the file share one open)."""
     factory = events.attrs.get("@events_factory") if hasattr(events, "attrs") else None
     cache = getattr(getattr(factory, "_mapping", None), "_cache", None)
     import uproot
@@ -104,8 +107,7 @@ def chunk_tree(events: Any) -> Iterator[Any]:
                 yield value
                 return
     meta = events.metadata
-    with uproot.open(meta["filename"]) as handle:
-        yield handle[meta.get("treename", "events")]
+    yield open_tree(meta["filename"], meta.get("treename", "events"))
 
 
 def read_chunk(tree: Any, start: int, stop: int, is_data: bool) -> ChunkColumns:

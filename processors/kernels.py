@@ -85,9 +85,9 @@ def leading_three(
     follow in index order when fewer than three are usable)."""
     m, k = energy.shape
     three = np.zeros(m, dtype=np.bool_)
-    order = np.empty((m, 3), dtype=np.int64)
+    order = np.full((m, 3), -1, dtype=np.int64)
     for i in range(m):
-        best = np.full(3, -1, dtype=np.int64)
+        best = order[i]  # a view: no allocation per event (issue 12)
         count = 0
         for j in range(k):
             e = energy[i, j]
@@ -109,8 +109,6 @@ def leading_three(
                 best[filled] = j
                 filled += 1
             j += 1
-        for q in range(3):
-            order[i, q] = best[q]
         three[i] = (count == 3) if exactly else (count >= 3)
     return three, order
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uproot
 
 from alps.config import AnalysisConfig
 from alps.contract import (
@@ -42,6 +41,14 @@ from .binning import mass_edges
 from .bookkeeping import ProcessedLuminosity, processed_luminosity
 from .corrections import Corrections
 from .integrity import RANGE_CHECKS, branch_kind_problems
+from .opening import (
+    UPROOT_OPTIONS,
+    ColumnRunner,
+    forget,
+    open_file,
+    open_tree,
+    unmap_all,
+)
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 from .score_lists import in_work_order, list_features, write_chunks
@@ -68,9 +75,6 @@ REQUIRED_BRANCHES = (
     "ntrack", "track_px", "track_py", "track_pz", "track_dr", "track_dz",
 )  # fmt: skip
 MC_BRANCHES = ("nmc_photon", "mc_photon_E", "mc_photon_fromALP")
-#: how the ntuples are opened: memory-mapped local files (uproot's default source for a path
-#: runs an asyncio loop in a thread and wakes it for every read request)
-UPROOT_OPTIONS: dict[str, Any] = {"handler": uproot.source.file.MemmapSource}
 CALIBRATION_FILE = "calibration/corrections.json"
 
 
@@ -175,38 +179,49 @@ def _check_file(
                         None,
                     )
                 hashed = (*stamp, actual)
-        with uproot.open(path, **UPROOT_OPTIONS) as handle:
-            if "events" not in handle:
-                return "no 'events' tree", {}, hashed
-            tree = handle["events"]
-            names = set(tree.keys())
-            required = REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES)
-            missing = [b for b in required if b not in names]
-            if missing:
-                return f"missing branches {missing}", {}, hashed
-            mistyped = branch_kind_problems(tree, required)
-            if mistyped:
-                return "; ".join(mistyped), {}, hashed
-            if expected is not None and tree.num_entries != expected:
-                return f"{tree.num_entries} entries, its metadata promises {expected}", {}, hashed
-            # every basket must lie inside the file: a truncated file fails here
-            size = handle.file.source.num_bytes
-            for name in REQUIRED_BRANCHES:
-                branch = tree[name]
-                ends = (
-                    branch.member("fBasketSeek")[: branch.num_baskets]
-                    + branch.member("fBasketBytes")[: branch.num_baskets]
-                )
-                if len(ends) and int(np.max(ends)) > size:
-                    return (
-                        f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated",
-                        {},
-                        hashed,
-                    )
-            opened = {"numentries": tree.num_entries, "uuid": handle.file.fUUID}
+        reason, opened = _tree_problem(path, is_data, expected)
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}", {}, hashed
-    return None, opened, hashed
+        reason, opened = f"{type(exc).__name__}: {exc}", {}
+    finally:
+        unmap_all()  # the TTree records stay for the chunks; the pages are read again then
+    if reason is not None:
+        forget(path)  # nothing will read it
+    return reason, opened, hashed
+
+
+def _tree_problem(
+    path: str, is_data: bool, expected: int | None
+) -> tuple[str | None, dict[str, Any]]:
+    """The checks of :func:`_check_file` behind the checksum, on the file as this thread keeps
+    it open (:mod:`processors.opening`: the processing of its chunks reads through this open)."""
+    handle = open_file(path)
+    if "events" not in handle:
+        return "no 'events' tree", {}
+    tree = open_tree(path, "events")
+    names = set(tree.keys())
+    required = REQUIRED_BRANCHES + (() if is_data else MC_BRANCHES)
+    missing = [b for b in required if b not in names]
+    if missing:
+        return f"missing branches {missing}", {}
+    mistyped = branch_kind_problems(tree, required)
+    if mistyped:
+        return "; ".join(mistyped), {}
+    if expected is not None and tree.num_entries != expected:
+        return f"{tree.num_entries} entries, its metadata promises {expected}", {}
+    # every basket must lie inside the file: a truncated file fails here
+    size = handle.file.source.num_bytes
+    for name in REQUIRED_BRANCHES:
+        branch = tree[name]
+        ends = (
+            branch.member("fBasketSeek")[: branch.num_baskets]
+            + branch.member("fBasketBytes")[: branch.num_baskets]
+        )
+        if len(ends) and int(np.max(ends)) > size:
+            return (
+                f"branch {name!r} has baskets beyond the end of the file ({size} bytes): truncated",
+                {},
+            )
+    return None, {"numentries": tree.num_entries, "uuid": handle.file.fUUID}
 
 
 def inspect_files(
@@ -327,7 +342,8 @@ def run_processing(
         )  # fmt: skip
     else:
         executor = processor.IterativeExecutor(status=progress)
-    runner = processor.Runner(
+    # the processor reads its columns itself: no NanoEvents per chunk (processors.opening)
+    runner = ColumnRunner(
         executor=executor,
         schema=BelleIISchema,
         chunksize=config.processing.chunk_size,
