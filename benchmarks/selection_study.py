@@ -86,6 +86,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "p_log": {"parametrised": True, "loss_combination": "log"},
     "p_relative": {"parametrised": True, "loss_combination": "relative"},
     "p_window_2": {"parametrised": True, "train_window_nsigma": 2.0},
+    # trained as deployed: the hypothesis input is the candidate's own M_γγ (clipped), not m_j
+    "p_own_mass": {"parametrised": True, "training_hypothesis": "candidate"},
+    "p_own_mass_window_2": {
+        "parametrised": True,
+        "training_hypothesis": "candidate",
+        "train_window_nsigma": 2.0,
+    },
     "p_window_2_relative": {
         "parametrised": True,
         "train_window_nsigma": 2.0,

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .net import NetSpec, ScoreNet, build_net, resolve_device, state_to_numpy
-from .param import hypothesis_pairs, parametrised_bce_rows, with_hypothesis
+from .param import hypothesis_pairs, parametrised_bce_rows, row_hypothesis, with_hypothesis
 from .punzi import punzi_loss, punzi_loss_indexed, sigma_min
 from .sample import Candidates, MassPoints, training_weights
 
@@ -141,6 +141,7 @@ class _PunziSet:
         device: torch.device,
         parametrised: bool,
         luminosity_pb: float,
+        hypothesis: str = "window",
     ) -> None:
         sig = np.flatnonzero(c.is_signal & (c.weight > 0))
         sig = sig[masses.trained[c.mass_index[sig]]]
@@ -156,7 +157,9 @@ class _PunziSet:
 
         xs = c.features[sig]
         if parametrised:
-            xs = with_hypothesis(xs, masses.masses[c.mass_index[sig]])
+            xs = with_hypothesis(
+                xs, row_hypothesis(hypothesis, masses.masses[c.mass_index[sig]], c.mgg[sig], masses)
+            )
             bkg = bkg_all[np.unique(pairs.rows)]
             local = np.searchsorted(bkg, bkg_all[pairs.rows])
             self.pair_row = t(local, torch.int64)
@@ -164,7 +167,12 @@ class _PunziSet:
             # the net's input of every (candidate, hypothesis) row, built once: a batch is one
             # gather instead of a gather and a concatenation per step (same values)
             self.x_pair = t(
-                with_hypothesis(c.features[bkg][local], masses.masses[pairs.mass_index]),
+                with_hypothesis(
+                    c.features[bkg][local],
+                    row_hypothesis(
+                        hypothesis, masses.masses[pairs.mass_index], c.mgg[bkg][local], masses
+                    ),
+                ),
                 torch.float32,
             )
             self.n_bkg = len(pairs)
@@ -261,10 +269,10 @@ def train_punzi_net(
 
 
 def _bce_rows(
-    c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float
+    c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float, hypothesis: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if parametrised:
-        return parametrised_bce_rows(c, masses, signal_fraction)
+        return parametrised_bce_rows(c, masses, signal_fraction, hypothesis)
     w = training_weights(c, masses, signal_fraction)
     return c.features, c.is_signal.astype(np.float32), w
 
@@ -312,8 +320,9 @@ def _train(
     with _deterministic(device):
         # --- phase 1: weighted BCE -------------------------------------------------------
         fraction = config.bce_signal_fraction
-        xt, yt, wt = (t(a) for a in _bce_rows(train, masses, parametrised, fraction))
-        xv, yv, wv = (t(a) for a in _bce_rows(valid, masses, parametrised, fraction))
+        hyp = config.training_hypothesis
+        xt, yt, wt = (t(a) for a in _bce_rows(train, masses, parametrised, fraction, hyp))
+        xv, yv, wv = (t(a) for a in _bce_rows(valid, masses, parametrised, fraction, hyp))
         n_bce = len(xt)
         opt = _adam(net, config.learning_rate)
         sched = _Schedule(opt, config, config.bce_epochs)
@@ -346,8 +355,8 @@ def _train(
         del xt, yt, wt, xv, yv, wv
 
         # --- phase 2: Punzi loss ------------------------------------------------------------
-        ptrain = _PunziSet(train, masses, device, parametrised, luminosity_pb)
-        pvalid = _PunziSet(valid, masses, device, parametrised, luminosity_pb)
+        ptrain = _PunziSet(train, masses, device, parametrised, luminosity_pb, hyp)
+        pvalid = _PunziSet(valid, masses, device, parametrised, luminosity_pb, hyp)
         opt = _adam(net, config.learning_rate)
         sched = _Schedule(opt, config, config.punzi_epochs)
         n_batches = max(1, math.ceil((ptrain.n_sig + ptrain.n_bkg) / config.punzi_batch_size))

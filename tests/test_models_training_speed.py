@@ -39,7 +39,9 @@ def test_in_place_activation_gives_the_same_outputs_and_gradients(
     fast = build_net(spec, seed=3)
     monkeypatch.setattr(models.net, "_IN_PLACE", frozenset())
     slow = build_net(spec, seed=3)
-    assert any(getattr(m, "inplace", False) for m in fast.modules()) == (activation not in ("tanh", "elu"))
+    assert any(getattr(m, "inplace", False) for m in fast.modules()) == (
+        activation not in ("tanh", "elu")
+    )
     assert not any(getattr(m, "inplace", False) for m in slow.modules())
     x = torch.randn(300, 5, generator=torch.Generator().manual_seed(1))
     outs = []
