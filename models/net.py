@@ -56,7 +56,7 @@ _IN_PLACE = frozenset({"leaky_relu", "relu", "silu"})
 
 def _activation(name: str) -> nn.Module:
     cls = ACTIVATIONS[name]
-    return cls(inplace=True) if name in _IN_PLACE else cls()  # type: ignore[call-arg]
+    return cls(inplace=True) if name in _IN_PLACE else cls()
 
 
 class ScoreNet(nn.Module):
