@@ -11,7 +11,7 @@ import models.net
 from alps.config import MassResolution, TrainingConfig
 from models import SelectionSample, load_selection_sample, train_punzi_net
 from models.net import NetSpec, build_net
-from models.param import hypothesis_pairs
+from models.param import hypothesis_pairs, parametrised_bce_rows, row_hypothesis
 from models.testing import write_toy_skims
 from models.train import _adam, _PunziSet
 
@@ -96,3 +96,25 @@ def test_history_records_cpu_time_per_epoch(sample: SelectionSample) -> None:
     h = fit.history
     assert len(h.bce_cpu_seconds) == 2 and len(h.punzi_cpu_seconds) == 3
     assert all(c > 0 for c in (*h.bce_cpu_seconds, *h.punzi_cpu_seconds))
+
+
+def test_candidate_hypothesis_is_the_clipped_own_mass_everywhere(sample: SelectionSample) -> None:
+    """``training_hypothesis: candidate`` trains every row at the deployed hypothesis (issue #13)."""
+    c, masses = sample.train, sample.masses
+    lo, hi = masses.masses[masses.trained].min(), masses.masses[masses.trained].max()
+    own = np.clip(c.mgg, lo, hi).astype(np.float32)
+    ps = _PunziSet(c, masses, torch.device("cpu"), True, sample.luminosity_pb, "candidate")
+    bkg_all = np.flatnonzero(~c.is_signal)
+    pairs = hypothesis_pairs(c.mgg[bkg_all], masses, masses.trained)
+    np.testing.assert_array_equal(ps.x_pair[:, -1].numpy(), own[bkg_all[pairs.rows]])
+    sig = np.flatnonzero(c.is_signal & (c.weight > 0))
+    sig = sig[masses.trained[c.mass_index[sig]]]
+    np.testing.assert_array_equal(ps.xs[:, -1].numpy(), own[sig])
+    x, y, _ = parametrised_bce_rows(c, masses, 0.5, "candidate")
+    x_w, y_w, _ = parametrised_bce_rows(c, masses, 0.5, "window")
+    np.testing.assert_array_equal(y, y_w)
+    np.testing.assert_array_equal(x[:, :-1], x_w[:, :-1])
+    assert np.all((x[:, -1] >= np.float32(lo)) & (x[:, -1] <= np.float32(hi)))
+    assert not np.array_equal(x[:, -1], x_w[:, -1])
+    with pytest.raises(ValueError, match="hypothesis mode"):
+        row_hypothesis("other", masses.masses, masses.masses, masses)
