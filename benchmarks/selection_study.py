@@ -12,7 +12,12 @@ the core windows m ± 2σ_m, XGBoost at its best cut there, the masses strictly 
 training CPU time (``time.process_time``). ``p_*`` variants change one thing on the parametrised
 net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fair lines).
 
-Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
+``p_own_mass`` trains the parametrised net at the deployed hypothesis (its own M_γγ,
+``training.training_hypothesis: candidate``), ``p_window_*`` in the core windows m ± k σ_m (the
+windows narrowed for training only), ``p_log`` / ``p_relative`` combine the masses differently.
+
+Run: ``python benchmarks/selection_study.py --skims DIR [--config YAML] [--epochs BCE PUNZI]
+[--variants a,b] [--json OUT]`` (``--epochs``: a shortened schedule for every variant);
 ``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
 """
 

@@ -41,8 +41,9 @@ from models.xgb import xgboost_scores
 
 __all__ = ["BANDS", "diagnose", "neighbour_cuts"]
 
-#: mass bands (GeV) the summary is given in; the losers of the full-grid run lie in the middle one
-BANDS: tuple[tuple[float, float], ...] = ((0.0, 1.5), (1.5, 6.0), (6.0, 11.0))
+#: mass bands (GeV) the summary is given in (trained masses inside the search range only); the
+#: losers of the full-grid run lie in the middle one
+BANDS: tuple[tuple[float, float], ...] = ((0.0, 1.5), (1.5, 6.0), (6.0, 9.6))
 
 
 def neighbour_cuts(scan: CutScan, rows: np.ndarray, usable: np.ndarray, k: int = 4) -> np.ndarray:
