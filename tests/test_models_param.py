@@ -213,7 +213,7 @@ def test_full_2018_configuration_has_the_seed_grid_and_the_measured_schedule() -
     # 20 + 50 epochs beat the seed's 200 + 500 on the full grid (issue #13, README)
     assert (tc.held_out_masses, tc.bce_epochs, tc.punzi_epochs) == (22, 20, 50)
     assert (tc.bce_batch_size, tc.punzi_batch_size) == (2048, 20_000)
-    assert tc.parametrised
+    assert tc.parametrised and tc.training_hypothesis == "candidate"
 
 
 def test_working_point_masses_follow_the_search_range() -> None:
