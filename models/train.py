@@ -13,7 +13,9 @@ Both phases use Adam at ``learning_rate`` with a half-cosine decay to 1% over th
 not improved for ``plateau_patience`` epochs, down to 1% (``lr_schedule: plateau``). The
 per-mass σ_min are combined into one loss by ``loss_combination`` (:func:`models.punzi.combine_sigma`).
 With ``parametrised: true`` the net takes the hypothesis mass as an extra input
-(``models/param.py``): BCE rows and Punzi background rows are (candidate, hypothesis) pairs.
+(``models/param.py``): BCE rows and Punzi background rows are (candidate, hypothesis) pairs,
+the hypothesis input being the window's mass or, with ``training_hypothesis: candidate``, the
+candidate's own clipped M_γγ as in deployment (:func:`models.param.row_hypothesis`).
 The validation loss (the same Punzi loss on the validation split, trained masses) is recorded
 every epoch; with ``early_stopping_patience`` > 0 the Punzi phase stops after that many epochs
 without improvement and keeps the best epoch's weights (an optional speed-up: the validation
