@@ -323,6 +323,11 @@ class TrainingConfig(_Frozen):
     compare_nets: bool = Field(
         default=True, description="also train the other net (plain/parametrised) for the tables"
     )
+    training_hypothesis: Literal["window", "candidate"] = Field(
+        default="window",
+        description="parametrised net's hypothesis input in training: the window's mass, or the "
+        "candidate's own M_gg as deployed",
+    )
     loss_combination: Literal["mean", "log", "relative"] = Field(
         default="mean", description="per-mass sigma_min in the loss: mean, mean log, or relative"
     )

@@ -12,7 +12,12 @@ the core windows m ± 2σ_m, XGBoost at its best cut there, the masses strictly 
 training CPU time (``time.process_time``). ``p_*`` variants change one thing on the parametrised
 net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fair lines).
 
-Run: ``python benchmarks/selection_study.py --skims DIR [--variants a,b] [--json OUT]``;
+``p_own_mass`` trains the parametrised net at the deployed hypothesis (its own M_γγ,
+``training.training_hypothesis: candidate``), ``p_window_*`` in the core windows m ± k σ_m (the
+windows narrowed for training only), ``p_log`` / ``p_relative`` combine the masses differently.
+
+Run: ``python benchmarks/selection_study.py --skims DIR [--config YAML] [--epochs BCE PUNZI]
+[--variants a,b] [--json OUT]`` (``--epochs``: a shortened schedule for every variant);
 ``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
 """
 
@@ -81,6 +86,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "p_bce_signal_0.8": {"parametrised": True, "bce_signal_fraction": 0.8},
     # the mean of the scores of nets trained with seeds seed, seed + 1, ...
     "p_seeds_3": {"parametrised": True, "seeds": 3},
+    # the full-grid levers (issue #13): how the masses are combined, and training in the core
+    # windows m ± 2 σ_m that the fair comparison evaluates (instead of ± window_nsigma σ_m)
+    "p_log": {"parametrised": True, "loss_combination": "log"},
+    "p_relative": {"parametrised": True, "loss_combination": "relative"},
+    "p_window_2": {"parametrised": True, "train_window_nsigma": 2.0},
+    # trained as deployed: the hypothesis input is the candidate's own M_γγ (clipped), not m_j
+    "p_own_mass": {"parametrised": True, "training_hypothesis": "candidate"},
+    "p_own_mass_window_2": {
+        "parametrised": True,
+        "training_hypothesis": "candidate",
+        "train_window_nsigma": 2.0,
+    },
+    "p_window_2_relative": {
+        "parametrised": True,
+        "train_window_nsigma": 2.0,
+        "loss_combination": "relative",
+    },
 }
 
 
@@ -112,6 +134,7 @@ def _variant_config(base: Any, change: dict[str, Any]) -> Any:
     change.pop("features", None)
     change.pop("seeds", None)
     change.pop("seed_offset", None)
+    change.pop("train_window_nsigma", None)
     update = {"parametrised": False, **change}
     update["punzi_epochs"] = round(base.punzi_epochs * factor)
     return base.model_copy(update=update)
@@ -126,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="write the table here")
     parser.add_argument("--quick", action="store_true", help="toy sample, 2 + 4 epochs")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("BCE", "PUNZI"),
+        help="a shortened schedule for every variant (baseline alike)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = load_config(args.config)
@@ -137,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
             skims = write_toy_skims(Path(tmp), np.round(np.arange(0.3, 3.1, 0.2), 3), 800, 3000)
             config = AnalysisConfig.model_validate(
                 {"training": {"bce_epochs": 2, "punzi_epochs": 4, "held_out_masses": 3}}
+            )
+        if args.epochs:
+            config = config.model_copy(
+                update={
+                    "training": config.training.model_copy(
+                        update={"bce_epochs": args.epochs[0], "punzi_epochs": args.epochs[1]}
+                    )
+                }
             )
         names = args.variants or (QUICK if args.quick else ",".join(VARIANTS))
         rows = study(skims, config, [v for v in names.split(",") if v])
@@ -191,11 +230,17 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
         cfg = _variant_config(tc, VARIANTS[name])
         members, fits, cpu = [], [], 0.0
         offset = int(VARIANTS[name].get("seed_offset", 0))
+        t_train, t_valid, t_masses = train, sub.valid, masses
+        if "train_window_nsigma" in VARIANTS[name]:
+            k_win = float(VARIANTS[name]["train_window_nsigma"])
+            t_masses = narrowed_windows(masses, tc.window_nsigma, k_win)
+            t_train = within_own_window(train, t_masses)
+            t_valid = within_own_window(sub.valid, t_masses)
         for k in range(int(VARIANTS[name].get("seeds", 1))):
             c0 = time.process_time()
             fits.append(
                 train_punzi_net(
-                    train, sub.valid, masses, lumi, cfg, seed=seed + offset + k, threads=1
+                    t_train, t_valid, t_masses, lumi, cfg, seed=seed + offset + k, threads=1
                 )
             )
             cpu += time.process_time() - c0
@@ -259,6 +304,29 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
                 rows[-1][f"{phase}_epoch_seconds"] = float(np.median(secs))
                 print(f"{name}_{phase}_epoch_time: {np.median(secs):.3g} s ({n} rows)")
     return rows
+
+
+def narrowed_windows(masses: Any, window_nsigma: float, nsigma: float) -> Any:
+    """``masses`` with windows m ± nsigma·σ_m instead of m ± window_nsigma·σ_m."""
+    from models.sample import MassPoints
+
+    m = np.asarray(masses.masses, dtype=np.float64)
+    half = (np.asarray(masses.window_hi) - m) * (nsigma / window_nsigma)
+    return MassPoints(
+        masses.masses, np.clip(m - half, 0.0, None), m + half, masses.held_out, masses.datasets
+    )
+
+
+def within_own_window(c: Any, masses: Any) -> Any:
+    """``c`` with the signal weight zeroed outside its own mass's (narrowed) window (the
+    efficiency counts only the signal inside it, ``models.windows.efficiency_weights``)."""
+    from models.sample import Candidates
+
+    sig = c.is_signal
+    j = np.where(sig, c.mass_index, 0)
+    inside = (c.mgg >= masses.window_lo[j]) & (c.mgg <= masses.window_hi[j])
+    weight = np.where(sig & ~inside, 0.0, c.weight)
+    return Candidates(c.features, c.feature_names, c.mgg, weight, c.mass_index)
 
 
 def _fair(

@@ -79,10 +79,22 @@ def table(sens: dict[str, Any], columns: int = 2) -> list[str]:
     lines.append("|---|" + "---:|" * len(keys))
     for label in ("trained", "held_out"):
         n = int((~held).sum()) if label == "trained" else int(held.sum())
-        vals = " | ".join(f"{mean[k][label]:.4g}" for k in keys)
+        vals = " | ".join(
+            _mean_cell(mean[k][label], fair[k]["sigma_min_pb"], held, label) for k in keys
+        )
         lines.append(f"| {label.replace('_', '-')} ({n} masses) | {vals} |")
     goal = fair["goal_vs_xgboost_best_cut"][chosen]
     sig = fair.get("no_worse_within_two_std", {}).get(chosen, {})
+    if "trained_worse_by_2std" not in sig:  # written before the significance counts: from z
+        sig = dict(sig)
+        for label, mask in (("trained", ~held), ("held_out", held)):
+            zm = z[mask & np.isfinite(z)]
+            sig[f"{label}_worse_by_2std"] = float((zm > 2).sum())
+            sig[f"{label}_better_by_2std"] = float((zm < -2).sum())
+            sig[f"{label}_within_1std"] = float((zm <= 1).mean()) if len(zm) else float("nan")
+            sig[f"{label}_combined_z"] = (
+                float(zm.sum() / np.sqrt(len(zm))) if len(zm) else float("nan")
+            )
     none = np.asarray(fair["no_selection"]["sigma_min_pb"], dtype=np.float64)
     gain = none / net
     lines += [
@@ -105,6 +117,17 @@ def table(sens: dict[str, Any], columns: int = 2) -> list[str]:
         f"{np.median(gain[held]) if held.any() else float('nan'):.2f}).",
     ]
     return lines
+
+
+def _mean_cell(value: Any, per_mass: list[Any], held: np.ndarray, label: str) -> str:
+    """The stored mean, or where it is missing (a mass without an estimate) the mean over the
+    masses that have one, with their count."""
+    if value is not None:
+        return f"{float(value):.4g}"
+    mask = held if label == "held_out" else ~held
+    v = np.asarray([np.nan if x is None else x for x in per_mass], dtype=np.float64)[mask]
+    ok = np.isfinite(v)
+    return f"{v[ok].mean():.4g} ({int(ok.sum())} masses)" if ok.any() else "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:

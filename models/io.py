@@ -118,6 +118,11 @@ def save_punzi(
                 "bce": float(np.median(h.bce_seconds)) if h.bce_seconds else None,
                 "punzi": float(np.median(h.punzi_seconds)) if h.punzi_seconds else None,
             },
+            "median_epoch_cpu_seconds": {
+                "bce": float(np.median(h.bce_cpu_seconds)) if h.bce_cpu_seconds else None,
+                "punzi": float(np.median(h.punzi_cpu_seconds)) if h.punzi_cpu_seconds else None,
+            },
+            "cpu_seconds": float(sum(h.bce_cpu_seconds) + sum(h.punzi_cpu_seconds)),
             "stopped_early": h.stopped_early,
             "history": {
                 "bce_train": h.bce_train,

@@ -29,6 +29,7 @@ __all__ = [
     "HypothesisPairs",
     "hypothesis_pairs",
     "parametrised_bce_rows",
+    "row_hypothesis",
     "with_hypothesis",
 ]
 
@@ -73,6 +74,22 @@ def hypothesis_pairs(mgg: np.ndarray, masses: MassPoints, which: np.ndarray) -> 
     return HypothesisPairs(np.concatenate(rows).astype(np.int64), np.concatenate(index))
 
 
+def row_hypothesis(
+    mode: str, window_mass_GeV: np.ndarray, mgg_GeV: np.ndarray, masses: MassPoints
+) -> np.ndarray:
+    """The hypothesis input of training rows: ``"window"``: the mass of the window the row
+    stands for (m_j); ``"candidate"``: the candidate's own M_γγ clipped to the trained mass
+    range, exactly the deployed rule (issue #13: trained at m_j, the net can reject a window's
+    outer background by the mismatch of its M_γγ proxies with m_j, which the deployed score never
+    sees)."""
+    if mode == "window":
+        return np.asarray(window_mass_GeV, dtype=np.float64)
+    if mode == "candidate":
+        m = masses.masses[masses.trained]
+        return np.clip(np.asarray(mgg_GeV, dtype=np.float64), m.min(), m.max())
+    raise ValueError(f"hypothesis mode {mode!r}; use 'window' or 'candidate'")
+
+
 def with_hypothesis(features: np.ndarray, hypothesis_GeV: np.ndarray) -> np.ndarray:
     """The parametrised net's input: ``features`` (n, k) with the hypothesis mass as column k."""
     return np.concatenate(
@@ -81,7 +98,10 @@ def with_hypothesis(features: np.ndarray, hypothesis_GeV: np.ndarray) -> np.ndar
 
 
 def parametrised_bce_rows(
-    candidates: Candidates, masses: MassPoints, signal_fraction: float = 0.5
+    candidates: Candidates,
+    masses: MassPoints,
+    signal_fraction: float = 0.5,
+    hypothesis: str = "window",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs, labels and weights (mean 1) for the BCE pre-training of a parametrised net.
 
@@ -89,7 +109,8 @@ def parametrised_bce_rows(
     in. Every trained mass gets the same total signal weight and the same total background weight
     (its window's background with its physical weights): the signal gets ``signal_fraction`` of
     each hypothesis's weight (a balanced problem at 0.5), the prior over hypotheses is uniform, as
-    in the plain net's pre-training (:func:`models.sample.training_weights`).
+    in the plain net's pre-training (:func:`models.sample.training_weights`). ``hypothesis``:
+    the rows' hypothesis input (:func:`row_hypothesis`).
     """
     if not 0 < signal_fraction < 1:
         raise ValueError(f"signal_fraction must be in (0, 1), got {signal_fraction}")
@@ -110,10 +131,19 @@ def parametrised_bce_rows(
         (1 - signal_fraction) * w_pair / (n_used * np.maximum(b_tot[pairs.mass_index], 1e-300)),
         0.0,
     )
+    b_rows = bkg[pairs.rows]
     x = np.concatenate(
         [
-            with_hypothesis(candidates.features[sig], masses.masses[j_sig]),
-            with_hypothesis(candidates.features[bkg][pairs.rows], masses.masses[pairs.mass_index]),
+            with_hypothesis(
+                candidates.features[sig],
+                row_hypothesis(hypothesis, masses.masses[j_sig], candidates.mgg[sig], masses),
+            ),
+            with_hypothesis(
+                candidates.features[b_rows],
+                row_hypothesis(
+                    hypothesis, masses.masses[pairs.mass_index], candidates.mgg[b_rows], masses
+                ),
+            ),
         ]
     )
     y = np.concatenate([np.ones(len(sig), np.float32), np.zeros(len(pairs), np.float32)])

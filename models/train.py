@@ -13,7 +13,9 @@ Both phases use Adam at ``learning_rate`` with a half-cosine decay to 1% over th
 not improved for ``plateau_patience`` epochs, down to 1% (``lr_schedule: plateau``). The
 per-mass σ_min are combined into one loss by ``loss_combination`` (:func:`models.punzi.combine_sigma`).
 With ``parametrised: true`` the net takes the hypothesis mass as an extra input
-(``models/param.py``): BCE rows and Punzi background rows are (candidate, hypothesis) pairs.
+(``models/param.py``): BCE rows and Punzi background rows are (candidate, hypothesis) pairs,
+the hypothesis input being the window's mass or, with ``training_hypothesis: candidate``, the
+candidate's own clipped M_γγ as in deployment (:func:`models.param.row_hypothesis`).
 The validation loss (the same Punzi loss on the validation split, trained masses) is recorded
 every epoch; with ``early_stopping_patience`` > 0 the Punzi phase stops after that many epochs
 without improvement and keeps the best epoch's weights (an optional speed-up: the validation
@@ -41,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .net import NetSpec, ScoreNet, build_net, resolve_device, state_to_numpy
-from .param import hypothesis_pairs, parametrised_bce_rows, with_hypothesis
+from .param import hypothesis_pairs, parametrised_bce_rows, row_hypothesis, with_hypothesis
 from .punzi import punzi_loss, punzi_loss_indexed, sigma_min
 from .sample import Candidates, MassPoints, training_weights
 
@@ -52,7 +54,8 @@ _EVAL_BATCH = 262_144
 
 @dataclass(frozen=True)
 class TrainingHistory:
-    """Loss per epoch (BCE: weighted mean; Punzi: mean σ_min in pb) and seconds per epoch."""
+    """Loss per epoch (BCE: weighted mean; Punzi: mean σ_min in pb), wall seconds per epoch and
+    the process's CPU seconds per epoch (every torch thread; ``time.process_time``)."""
 
     bce_train: tuple[float, ...] = ()
     bce_valid: tuple[float, ...] = ()
@@ -62,6 +65,8 @@ class TrainingHistory:
     punzi_seconds: tuple[float, ...] = ()
     best_punzi_epoch: int | None = None
     stopped_early: bool = False
+    bce_cpu_seconds: tuple[float, ...] = ()
+    punzi_cpu_seconds: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class _PunziSet:
         device: torch.device,
         parametrised: bool,
         luminosity_pb: float,
+        hypothesis: str = "window",
     ) -> None:
         sig = np.flatnonzero(c.is_signal & (c.weight > 0))
         sig = sig[masses.trained[c.mass_index[sig]]]
@@ -153,12 +159,24 @@ class _PunziSet:
 
         xs = c.features[sig]
         if parametrised:
-            xs = with_hypothesis(xs, masses.masses[c.mass_index[sig]])
+            xs = with_hypothesis(
+                xs, row_hypothesis(hypothesis, masses.masses[c.mass_index[sig]], c.mgg[sig], masses)
+            )
             bkg = bkg_all[np.unique(pairs.rows)]
             local = np.searchsorted(bkg, bkg_all[pairs.rows])
             self.pair_row = t(local, torch.int64)
             self.pair_j = t(pairs.mass_index, torch.int64)
-            self.pair_mass = t(masses.masses[pairs.mass_index], torch.float32)
+            # the net's input of every (candidate, hypothesis) row, built once: a batch is one
+            # gather instead of a gather and a concatenation per step (same values)
+            self.x_pair = t(
+                with_hypothesis(
+                    c.features[bkg][local],
+                    row_hypothesis(
+                        hypothesis, masses.masses[pairs.mass_index], c.mgg[bkg][local], masses
+                    ),
+                ),
+                torch.float32,
+            )
             self.n_bkg = len(pairs)
         else:
             bkg = bkg_all[np.unique(pairs.rows)]
@@ -179,8 +197,7 @@ class _PunziSet:
         """Scores of background rows ``b_idx`` (pairs for a parametrised net)."""
         if not self.parametrised:
             return torch.sigmoid(net(self.xb[b_idx]))
-        x = torch.cat([self.xb[self.pair_row[b_idx]], self.pair_mass[b_idx, None]], dim=1)
-        return torch.sigmoid(net(x))
+        return torch.sigmoid(net(self.x_pair[b_idx]))
 
     def loss(
         self,
@@ -254,10 +271,10 @@ def train_punzi_net(
 
 
 def _bce_rows(
-    c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float
+    c: Candidates, masses: MassPoints, parametrised: bool, signal_fraction: float, hypothesis: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if parametrised:
-        return parametrised_bce_rows(c, masses, signal_fraction)
+        return parametrised_bce_rows(c, masses, signal_fraction, hypothesis)
     w = training_weights(c, masses, signal_fraction)
     return c.features, c.is_signal.astype(np.float32), w
 
@@ -296,7 +313,7 @@ def _train(
         "mass_mask": trained,
         "combine": config.loss_combination,
     }
-    hist: dict[str, list[float]] = {k: [] for k in ("bt", "bv", "pt", "pv", "bs", "ps")}
+    hist: dict[str, list[float]] = {k: [] for k in ("bt", "bv", "pt", "pv", "bs", "ps", "bc", "pc")}
     best_epoch, stopped = None, False
 
     def t(a: np.ndarray) -> torch.Tensor:
@@ -305,14 +322,15 @@ def _train(
     with _deterministic(device):
         # --- phase 1: weighted BCE -------------------------------------------------------
         fraction = config.bce_signal_fraction
-        xt, yt, wt = (t(a) for a in _bce_rows(train, masses, parametrised, fraction))
-        xv, yv, wv = (t(a) for a in _bce_rows(valid, masses, parametrised, fraction))
+        hyp = config.training_hypothesis
+        xt, yt, wt = (t(a) for a in _bce_rows(train, masses, parametrised, fraction, hyp))
+        xv, yv, wv = (t(a) for a in _bce_rows(valid, masses, parametrised, fraction, hyp))
         n_bce = len(xt)
-        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+        opt = _adam(net, config.learning_rate)
         sched = _Schedule(opt, config, config.bce_epochs)
         bar = _bar(config.bce_epochs, "BCE pre-training", progress)
         for _ in range(config.bce_epochs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             net.train()
             total, wsum = 0.0, 0.0
             perm = torch.as_tensor(rng.permutation(n_bce), device=device)
@@ -331,6 +349,7 @@ def _train(
             hist["bt"].append(total / max(wsum, 1e-12))
             hist["bv"].append(_bce(net, xv, yv, wv))
             hist["bs"].append(time.perf_counter() - t0)
+            hist["bc"].append(time.process_time() - c0)
             bar.set_postfix(train=f"{hist['bt'][-1]:.4f}", valid=f"{hist['bv'][-1]:.4f}")
             bar.update()
             sched.step(hist["bv"][-1])
@@ -338,15 +357,15 @@ def _train(
         del xt, yt, wt, xv, yv, wv
 
         # --- phase 2: Punzi loss ------------------------------------------------------------
-        ptrain = _PunziSet(train, masses, device, parametrised, luminosity_pb)
-        pvalid = _PunziSet(valid, masses, device, parametrised, luminosity_pb)
-        opt = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+        ptrain = _PunziSet(train, masses, device, parametrised, luminosity_pb, hyp)
+        pvalid = _PunziSet(valid, masses, device, parametrised, luminosity_pb, hyp)
+        opt = _adam(net, config.learning_rate)
         sched = _Schedule(opt, config, config.punzi_epochs)
         n_batches = max(1, math.ceil((ptrain.n_sig + ptrain.n_bkg) / config.punzi_batch_size))
         best_loss, best_state, waited = math.inf, None, 0
         bar = _bar(config.punzi_epochs, "Punzi training", progress)
         for epoch in range(config.punzi_epochs):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss_args["sharpness"] = _sharpness(config, epoch)
             net.train()
             sig_chunks = np.array_split(rng.permutation(ptrain.n_sig), n_batches)
@@ -372,6 +391,7 @@ def _train(
             hist["pt"].append(float(np.mean(losses)) if losses else math.nan)
             hist["pv"].append(_punzi_valid(net, pvalid, luminosity_pb, loss_args))
             hist["ps"].append(time.perf_counter() - t0)
+            hist["pc"].append(time.process_time() - c0)
             bar.set_postfix(train=f"{hist['pt'][-1]:.4g}", valid=f"{hist['pv'][-1]:.4g}")
             bar.update()
             sched.step(hist["pv"][-1])
@@ -402,6 +422,8 @@ def _train(
         tuple(hist["ps"]),
         best_epoch,
         stopped,
+        tuple(hist["bc"]),
+        tuple(hist["pc"]),
     )
     return PunziFit(
         spec=spec,
@@ -418,6 +440,12 @@ def _train(
         n_punzi_candidates=ptrain.n_sig + ptrain.n_bkg,
         hypothesis_range=hypothesis_range,
     )
+
+
+def _adam(net: ScoreNet, learning_rate: float) -> torch.optim.Optimizer:
+    """Adam with torch's multi-tensor ("foreach") update: one call per step for all parameter
+    tensors instead of a Python loop over them (the same update; ``benchmarks/selection_training.py``)."""
+    return torch.optim.Adam(net.parameters(), lr=learning_rate, foreach=True)
 
 
 def _sharpness(config: Any, epoch: int) -> float:
