@@ -22,9 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alps.config import MassResolution
 from alps.contract import signal_sample
+from models.data import SelectionSample, load_selection_sample
 
-__all__ = ["TOY_BACKGROUNDS", "toy_events", "write_toy_skims"]
+__all__ = ["TOY_BACKGROUNDS", "toy_events", "toy_selection_sample", "write_toy_skims"]
 
 SQRT_S = 10.58
 #: effective cross-sections (pb) after generator cuts, and χ² scale (lost particles)
@@ -260,3 +262,29 @@ def write_toy_skims(
         }
     (skim_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return skim_dir
+
+
+def toy_selection_sample(
+    skim_dir: Path,
+    masses: Sequence[float],
+    events_per_mass: int,
+    background_events: Mapping[str, int] | int,
+    *,
+    toy_seed: int,
+    split_seed: int,
+    features: Sequence[str] | None = None,
+) -> SelectionSample:
+    """A toy sample's training and validation candidates: :func:`write_toy_skims` into
+    ``skim_dir``, then :func:`models.data.load_selection_sample` with the seed's ±10 σ_m windows,
+    one held-out mass, every background candidate and 30% of the events for validation."""
+    write_toy_skims(skim_dir, masses, events_per_mass, background_events, seed=toy_seed)
+    return load_selection_sample(
+        skim_dir,
+        window_nsigma=10.0,
+        resolution=MassResolution(),
+        held_out_masses=1,
+        max_background_candidates=10**9,
+        validation_fraction=0.3,
+        seed=split_seed,
+        features=features,
+    )

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import models.param
-from alps.config import MassResolution, TrainingConfig
+from alps.config import TrainingConfig
 from models import (
     SelectionSample,
     combine_sigma,
@@ -21,7 +21,6 @@ from models import (
     hypothesis_pairs,
     indexed_scan,
     load_scorer,
-    load_selection_sample,
     mass_windows,
     punzi_loss,
     punzi_loss_indexed,
@@ -33,7 +32,7 @@ from models import (
 )
 from models.param import parametrised_bce_rows
 from models.sample import MassPoints
-from models.testing import write_toy_skims
+from models.testing import toy_selection_sample
 
 FEATURES = TrainingConfig().features
 SMALL = TrainingConfig(
@@ -123,16 +122,8 @@ def test_indexed_scan_matches_a_loop_over_cuts() -> None:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SelectionSample:
     path = tmp_path_factory.mktemp("skims")
-    write_toy_skims(path, (0.6, 1.2, 1.8, 2.4), 500, 1200, seed=9)
-    full = load_selection_sample(
-        path,
-        window_nsigma=10.0,
-        resolution=MassResolution(),
-        held_out_masses=1,
-        max_background_candidates=10**9,
-        validation_fraction=0.3,
-        seed=1,
-        features=FEATURES,
+    full = toy_selection_sample(
+        path, (0.6, 1.2, 1.8, 2.4), 500, 1200, toy_seed=9, split_seed=1, features=FEATURES
     )
     return full
 

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from alps.config import MassResolution, TrainingConfig
+from alps.config import TrainingConfig
 from models import (
     SelectionSample,
     expand_grid,
     load_scorer,
-    load_selection_sample,
     net_scores,
     optimise_cuts,
     rank_features,
@@ -25,7 +24,7 @@ from models import (
     train_xgboost,
 )
 from models.net import state_from_numpy
-from models.testing import write_toy_skims
+from models.testing import toy_selection_sample
 
 FEATURES = TrainingConfig().features
 SMALL = TrainingConfig(
@@ -43,16 +42,7 @@ SMALL = TrainingConfig(
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SelectionSample:
     path = tmp_path_factory.mktemp("skims")
-    write_toy_skims(path, (0.6, 1.2, 1.8, 2.4), 500, 1200, seed=9)
-    full = load_selection_sample(
-        path,
-        window_nsigma=10.0,
-        resolution=MassResolution(),
-        held_out_masses=1,
-        max_background_candidates=10**9,
-        validation_fraction=0.3,
-        seed=1,
-    )
+    full = toy_selection_sample(path, (0.6, 1.2, 1.8, 2.4), 500, 1200, toy_seed=9, split_seed=1)
     return full
 
 

@@ -8,27 +8,18 @@ import pytest
 import torch
 
 import models.net
-from alps.config import MassResolution, TrainingConfig
-from models import SelectionSample, load_selection_sample, train_punzi_net
+from alps.config import TrainingConfig
+from models import SelectionSample, train_punzi_net
 from models.net import NetSpec, build_net
 from models.param import hypothesis_pairs, parametrised_bce_rows, row_hypothesis
-from models.testing import write_toy_skims
+from models.testing import toy_selection_sample
 from models.train import _adam, _PunziSet
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SelectionSample:
     path = tmp_path_factory.mktemp("skims")
-    write_toy_skims(path, (0.6, 1.0, 1.4, 1.8), 400, 1500, seed=4)
-    return load_selection_sample(
-        path,
-        window_nsigma=10.0,
-        resolution=MassResolution(),
-        held_out_masses=1,
-        max_background_candidates=10**9,
-        validation_fraction=0.3,
-        seed=2,
-    )
+    return toy_selection_sample(path, (0.6, 1.0, 1.4, 1.8), 400, 1500, toy_seed=4, split_seed=2)
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "relu", "elu", "silu", "tanh"])
