@@ -3,6 +3,7 @@ additions, bit for bit) while keeping a bounded number of tasks on the scheduler
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,6 +78,12 @@ def test_scheduler_holds_a_bounded_number_of_tasks(client: Client) -> None:
     def probe() -> int:
         return len(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.tasks))
 
+    # the module's client is shared: let the scheduler forget the earlier tests' tasks first
+    # (on a loaded machine their release can lag; seen in CI: 151 tasks at the first sample)
+    deadline = time.monotonic() + 30.0
+    while probe() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    baseline = probe()
     items = list(range(200))
     executor = WindowedDaskExecutor(client=client, treereduction=8, status=False, window=6)
     stop = threading.Event()
@@ -95,7 +102,7 @@ def test_scheduler_holds_a_bounded_number_of_tasks(client: Client) -> None:
         thread.join()
     assert sorted(merged["chunks"]) == items
     # window 6 + the merge tasks waiting for them (a few per level) + the processor, not 200+
-    assert seen and max(seen) < 40, max(seen)
+    assert seen and max(seen) - baseline < 40, (max(seen), baseline)
 
 
 def test_a_failing_chunk_raises_its_error(client: Client) -> None:
