@@ -157,29 +157,29 @@ class _PunziSet:
         def t(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
+        bkg = bkg_all[np.unique(pairs.rows)]  # the background in some trained window
+        rows = bkg_all[pairs.rows]  # each (candidate, window) pair's candidate
         xs = c.features[sig]
         if parametrised:
             xs = with_hypothesis(
                 xs, row_hypothesis(hypothesis, masses.masses[c.mass_index[sig]], c.mgg[sig], masses)
             )
-            bkg = bkg_all[np.unique(pairs.rows)]
-            local = np.searchsorted(bkg, bkg_all[pairs.rows])
+            local = np.searchsorted(bkg, rows)
             self.pair_row = t(local, torch.int64)
             self.pair_j = t(pairs.mass_index, torch.int64)
             # the net's input of every (candidate, hypothesis) row, built once: a batch is one
             # gather instead of a gather and a concatenation per step (same values)
             self.x_pair = t(
                 with_hypothesis(
-                    c.features[bkg][local],
+                    c.features[rows],
                     row_hypothesis(
-                        hypothesis, masses.masses[pairs.mass_index], c.mgg[bkg][local], masses
+                        hypothesis, masses.masses[pairs.mass_index], c.mgg[rows], masses
                     ),
                 ),
                 torch.float32,
             )
             self.n_bkg = len(pairs)
         else:
-            bkg = bkg_all[np.unique(pairs.rows)]
             self.n_bkg = len(bkg)
         self.xs, self.js = t(xs, torch.float32), t(c.mass_index[sig], torch.int64)
         self.ws = t(c.weight[sig], torch.float64)
@@ -187,9 +187,7 @@ class _PunziSet:
         self.wb = t(c.weight[bkg], torch.float64)
         self.n_sig, self.n_candidates = len(sig), len(sig) + len(bkg)
         eff0 = np.bincount(c.mass_index[sig], weights=c.weight[sig], minlength=len(masses))
-        b0 = np.bincount(
-            pairs.mass_index, weights=c.weight[bkg_all][pairs.rows], minlength=len(masses)
-        )
+        b0 = np.bincount(pairs.mass_index, weights=c.weight[rows], minlength=len(masses))
         ref = sigma_min(eff0, b0, luminosity_pb)
         self.reference = t(np.where(np.isfinite(ref), ref, 1.0), torch.float64)
 
