@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from models.evaluate import paired_significance
+
 __all__ = ["main", "table"]
 
 _NAMES = {
@@ -85,16 +87,9 @@ def table(sens: dict[str, Any], columns: int = 2) -> list[str]:
         lines.append(f"| {label.replace('_', '-')} ({n} masses) | {vals} |")
     goal = fair["goal_vs_xgboost_best_cut"][chosen]
     sig = fair.get("no_worse_within_two_std", {}).get(chosen, {})
-    if "trained_worse_by_2std" not in sig:  # written before the significance counts: from z
-        sig = dict(sig)
-        for label, mask in (("trained", ~held), ("held_out", held)):
-            zm = z[mask & np.isfinite(z)]
-            sig[f"{label}_worse_by_2std"] = float((zm > 2).sum())
-            sig[f"{label}_better_by_2std"] = float((zm < -2).sum())
-            sig[f"{label}_within_1std"] = float((zm <= 1).mean()) if len(zm) else float("nan")
-            sig[f"{label}_combined_z"] = (
-                float(zm.sum() / np.sqrt(len(zm))) if len(zm) else float("nan")
-            )
+    if "trained_worse_by_2std" not in sig:  # written before the significance counts
+        both = np.isfinite(net) & np.isfinite(xgb) & np.isfinite(std)
+        sig = paired_significance((net - xgb)[both], std[both], held[both])
     none = np.asarray(fair["no_selection"]["sigma_min_pb"], dtype=np.float64)
     gain = none / net
     lines += [
