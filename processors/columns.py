@@ -3,8 +3,9 @@
 The processor reads the branches it needs straight from the chunk's TTree with one
 ``TTree.arrays(..., how=dict)`` call (under :class:`processors.opening.ColumnRunner`, the tree
 this worker thread keeps open since the file check; given NanoEvents, the tree coffea opened),
-instead of column by column through NanoEvents' virtual arrays, and keeps the jagged branches as offsets and flat numpy values: the candidates, the
-track veto and the MC truth are built by numba kernels over them (:mod:`processors.kernels`).
+instead of column by column through NanoEvents' virtual arrays, and keeps the jagged branches
+as offsets and flat numpy values: the candidates, the track veto and the MC truth are built by
+numba kernels over them (:mod:`processors.kernels`).
 A damaged basket raises while reading, inside the processor's guard, so it is a named error or a
 recorded skip exactly as before (:mod:`processors.reading`).
 """
