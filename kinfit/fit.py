@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .kernel import fit_events
+from .lanes import fit_events_lanes
 from .results import KinFitResult
 
 __all__ = [
@@ -90,19 +91,12 @@ def _run(
     full = cov.ndim == 4
     cov_full = cov if full else _EMPTY_FULL
     cov_diag = _EMPTY_DIAG if full else cov
-    out = fit_events(
-        E,
-        theta,
-        phi,
-        cov_full,
-        cov_diag,
-        full,
-        beam,
-        free,
-        int(max_iterations),
-        float(chi2_tolerance),
-        float(constraint_tolerance),
-    )
+    options = (int(max_iterations), float(chi2_tolerance), float(constraint_tolerance))
+    if ndf == 4:
+        # the standard fit: lanes of events side by side (kinfit.lanes)
+        out = fit_events_lanes(E, theta, phi, cov_full, cov_diag, full, beam, *options)
+    else:
+        out = fit_events(E, theta, phi, cov_full, cov_diag, full, beam, free, *options)
     fE, ftheta, fphi, fcov, chi2, pvalue, iterations, status, pulls = out
     return KinFitResult(
         E=fE,

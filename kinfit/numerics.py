@@ -8,13 +8,18 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["chi2_sf", "jit", "sincos"]
+__all__ = ["SINCOS_MAX", "chi2_sf", "jit", "jit_inline", "sincos", "sincos_reduced"]
 
 # compiled once and cached; nogil: Dask's threaded workers can fit chunks side by side;
 # error_model="numpy": a division by zero gives inf/NaN (caught by the finiteness tests) instead
 # of raising; "contract" allows fused multiply-adds only (no assumption about NaN or infinities,
 # which the flags rely on)
 jit = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+#: the same, inlined into the caller by numba (no call, hence no reference counting of array
+#: arguments, which would keep a loop from vectorising)
+jit_inline = nb.njit(
+    cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always"
+)
 
 # Constants of fdlibm's sin and cos (k_sin.c, k_cos.c, e_rem_pio2.c; Copyright (C) 1993 by Sun
 # Microsystems, Inc., "Permission to use, copy, modify, and distribute this software is freely
@@ -36,7 +41,7 @@ _C4 = -2.75573143513906633035e-07
 _C5 = 2.08757232129817482790e-09
 _C6 = -1.13596475577881948265e-11
 #: |x| above which sincos falls back to math.sin and math.cos
-_SINCOS_MAX = 1e5
+SINCOS_MAX = 1e5
 
 
 @jit
@@ -64,8 +69,16 @@ def sincos(x: float) -> tuple[float, float]:
     x = nπ/2 + r with π/2 in two parts (exact products for |n| < 2²⁰), fdlibm's polynomials for
     r ∈ [−π/4, π/4], and the quadrant n mod 4 applied with exact 0/1 and ±1 factors (a branch on
     a random quadrant costs more than the arithmetic). Larger or non-finite x use libm."""
-    if not abs(x) < _SINCOS_MAX:
+    if not abs(x) < SINCOS_MAX:
         return math.sin(x), math.cos(x)
+    return sincos_reduced(x)
+
+
+@jit
+def sincos_reduced(x: float) -> tuple[float, float]:
+    """The polynomial branch of :func:`sincos` alone, valid for |x| < 1e5 (``SINCOS_MAX``):
+    straight-line code, so that a loop over independent angles vectorises; the caller sends
+    larger or non-finite x to libm."""
     n = math.floor(x * _INV_PIO2 + 0.5)
     r = (x - n * _PIO2_1) - n * _PIO2_1T
     z = r * r

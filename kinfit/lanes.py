@@ -1,0 +1,579 @@
+"""Compiled 4C kinematic fit over lanes of events: one step of ``LANES`` fits at a time.
+
+The algorithm, its equations (P. Avery, CLEO CBX 98-37; see :mod:`kinfit.kernel`), its
+convergence tests, status codes and flagged-event conventions are those of
+:func:`kinfit.kernel.fit_events`, and so is the arithmetic, operation for operation: the two
+kernels give the same numbers (``tests/test_kinfit_lanes.py``). What differs is the layout. The
+scalar kernel fits one event at a time; here a block of ``LANES`` events is fitted side by side
+in a structure-of-arrays scratch block (quantity ``q`` of lane ``l`` at ``s[q * LANES + l]``),
+so that each stage of a linearisation step is one loop over the lanes with straight-line code
+inside: the compiler evaluates it with vector instructions, one event per SIMD lane.
+
+- Branches become selects: a lane that has converged (or failed) is frozen, and a block steps
+  until none of its lanes is iterating (three steps for nearly every event, so a block rarely
+  waits on one lane).
+- sin and cos come from :func:`kinfit.numerics.sincos_reduced` (no libm call in a vector loop);
+  the rare angle outside its range (|x| >= 1e5 or non-finite) is recomputed by libm before it
+  is used, as :func:`kinfit.numerics.sincos` does.
+- The per-event work that branches (input checks, the χ² survival function, flagged outputs)
+  stays scalar, once per event, outside the lane loops.
+
+Only the standard fit (no free energy) runs here; :func:`kinfit.fit_three_photons_free_energy`
+uses the scalar kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from .kernel import (
+    _PIVOT_EPS,
+    STATUS_BAD_INPUT,
+    STATUS_NOT_CONVERGED,
+    STATUS_OK,
+    STATUS_SINGULAR,
+    STATUS_UNPHYSICAL,
+    _backward,
+    _flag,
+    _forward,
+    _kinematics_ok,
+    _load_covariance,
+    _wdot,
+)
+from .numerics import SINCOS_MAX, chi2_sf, jit, jit_inline, sincos, sincos_reduced
+
+__all__ = ["LANES", "fit_events_lanes"]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: events fitted side by side (a multiple of the widest SIMD register's doubles, 8 for AVX-512)
+LANES = 8
+
+# Rows of the scratch block; row q of lane l is s[q * LANES + l]. Per photon k = 0, 1, 2:
+# (E, θ, φ) at 3k, (sinθ, cosθ, sinφ, cosφ) at 4k, covariance (V00, V01, V02, V11, V12, V22)
+# at 6k from the row's start.
+_A0 = 0  # measured (E, θ, φ)
+_A = 9  # current linearisation point
+_T = 18  # sines and cosines at _A
+_H = 30  # constraint values H = Σ p − P_beam at _A (GeV)
+_V = 34  # measured covariance
+_BEAM = 52  # beam (E, px, py, pz)
+_CHI2 = 56  # χ² of the last accepted step (0 before the first)
+_IT = 57  # accepted steps
+_ACTIVE = 58  # 1.0 while the lane iterates
+_GOOD = 59  # 0.0 after a numerical failure (status SINGULAR)
+_CONV = 60  # 1.0 once converged
+_AN = 61  # the step's new point
+_TN = 70  # sines and cosines at _AN
+_CHI2N = 82  # the step's χ²
+_FOK = 83  # 1.0 if the step's factorisation succeeded
+_COV = 84  # fitted covariance
+_PULL = 102  # pulls (E, θ, φ) per photon
+_CODE = 111  # status code (−1 until decided)
+_ROWS = 112
+
+Sums = tuple[float, float, float, float, float, float, float, float, float, float]
+Jac = tuple[float, float, float, float, float, float, float, float]
+Cov6 = tuple[float, float, float, float, float, float]
+Rows9 = tuple[float, float, float, float, float, float, float, float, float]
+
+
+@jit_inline
+def _three(s: FloatArray, row: int, l: int) -> tuple[float, float, float]:
+    """Rows row, row + 1, row + 2 of lane l."""
+    b = row * LANES + l
+    return s[b], s[b + LANES], s[b + 2 * LANES]
+
+
+@jit_inline
+def _put3(s: FloatArray, row: int, l: int, x: tuple[float, float, float]) -> None:
+    b = row * LANES + l
+    s[b] = x[0]
+    s[b + LANES] = x[1]
+    s[b + 2 * LANES] = x[2]
+
+
+@jit_inline
+def _four(s: FloatArray, row: int, l: int) -> tuple[float, float, float, float]:
+    b = row * LANES + l
+    return s[b], s[b + LANES], s[b + 2 * LANES], s[b + 3 * LANES]
+
+
+@jit_inline
+def _put4(s: FloatArray, row: int, l: int, x: tuple[float, float, float, float]) -> None:
+    b = row * LANES + l
+    s[b] = x[0]
+    s[b + LANES] = x[1]
+    s[b + 2 * LANES] = x[2]
+    s[b + 3 * LANES] = x[3]
+
+
+@jit_inline
+def _six(s: FloatArray, row: int, l: int) -> Cov6:
+    b = row * LANES + l
+    return (s[b], s[b + LANES], s[b + 2 * LANES], s[b + 3 * LANES], s[b + 4 * LANES],
+            s[b + 5 * LANES])  # fmt: skip
+
+
+@jit
+def _jacobian(e: float, t: tuple[float, float, float, float]) -> Jac:
+    """One photon's columns of D = ∂H/∂(E, θ, φ), rows 1-3 (row 0 is (1, 0, 0); D[3, φ] = 0):
+    (D1E, D1θ, D1φ, D2E, D2θ, D2φ, D3E, D3θ), the expressions of the scalar kernel."""
+    st, ct, sp, cp = t
+    ux = st * cp
+    uy = st * sp
+    return ux, e * ct * cp, -e * uy, uy, e * ct * sp, e * ux, ct, -e * st
+
+
+@jit
+def _add_momentum(
+    h: tuple[float, float, float, float], e: float, t: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """h + (E, E sinθ cosφ, E sinθ sinφ, E cosθ) of one photon."""
+    st, ct, sp, cp = t
+    ux = st * cp
+    uy = st * sp
+    return h[0] + e, h[1] + e * ux, h[2] + e * uy, h[3] + e * ct
+
+
+@jit_inline
+def _constraints(s: FloatArray, a_row: int, t_row: int, l: int) -> tuple[float, float, float, float]:
+    """H = Σ p_k − P_beam (GeV) of lane l at the point in rows a_row (sines and cosines in
+    t_row), summed photon by photon as the scalar kernel does."""
+    beam = _four(s, _BEAM, l)
+    h = (-beam[0], -beam[1], -beam[2], -beam[3])
+    # photon by photon, written out: an inner loop would keep the lane loop from vectorising
+    h = _add_momentum(h, s[a_row * LANES + l], _four(s, t_row, l))
+    h = _add_momentum(h, s[(a_row + 3) * LANES + l], _four(s, t_row + 4, l))
+    return _add_momentum(h, s[(a_row + 6) * LANES + l], _four(s, t_row + 8, l))
+
+
+@jit
+def _photon_products(sums: Sums, v: Cov6, d: Jac) -> tuple[Sums, Rows9]:
+    """One photon's rows of B = V₀ Dᵀ (columns 1-3; column 0 is V₀'s first column) and its terms
+    of S = D V₀ Dᵀ added to ``sums`` = (S00, S10, S20, S30, S11, S21, S31, S22, S32, S33), in
+    the order of the scalar kernel's ``_factorise``."""
+    s00, s10, s20, s30, s11, s21, s31, s22, s32, s33 = sums
+    v00, v01, v02, v11, v12, v22 = v
+    d1a, d1b, d1c, d2a, d2b, d2c, d3a, d3b = d
+    b1a = v00 * d1a + v01 * d1b + v02 * d1c
+    b2a = v00 * d2a + v01 * d2b + v02 * d2c
+    b3a = v00 * d3a + v01 * d3b
+    s00 += v00
+    s10 += b1a
+    s20 += b2a
+    s30 += b3a
+    s11 += d1a * b1a
+    s21 += d2a * b1a
+    s22 += d2a * b2a
+    s31 += d3a * b1a
+    s32 += d3a * b2a
+    s33 += d3a * b3a
+    b1b = v01 * d1a + v11 * d1b + v12 * d1c
+    b2b = v01 * d2a + v11 * d2b + v12 * d2c
+    b3b = v01 * d3a + v11 * d3b
+    s11 += d1b * b1b
+    s21 += d2b * b1b
+    s22 += d2b * b2b
+    s31 += d3b * b1b
+    s32 += d3b * b2b
+    s33 += d3b * b3b
+    b1c = v02 * d1a + v12 * d1b + v22 * d1c
+    b2c = v02 * d2a + v12 * d2b + v22 * d2c
+    b3c = v02 * d3a + v12 * d3b
+    s11 += d1c * b1c
+    s21 += d2c * b1c
+    s22 += d2c * b2c
+    s31 += 0.0 * b1c  # D[3, φ] = 0, kept as the scalar kernel adds it
+    s32 += 0.0 * b2c
+    s33 += 0.0 * b3c
+    return (s00, s10, s20, s30, s11, s21, s31, s22, s32, s33), (
+        b1a, b2a, b3a, b1b, b2b, b3b, b1c, b2c, b3c
+    )  # fmt: skip
+
+
+@jit
+def _ldl(sums: Sums) -> tuple[bool, tuple]:
+    """The scalar kernel's LDLᵀ factorisation of S without early exits: every pivot computed,
+    ok when each passes (a failed lane's factor is garbage and never used)."""
+    s00, s10, s20, s30, s11, s21, s31, s22, s32, s33 = sums
+    inv0 = 1.0 / s00
+    l10 = s10 * inv0
+    l20 = s20 * inv0
+    l30 = s30 * inv0
+    p1 = s11 - l10 * s10
+    inv1 = 1.0 / p1
+    t21 = s21 - l20 * s10
+    t31 = s31 - l30 * s10
+    l21 = t21 * inv1
+    l31 = t31 * inv1
+    p2 = s22 - l20 * s20 - l21 * t21
+    inv2 = 1.0 / p2
+    t32 = s32 - l30 * s20 - l31 * t21
+    l32 = t32 * inv2
+    p3 = s33 - l30 * s30 - l31 * t31 - l32 * t32
+    ok = (s00 > 0.0) & (p1 > _PIVOT_EPS * s11) & (p2 > _PIVOT_EPS * s22) & (p3 > _PIVOT_EPS * s33)
+    return ok, (inv0, l10, l20, l30, inv1, l21, l31, inv2, l32, 1.0 / p3)
+
+
+@jit_inline
+def _linearise(s: FloatArray, l: int) -> tuple:
+    """At lane l's current point: per photon its Jacobian columns and B rows, and the LDLᵀ
+    factor of S = D V₀ Dᵀ with its success flag."""
+    d0 = _jacobian(s[_A * LANES + l], _four(s, _T, l))
+    d1 = _jacobian(s[(_A + 3) * LANES + l], _four(s, _T + 4, l))
+    d2 = _jacobian(s[(_A + 6) * LANES + l], _four(s, _T + 8, l))
+    sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    sums, b0 = _photon_products(sums, _six(s, _V, l), d0)
+    sums, b1 = _photon_products(sums, _six(s, _V + 6, l), d1)
+    sums, b2 = _photon_products(sums, _six(s, _V + 12, l), d2)
+    ok, L = _ldl(sums)
+    return ok, L, (d0, d1, d2), (b0, b1, b2)
+
+
+@jit
+def _residual(
+    r: tuple[float, float, float, float],
+    a0: tuple[float, float, float],
+    a: tuple[float, float, float],
+    d: Jac,
+) -> tuple[float, float, float, float]:
+    """r + D_k (α₀ − α_A)_k for one photon (D row 0 is (1, 0, 0))."""
+    de = a0[0] - a[0]
+    dt = a0[1] - a[1]
+    dp = a0[2] - a[2]
+    return (
+        r[0] + de,
+        r[1] + (d[0] * de + d[1] * dt + d[2] * dp),
+        r[2] + (d[3] * de + d[4] * dt + d[5] * dp),
+        r[3] + (d[6] * de + d[7] * dt),
+    )
+
+
+@jit
+def _moved(
+    a0: tuple[float, float, float], v: Cov6, b: Rows9, lam: tuple[float, float, float, float]
+) -> tuple[float, float, float]:
+    """One photon's α = α₀ − V₀ Dᵀ λ (B row r = (V₀[r, 0], b[3r], b[3r + 1], b[3r + 2]))."""
+    lam0, lam1, lam2, lam3 = lam
+    e = a0[0] - (v[0] * lam0 + b[0] * lam1 + b[1] * lam2 + b[2] * lam3)
+    t = a0[1] - (v[1] * lam0 + b[3] * lam1 + b[4] * lam2 + b[5] * lam3)
+    p = a0[2] - (v[2] * lam0 + b[6] * lam1 + b[7] * lam2 + b[8] * lam3)
+    return e, t, p
+
+
+@jit_inline
+def _put_trig(s: FloatArray, t_row: int, l: int, theta: float, phi: float) -> int:
+    """Sines and cosines of one photon's angles into t_row; returns how many angles lie outside
+    sincos_reduced's range (their rows are then recomputed by _fix_trig)."""
+    st, ct = sincos_reduced(theta)
+    sp, cp = sincos_reduced(phi)
+    _put4(s, t_row, l, (st, ct, sp, cp))
+    return int(not abs(theta) < SINCOS_MAX) + int(not abs(phi) < SINCOS_MAX)
+
+
+@jit
+def _trig(s: FloatArray, a_row: int, t_row: int) -> int:
+    """Sines and cosines of every lane's angles in a_row into t_row (vector loop)."""
+    big = 0
+    for l in range(LANES):
+        big += _put_trig(s, t_row, l, s[(a_row + 1) * LANES + l], s[(a_row + 2) * LANES + l])
+        big += _put_trig(s, t_row + 4, l, s[(a_row + 4) * LANES + l], s[(a_row + 5) * LANES + l])
+        big += _put_trig(s, t_row + 8, l, s[(a_row + 7) * LANES + l], s[(a_row + 8) * LANES + l])
+    return big
+
+
+@jit
+def _fix_trig(s: FloatArray, a_row: int, t_row: int) -> None:
+    """Sines and cosines of the angles outside sincos_reduced's range, from libm (scalar)."""
+    for l in range(LANES):
+        for k in range(3):
+            b = (a_row + 3 * k) * LANES + l
+            theta = s[b + LANES]
+            phi = s[b + 2 * LANES]
+            if not (abs(theta) < SINCOS_MAX and abs(phi) < SINCOS_MAX):
+                st, ct = sincos(theta)
+                sp, cp = sincos(phi)
+                _put4(s, t_row + 4 * k, l, (st, ct, sp, cp))
+
+
+@jit
+def _finite4(x: tuple[float, float, float, float]) -> bool:
+    return math.isfinite(x[0]) & math.isfinite(x[1]) & math.isfinite(x[2]) & math.isfinite(x[3])
+
+
+@jit
+def _start(s: FloatArray) -> int:
+    """Sines, cosines and constraints at the measured point; a lane whose constraints are not
+    finite stops as SINGULAR before its first step. Returns the number of iterating lanes."""
+    if _trig(s, _A, _T):
+        _fix_trig(s, _A, _T)
+    active = 0
+    for l in range(LANES):
+        h = _constraints(s, _A, _T, l)
+        _put4(s, _H, l, h)
+        fin = _finite4(h)
+        act = (s[_ACTIVE * LANES + l] > 0.5) & fin
+        s[_ACTIVE * LANES + l] = 1.0 if act else 0.0
+        s[_GOOD * LANES + l] = 1.0 if (s[_GOOD * LANES + l] > 0.5) & fin else 0.0
+        active += int(act)
+    return active
+
+
+@jit
+def _step(s: FloatArray) -> int:
+    """One linearisation step of every lane (vector loop): the new point, its sines and cosines,
+    its χ² and whether the factorisation succeeded, into the _AN, _TN, _CHI2N, _FOK rows.
+    Returns the number of angles outside sincos_reduced's range."""
+    big = 0
+    for l in range(LANES):
+        ok, L, d, b = _linearise(s, l)
+        r = _four(s, _H, l)
+        a0 = (_three(s, _A0, l), _three(s, _A0 + 3, l), _three(s, _A0 + 6, l))
+        r = _residual(r, a0[0], _three(s, _A, l), d[0])
+        r = _residual(r, a0[1], _three(s, _A + 3, l), d[1])
+        r = _residual(r, a0[2], _three(s, _A + 6, l), d[2])
+        u = _forward(L, r[0], r[1], r[2], r[3])
+        s[_CHI2N * LANES + l] = _wdot(L, u, u)  # = rᵀ S⁻¹ r = λᵀ r
+        lam = _backward(L, u)
+        m0 = _moved(a0[0], _six(s, _V, l), b[0], lam)
+        m1 = _moved(a0[1], _six(s, _V + 6, l), b[1], lam)
+        m2 = _moved(a0[2], _six(s, _V + 12, l), b[2], lam)
+        _put3(s, _AN, l, m0)
+        _put3(s, _AN + 3, l, m1)
+        _put3(s, _AN + 6, l, m2)
+        big += _put_trig(s, _TN, l, m0[1], m0[2])
+        big += _put_trig(s, _TN + 4, l, m1[1], m1[2])
+        big += _put_trig(s, _TN + 8, l, m2[1], m2[2])
+        s[_FOK * LANES + l] = 1.0 if ok else 0.0
+    return big
+
+
+@jit
+def _commit(s: FloatArray, chi2_tolerance: float, constraint_tolerance: float) -> int:
+    """Accept the step of every iterating lane whose factorisation succeeded (vector loop), with
+    the scalar kernel's tests: a failed factorisation or non-finite constraints stop the lane as
+    SINGULAR, |Δχ²| < chi2_tolerance with every |H| < constraint_tolerance as converged. Returns
+    the number of lanes still iterating."""
+    active = 0
+    for l in range(LANES):
+        act = s[_ACTIVE * LANES + l] > 0.5
+        fok = s[_FOK * LANES + l] > 0.5
+        h = _constraints(s, _AN, _TN, l)
+        fin = _finite4(h)
+        worst = max(max(abs(h[0]), abs(h[1])), max(abs(h[2]), abs(h[3])))
+        chi2_new = s[_CHI2N * LANES + l]
+        conv = (abs(chi2_new - s[_CHI2 * LANES + l]) < chi2_tolerance) & (
+            worst < constraint_tolerance
+        )
+        step = act & fok
+        failed = act & (not (fok & fin))
+        still = step & fin & (not conv)
+        # selects, not branches or inner loops: the loop stays straight-line code
+        _put3(s, _A, l, _three(s, _AN, l) if step else _three(s, _A, l))
+        _put3(s, _A + 3, l, _three(s, _AN + 3, l) if step else _three(s, _A + 3, l))
+        _put3(s, _A + 6, l, _three(s, _AN + 6, l) if step else _three(s, _A + 6, l))
+        _put4(s, _T, l, _four(s, _TN, l) if step else _four(s, _T, l))
+        _put4(s, _T + 4, l, _four(s, _TN + 4, l) if step else _four(s, _T + 4, l))
+        _put4(s, _T + 8, l, _four(s, _TN + 8, l) if step else _four(s, _T + 8, l))
+        _put4(s, _H, l, h if step else _four(s, _H, l))
+        s[_CHI2 * LANES + l] = chi2_new if step else s[_CHI2 * LANES + l]
+        s[_IT * LANES + l] += 1.0 if step else 0.0
+        s[_GOOD * LANES + l] = 0.0 if failed else s[_GOOD * LANES + l]
+        s[_CONV * LANES + l] = 1.0 if step & fin & conv else s[_CONV * LANES + l]
+        s[_ACTIVE * LANES + l] = 1.0 if still else 0.0
+        active += int(still)
+    return active
+
+
+@jit_inline
+def _photon_cov(
+    L: tuple, v: Cov6, b: Rows9, a: tuple[float, float, float], a0: tuple[float, float, float]
+) -> tuple[Cov6, tuple[float, float, float]]:
+    """One photon's fitted covariance V₀ − V₀ Dᵀ S⁻¹ D V₀ (its 3x3 block, upper triangle) and
+    pulls (fitted − measured) / sqrt(σ²₀ − σ²), from q_r = L⁻¹ (V₀ Dᵀ)_r as in the scalar
+    kernel."""
+    q0 = _forward(L, v[0], b[0], b[1], b[2])
+    q1 = _forward(L, v[1], b[3], b[4], b[5])
+    q2 = _forward(L, v[2], b[6], b[7], b[8])
+    cov = (
+        v[0] - _wdot(L, q0, q0),
+        v[1] - _wdot(L, q1, q0),
+        v[2] - _wdot(L, q2, q0),
+        v[3] - _wdot(L, q1, q1),
+        v[4] - _wdot(L, q2, q1),
+        v[5] - _wdot(L, q2, q2),
+    )
+    # every lane takes the root (of |red|: the compiler then needs no libm call for a negative
+    # argument, and the value is only used where red > 1e-300): no branch
+    red0 = _wdot(L, q0, q0)
+    red1 = _wdot(L, q1, q1)
+    red2 = _wdot(L, q2, q2)
+    pull0 = (a[0] - a0[0]) / math.sqrt(abs(red0))
+    pull1 = (a[1] - a0[1]) / math.sqrt(abs(red1))
+    pull2 = (a[2] - a0[2]) / math.sqrt(abs(red2))
+    return cov, (
+        pull0 if red0 > 1e-300 else 0.0,
+        pull1 if red1 > 1e-300 else 0.0,
+        pull2 if red2 > 1e-300 else 0.0,
+    )
+
+
+@jit_inline
+def _finish_photon(s: FloatArray, l: int, k: int, L: tuple, b: Rows9) -> bool:
+    """Photon k's fitted covariance and pulls into the _COV and _PULL rows; whether its fitted
+    E > 0 and θ inside [0, π]."""
+    a = _three(s, _A + 3 * k, l)
+    cov, pulls = _photon_cov(L, _six(s, _V + 6 * k, l), b, a, _three(s, _A0 + 3 * k, l))
+    c = (_COV + 6 * k) * LANES + l
+    s[c] = cov[0]
+    s[c + LANES] = cov[1]
+    s[c + 2 * LANES] = cov[2]
+    s[c + 3 * LANES] = cov[3]
+    s[c + 4 * LANES] = cov[4]
+    s[c + 5 * LANES] = cov[5]
+    _put3(s, _PULL + 3 * k, l, pulls)
+    return (a[0] > 0.0) & (0.0 <= a[1]) & (a[1] <= math.pi)
+
+
+@jit
+def _finish(s: FloatArray) -> None:
+    """Status code of every lane, and for converged ones the covariance and pulls linearised at
+    the solution (vector loop)."""
+    for l in range(LANES):
+        ok, L, _, b = _linearise(s, l)
+        physical = _finish_photon(s, l, 0, L, b[0])
+        physical = _finish_photon(s, l, 1, L, b[1]) & physical
+        physical = _finish_photon(s, l, 2, L, b[2]) & physical
+        code = float(STATUS_OK)
+        if not ok:
+            code = float(STATUS_SINGULAR)
+        if not physical:
+            code = float(STATUS_UNPHYSICAL)
+        if not s[_CONV * LANES + l] > 0.5:
+            code = float(STATUS_NOT_CONVERGED)
+        if not s[_GOOD * LANES + l] > 0.5:
+            code = float(STATUS_SINGULAR)
+        if s[_CODE * LANES + l] >= 0.0:
+            code = s[_CODE * LANES + l]  # bad input
+        s[_CODE * LANES + l] = code
+
+
+@jit_inline
+def _load(
+    s: FloatArray, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
+    cov_full: FloatArray, cov_diag: FloatArray, full: bool, beam: FloatArray, V: FloatArray,
+) -> None:  # fmt: skip
+    """Events i0 … i0 + LANES − 1 into the lanes (scalar): the input checks of the scalar
+    kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never steps."""
+    for l in range(LANES):
+        i = i0 + l
+        ok = (
+            i < n
+            and _kinematics_ok(E, theta, phi, beam, i, -1)
+            and _load_covariance(cov_full, cov_diag, full, i, -1, V)
+        )
+        for k in range(3):
+            x = (E[i, k], theta[i, k], phi[i, k]) if ok else (0.0, 0.0, 0.0)
+            _put3(s, _A0 + 3 * k, l, x)
+            _put3(s, _A + 3 * k, l, x)
+            b = (_V + 6 * k) * LANES + l
+            if ok:
+                s[b] = V[k, 0, 0]
+                s[b + LANES] = V[k, 0, 1]
+                s[b + 2 * LANES] = V[k, 0, 2]
+                s[b + 3 * LANES] = V[k, 1, 1]
+                s[b + 4 * LANES] = V[k, 1, 2]
+                s[b + 5 * LANES] = V[k, 2, 2]
+            else:
+                for q in range(6):
+                    s[b + q * LANES] = 0.0
+        if ok:
+            _put4(s, _BEAM, l, (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3]))
+        else:
+            _put4(s, _BEAM, l, (0.0, 0.0, 0.0, 0.0))
+        s[_CHI2 * LANES + l] = 0.0
+        s[_IT * LANES + l] = 0.0
+        s[_ACTIVE * LANES + l] = 1.0 if ok else 0.0
+        s[_GOOD * LANES + l] = 1.0 if ok else 0.0
+        s[_CONV * LANES + l] = 0.0
+        s[_CODE * LANES + l] = -1.0 if ok else float(STATUS_BAD_INPUT)
+
+
+@jit_inline
+def _store(
+    s: FloatArray, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
+    cov_full: FloatArray, cov_diag: FloatArray, full: bool, out: tuple,
+) -> None:  # fmt: skip
+    """The lanes' results into the output arrays (scalar; the χ² probability here)."""
+    out_E, out_theta, out_phi, out_cov, chi2, pvalue, iterations, status, pulls = out
+    for l in range(min(LANES, n - i0)):
+        i = i0 + l
+        iterations[i] = int(s[_IT * LANES + l])
+        code = int(s[_CODE * LANES + l])
+        if code != STATUS_OK:
+            _flag(i, code, E, theta, phi, cov_full, cov_diag, full, out)
+            continue
+        for k in range(3):
+            out_E[i, k], out_theta[i, k], out_phi[i, k] = _three(s, _A + 3 * k, l)
+            v00, v01, v02, v11, v12, v22 = _six(s, _COV + 6 * k, l)
+            out_cov[i, k, 0, 0] = v00
+            out_cov[i, k, 0, 1] = v01
+            out_cov[i, k, 1, 0] = v01
+            out_cov[i, k, 0, 2] = v02
+            out_cov[i, k, 2, 0] = v02
+            out_cov[i, k, 1, 1] = v11
+            out_cov[i, k, 1, 2] = v12
+            out_cov[i, k, 2, 1] = v12
+            out_cov[i, k, 2, 2] = v22
+            pulls[i, k, 0], pulls[i, k, 1], pulls[i, k, 2] = _three(s, _PULL + 3 * k, l)
+        c2 = s[_CHI2 * LANES + l]
+        chi2[i] = c2
+        pvalue[i] = chi2_sf(c2, 4)
+        status[i] = STATUS_OK
+
+
+@jit
+def fit_events_lanes(
+    E: FloatArray,
+    theta: FloatArray,
+    phi: FloatArray,
+    cov_full: FloatArray,
+    cov_diag: FloatArray,
+    full: bool,
+    beam: FloatArray,
+    max_iterations: int,
+    chi2_tolerance: float,
+    constraint_tolerance: float,
+) -> tuple:
+    """The standard 4C fit of every event, ``LANES`` at a time. Arguments and result as
+    :func:`kinfit.kernel.fit_events` without ``free`` (no unmeasured energy)."""
+    n = E.shape[0]
+    out = (
+        np.empty((n, 3)),
+        np.empty((n, 3)),
+        np.empty((n, 3)),
+        np.empty((n, 3, 3, 3)),
+        np.empty(n),
+        np.empty(n),
+        np.zeros(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty((n, 3, 3)),
+    )
+    s = np.zeros(_ROWS * LANES)  # the scratch block, reused by every block of events
+    V = np.zeros((3, 3, 3))
+    for i0 in range(0, n, LANES):
+        _load(s, i0, n, E, theta, phi, cov_full, cov_diag, full, beam, V)
+        active = _start(s)
+        for _ in range(max_iterations):
+            if active == 0:
+                break
+            if _step(s):
+                _fix_trig(s, _AN, _TN)
+            active = _commit(s, chi2_tolerance, constraint_tolerance)
+        _finish(s)
+        _store(s, i0, n, E, theta, phi, cov_full, cov_diag, full, out)
+    return out
