@@ -4,9 +4,11 @@ Each photon is measured as (E, θ, φ) with a 3x3 covariance; the four constrain
 Σ_i p_i = P_beam (E, px, py, pz) are imposed with Lagrange multipliers and iterative linearisation
 (P. Avery, "Applied Fitting Theory VI: Formulas for Kinematic Fitting", CLEO CBX 98-37; the
 same formulation as V. Blobel and E. Lohrmann, "Statistische und numerische Methoden der
-Datenanalyse", Teubner 1998, chapter on fits with constraints). The compiled loop lives in
-:mod:`kinfit.kernel`; this module checks array shapes, makes the inputs contiguous and packs the
-:class:`KinFitResult`.
+Datenanalyse", Teubner 1998, chapter on fits with constraints). The compiled loops live in
+:mod:`kinfit.lanes` (the standard fit, eight events side by side in SIMD lanes) and
+:mod:`kinfit.kernel` (one event at a time: the fit with a free energy, and the baseline the
+lanes kernel is checked and timed against); this module checks array shapes, makes the inputs
+contiguous and packs the :class:`KinFitResult`.
 Per-event problems never raise: they are flagged in ``status`` (see :class:`kinfit.FitStatus`).
 """
 
@@ -83,6 +85,7 @@ def _run(
     max_iterations: int,
     chi2_tolerance: float,
     constraint_tolerance: float,
+    lanes: bool = True,
 ) -> KinFitResult:
     check_options(max_iterations, chi2_tolerance, constraint_tolerance)
     E, theta, phi, cov, beam = prepare_inputs(E, theta, phi, cov, beam)
@@ -92,7 +95,7 @@ def _run(
     cov_full = cov if full else _EMPTY_FULL
     cov_diag = _EMPTY_DIAG if full else cov
     options = (int(max_iterations), float(chi2_tolerance), float(constraint_tolerance))
-    if ndf == 4:
+    if ndf == 4 and lanes:
         # the standard fit: lanes of events side by side (kinfit.lanes)
         out = fit_events_lanes(E, theta, phi, cov_full, cov_diag, full, beam, *options)
     else:
@@ -161,6 +164,26 @@ def fit_three_photons(
     free = np.full(n, -1, dtype=np.int8)
     return _run(E, theta, phi, cov, beam, free, 4, max_iterations, chi2_tolerance,
                 constraint_tolerance)  # fmt: skip
+
+
+def _fit_three_photons_scalar(
+    E: npt.ArrayLike,
+    theta: npt.ArrayLike,
+    phi: npt.ArrayLike,
+    cov: npt.ArrayLike,
+    beam: npt.ArrayLike,
+    *,
+    max_iterations: int = 20,
+    chi2_tolerance: float = 1e-4,
+    constraint_tolerance: float = 1e-7,
+) -> KinFitResult:
+    """:func:`fit_three_photons` through the scalar kernel (:func:`kinfit.kernel.fit_events`,
+    one event at a time) instead of the lanes kernel: the baseline that
+    ``tests/test_kinfit_lanes.py`` and ``benchmarks/kinfit.py`` compare the lanes kernel with."""
+    n = np.shape(E)[0] if np.ndim(E) > 0 else 0
+    free = np.full(n, -1, dtype=np.int8)
+    return _run(E, theta, phi, cov, beam, free, 4, max_iterations, chi2_tolerance,
+                constraint_tolerance, lanes=False)  # fmt: skip
 
 
 def fit_three_photons_free_energy(

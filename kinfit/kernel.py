@@ -1,5 +1,8 @@
 """Compiled core of the kinematic fit: one loop over events, scalar code inside.
 
+This scalar kernel runs the fit with a free (unmeasured) energy and is the reference of the
+standard fit, which runs in :mod:`kinfit.lanes` (the same arithmetic, eight events side by side).
+
 The fit follows P. Avery, "Applied Fitting Theory VI: Formulas for Kinematic Fitting", CLEO note
 CBX 98-37 (1998) (the same equations document his KWFIT routines): measured parameters α (here
 the nine (E, θ, φ) of three photons) with covariance V₀, constraints H(α) = 0 linearised about

@@ -5,7 +5,7 @@ convergence tests, status codes and flagged-event conventions are those of
 :func:`kinfit.kernel.fit_events`, and so is the arithmetic, operation for operation: the two
 kernels give the same numbers (``tests/test_kinfit_lanes.py``). What differs is the layout. The
 scalar kernel fits one event at a time; here a block of ``LANES`` events is fitted side by side
-in a structure-of-arrays scratch block (quantity ``q`` of lane ``l`` at ``s[q * LANES + l]``),
+in a structure-of-arrays scratch block (quantity ``q`` of lane ``ln`` at ``s[q * LANES + ln]``),
 so that each stage of a linearisation step is one loop over the lanes with straight-line code
 inside: the compiler evaluates it with vector instructions, one event per SIMD lane.
 
@@ -39,7 +39,6 @@ from .kernel import (
     _backward,
     _flag,
     _forward,
-    _kinematics_ok,
     _load_covariance,
     _wdot,
 )
@@ -52,7 +51,7 @@ FloatArray = npt.NDArray[np.float64]
 #: events fitted side by side (a multiple of the widest SIMD register's doubles, 8 for AVX-512)
 LANES = 8
 
-# Rows of the scratch block; row q of lane l is s[q * LANES + l]. Per photon k = 0, 1, 2:
+# Rows of the scratch block; row q of lane ln is s[q * LANES + ln]. Per photon k = 0, 1, 2:
 # (E, θ, φ) at 3k, (sinθ, cosθ, sinφ, cosφ) at 4k, covariance (V00, V01, V02, V11, V12, V22)
 # at 6k from the row's start.
 _A0 = 0  # measured (E, θ, φ)
@@ -82,29 +81,29 @@ Rows9 = tuple[float, float, float, float, float, float, float, float, float]
 
 
 @jit_inline
-def _three(s: FloatArray, row: int, l: int) -> tuple[float, float, float]:
-    """Rows row, row + 1, row + 2 of lane l."""
-    b = row * LANES + l
+def _three(s: FloatArray, row: int, ln: int) -> tuple[float, float, float]:
+    """Rows row, row + 1, row + 2 of lane ln."""
+    b = row * LANES + ln
     return s[b], s[b + LANES], s[b + 2 * LANES]
 
 
 @jit_inline
-def _put3(s: FloatArray, row: int, l: int, x: tuple[float, float, float]) -> None:
-    b = row * LANES + l
+def _put3(s: FloatArray, row: int, ln: int, x: tuple[float, float, float]) -> None:
+    b = row * LANES + ln
     s[b] = x[0]
     s[b + LANES] = x[1]
     s[b + 2 * LANES] = x[2]
 
 
 @jit_inline
-def _four(s: FloatArray, row: int, l: int) -> tuple[float, float, float, float]:
-    b = row * LANES + l
+def _four(s: FloatArray, row: int, ln: int) -> tuple[float, float, float, float]:
+    b = row * LANES + ln
     return s[b], s[b + LANES], s[b + 2 * LANES], s[b + 3 * LANES]
 
 
 @jit_inline
-def _put4(s: FloatArray, row: int, l: int, x: tuple[float, float, float, float]) -> None:
-    b = row * LANES + l
+def _put4(s: FloatArray, row: int, ln: int, x: tuple[float, float, float, float]) -> None:
+    b = row * LANES + ln
     s[b] = x[0]
     s[b + LANES] = x[1]
     s[b + 2 * LANES] = x[2]
@@ -112,8 +111,8 @@ def _put4(s: FloatArray, row: int, l: int, x: tuple[float, float, float, float])
 
 
 @jit_inline
-def _six(s: FloatArray, row: int, l: int) -> Cov6:
-    b = row * LANES + l
+def _six(s: FloatArray, row: int, ln: int) -> Cov6:
+    b = row * LANES + ln
     return (s[b], s[b + LANES], s[b + 2 * LANES], s[b + 3 * LANES], s[b + 4 * LANES],
             s[b + 5 * LANES])  # fmt: skip
 
@@ -140,15 +139,17 @@ def _add_momentum(
 
 
 @jit_inline
-def _constraints(s: FloatArray, a_row: int, t_row: int, l: int) -> tuple[float, float, float, float]:
-    """H = Σ p_k − P_beam (GeV) of lane l at the point in rows a_row (sines and cosines in
+def _constraints(
+    s: FloatArray, a_row: int, t_row: int, ln: int
+) -> tuple[float, float, float, float]:
+    """H = Σ p_k − P_beam (GeV) of lane ln at the point in rows a_row (sines and cosines in
     t_row), summed photon by photon as the scalar kernel does."""
-    beam = _four(s, _BEAM, l)
+    beam = _four(s, _BEAM, ln)
     h = (-beam[0], -beam[1], -beam[2], -beam[3])
     # photon by photon, written out: an inner loop would keep the lane loop from vectorising
-    h = _add_momentum(h, s[a_row * LANES + l], _four(s, t_row, l))
-    h = _add_momentum(h, s[(a_row + 3) * LANES + l], _four(s, t_row + 4, l))
-    return _add_momentum(h, s[(a_row + 6) * LANES + l], _four(s, t_row + 8, l))
+    h = _add_momentum(h, s[a_row * LANES + ln], _four(s, t_row, ln))
+    h = _add_momentum(h, s[(a_row + 3) * LANES + ln], _four(s, t_row + 4, ln))
+    return _add_momentum(h, s[(a_row + 6) * LANES + ln], _four(s, t_row + 8, ln))
 
 
 @jit
@@ -220,16 +221,16 @@ def _ldl(sums: Sums) -> tuple[bool, tuple]:
 
 
 @jit_inline
-def _linearise(s: FloatArray, l: int) -> tuple:
-    """At lane l's current point: per photon its Jacobian columns and B rows, and the LDLᵀ
+def _linearise(s: FloatArray, ln: int) -> tuple:
+    """At lane ln's current point: per photon its Jacobian columns and B rows, and the LDLᵀ
     factor of S = D V₀ Dᵀ with its success flag."""
-    d0 = _jacobian(s[_A * LANES + l], _four(s, _T, l))
-    d1 = _jacobian(s[(_A + 3) * LANES + l], _four(s, _T + 4, l))
-    d2 = _jacobian(s[(_A + 6) * LANES + l], _four(s, _T + 8, l))
+    d0 = _jacobian(s[_A * LANES + ln], _four(s, _T, ln))
+    d1 = _jacobian(s[(_A + 3) * LANES + ln], _four(s, _T + 4, ln))
+    d2 = _jacobian(s[(_A + 6) * LANES + ln], _four(s, _T + 8, ln))
     sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    sums, b0 = _photon_products(sums, _six(s, _V, l), d0)
-    sums, b1 = _photon_products(sums, _six(s, _V + 6, l), d1)
-    sums, b2 = _photon_products(sums, _six(s, _V + 12, l), d2)
+    sums, b0 = _photon_products(sums, _six(s, _V, ln), d0)
+    sums, b1 = _photon_products(sums, _six(s, _V + 6, ln), d1)
+    sums, b2 = _photon_products(sums, _six(s, _V + 12, ln), d2)
     ok, L = _ldl(sums)
     return ok, L, (d0, d1, d2), (b0, b1, b2)
 
@@ -266,12 +267,12 @@ def _moved(
 
 
 @jit_inline
-def _put_trig(s: FloatArray, t_row: int, l: int, theta: float, phi: float) -> int:
+def _put_trig(s: FloatArray, t_row: int, ln: int, theta: float, phi: float) -> int:
     """Sines and cosines of one photon's angles into t_row; returns how many angles lie outside
     sincos_reduced's range (their rows are then recomputed by _fix_trig)."""
     st, ct = sincos_reduced(theta)
     sp, cp = sincos_reduced(phi)
-    _put4(s, t_row, l, (st, ct, sp, cp))
+    _put4(s, t_row, ln, (st, ct, sp, cp))
     return int(not abs(theta) < SINCOS_MAX) + int(not abs(phi) < SINCOS_MAX)
 
 
@@ -279,25 +280,25 @@ def _put_trig(s: FloatArray, t_row: int, l: int, theta: float, phi: float) -> in
 def _trig(s: FloatArray, a_row: int, t_row: int) -> int:
     """Sines and cosines of every lane's angles in a_row into t_row (vector loop)."""
     big = 0
-    for l in range(LANES):
-        big += _put_trig(s, t_row, l, s[(a_row + 1) * LANES + l], s[(a_row + 2) * LANES + l])
-        big += _put_trig(s, t_row + 4, l, s[(a_row + 4) * LANES + l], s[(a_row + 5) * LANES + l])
-        big += _put_trig(s, t_row + 8, l, s[(a_row + 7) * LANES + l], s[(a_row + 8) * LANES + l])
+    for ln in range(LANES):
+        big += _put_trig(s, t_row, ln, s[(a_row + 1) * LANES + ln], s[(a_row + 2) * LANES + ln])
+        big += _put_trig(s, t_row + 4, ln, s[(a_row + 4) * LANES + ln], s[(a_row + 5) * LANES + ln])
+        big += _put_trig(s, t_row + 8, ln, s[(a_row + 7) * LANES + ln], s[(a_row + 8) * LANES + ln])
     return big
 
 
 @jit
 def _fix_trig(s: FloatArray, a_row: int, t_row: int) -> None:
     """Sines and cosines of the angles outside sincos_reduced's range, from libm (scalar)."""
-    for l in range(LANES):
+    for ln in range(LANES):
         for k in range(3):
-            b = (a_row + 3 * k) * LANES + l
+            b = (a_row + 3 * k) * LANES + ln
             theta = s[b + LANES]
             phi = s[b + 2 * LANES]
             if not (abs(theta) < SINCOS_MAX and abs(phi) < SINCOS_MAX):
                 st, ct = sincos(theta)
                 sp, cp = sincos(phi)
-                _put4(s, t_row + 4 * k, l, (st, ct, sp, cp))
+                _put4(s, t_row + 4 * k, ln, (st, ct, sp, cp))
 
 
 @jit
@@ -312,13 +313,13 @@ def _start(s: FloatArray) -> int:
     if _trig(s, _A, _T):
         _fix_trig(s, _A, _T)
     active = 0
-    for l in range(LANES):
-        h = _constraints(s, _A, _T, l)
-        _put4(s, _H, l, h)
+    for ln in range(LANES):
+        h = _constraints(s, _A, _T, ln)
+        _put4(s, _H, ln, h)
         fin = _finite4(h)
-        act = (s[_ACTIVE * LANES + l] > 0.5) & fin
-        s[_ACTIVE * LANES + l] = 1.0 if act else 0.0
-        s[_GOOD * LANES + l] = 1.0 if (s[_GOOD * LANES + l] > 0.5) & fin else 0.0
+        act = (s[_ACTIVE * LANES + ln] > 0.5) & fin
+        s[_ACTIVE * LANES + ln] = 1.0 if act else 0.0
+        s[_GOOD * LANES + ln] = 1.0 if (s[_GOOD * LANES + ln] > 0.5) & fin else 0.0
         active += int(act)
     return active
 
@@ -329,26 +330,26 @@ def _step(s: FloatArray) -> int:
     its χ² and whether the factorisation succeeded, into the _AN, _TN, _CHI2N, _FOK rows.
     Returns the number of angles outside sincos_reduced's range."""
     big = 0
-    for l in range(LANES):
-        ok, L, d, b = _linearise(s, l)
-        r = _four(s, _H, l)
-        a0 = (_three(s, _A0, l), _three(s, _A0 + 3, l), _three(s, _A0 + 6, l))
-        r = _residual(r, a0[0], _three(s, _A, l), d[0])
-        r = _residual(r, a0[1], _three(s, _A + 3, l), d[1])
-        r = _residual(r, a0[2], _three(s, _A + 6, l), d[2])
+    for ln in range(LANES):
+        ok, L, d, b = _linearise(s, ln)
+        r = _four(s, _H, ln)
+        a0 = (_three(s, _A0, ln), _three(s, _A0 + 3, ln), _three(s, _A0 + 6, ln))
+        r = _residual(r, a0[0], _three(s, _A, ln), d[0])
+        r = _residual(r, a0[1], _three(s, _A + 3, ln), d[1])
+        r = _residual(r, a0[2], _three(s, _A + 6, ln), d[2])
         u = _forward(L, r[0], r[1], r[2], r[3])
-        s[_CHI2N * LANES + l] = _wdot(L, u, u)  # = rᵀ S⁻¹ r = λᵀ r
+        s[_CHI2N * LANES + ln] = _wdot(L, u, u)  # = rᵀ S⁻¹ r = λᵀ r
         lam = _backward(L, u)
-        m0 = _moved(a0[0], _six(s, _V, l), b[0], lam)
-        m1 = _moved(a0[1], _six(s, _V + 6, l), b[1], lam)
-        m2 = _moved(a0[2], _six(s, _V + 12, l), b[2], lam)
-        _put3(s, _AN, l, m0)
-        _put3(s, _AN + 3, l, m1)
-        _put3(s, _AN + 6, l, m2)
-        big += _put_trig(s, _TN, l, m0[1], m0[2])
-        big += _put_trig(s, _TN + 4, l, m1[1], m1[2])
-        big += _put_trig(s, _TN + 8, l, m2[1], m2[2])
-        s[_FOK * LANES + l] = 1.0 if ok else 0.0
+        m0 = _moved(a0[0], _six(s, _V, ln), b[0], lam)
+        m1 = _moved(a0[1], _six(s, _V + 6, ln), b[1], lam)
+        m2 = _moved(a0[2], _six(s, _V + 12, ln), b[2], lam)
+        _put3(s, _AN, ln, m0)
+        _put3(s, _AN + 3, ln, m1)
+        _put3(s, _AN + 6, ln, m2)
+        big += _put_trig(s, _TN, ln, m0[1], m0[2])
+        big += _put_trig(s, _TN + 4, ln, m1[1], m1[2])
+        big += _put_trig(s, _TN + 8, ln, m2[1], m2[2])
+        s[_FOK * LANES + ln] = 1.0 if ok else 0.0
     return big
 
 
@@ -359,32 +360,32 @@ def _commit(s: FloatArray, chi2_tolerance: float, constraint_tolerance: float) -
     SINGULAR, |Δχ²| < chi2_tolerance with every |H| < constraint_tolerance as converged. Returns
     the number of lanes still iterating."""
     active = 0
-    for l in range(LANES):
-        act = s[_ACTIVE * LANES + l] > 0.5
-        fok = s[_FOK * LANES + l] > 0.5
-        h = _constraints(s, _AN, _TN, l)
+    for ln in range(LANES):
+        act = s[_ACTIVE * LANES + ln] > 0.5
+        fok = s[_FOK * LANES + ln] > 0.5
+        h = _constraints(s, _AN, _TN, ln)
         fin = _finite4(h)
         worst = max(max(abs(h[0]), abs(h[1])), max(abs(h[2]), abs(h[3])))
-        chi2_new = s[_CHI2N * LANES + l]
-        conv = (abs(chi2_new - s[_CHI2 * LANES + l]) < chi2_tolerance) & (
+        chi2_new = s[_CHI2N * LANES + ln]
+        conv = (abs(chi2_new - s[_CHI2 * LANES + ln]) < chi2_tolerance) & (
             worst < constraint_tolerance
         )
         step = act & fok
         failed = act & (not (fok & fin))
         still = step & fin & (not conv)
         # selects, not branches or inner loops: the loop stays straight-line code
-        _put3(s, _A, l, _three(s, _AN, l) if step else _three(s, _A, l))
-        _put3(s, _A + 3, l, _three(s, _AN + 3, l) if step else _three(s, _A + 3, l))
-        _put3(s, _A + 6, l, _three(s, _AN + 6, l) if step else _three(s, _A + 6, l))
-        _put4(s, _T, l, _four(s, _TN, l) if step else _four(s, _T, l))
-        _put4(s, _T + 4, l, _four(s, _TN + 4, l) if step else _four(s, _T + 4, l))
-        _put4(s, _T + 8, l, _four(s, _TN + 8, l) if step else _four(s, _T + 8, l))
-        _put4(s, _H, l, h if step else _four(s, _H, l))
-        s[_CHI2 * LANES + l] = chi2_new if step else s[_CHI2 * LANES + l]
-        s[_IT * LANES + l] += 1.0 if step else 0.0
-        s[_GOOD * LANES + l] = 0.0 if failed else s[_GOOD * LANES + l]
-        s[_CONV * LANES + l] = 1.0 if step & fin & conv else s[_CONV * LANES + l]
-        s[_ACTIVE * LANES + l] = 1.0 if still else 0.0
+        _put3(s, _A, ln, _three(s, _AN, ln) if step else _three(s, _A, ln))
+        _put3(s, _A + 3, ln, _three(s, _AN + 3, ln) if step else _three(s, _A + 3, ln))
+        _put3(s, _A + 6, ln, _three(s, _AN + 6, ln) if step else _three(s, _A + 6, ln))
+        _put4(s, _T, ln, _four(s, _TN, ln) if step else _four(s, _T, ln))
+        _put4(s, _T + 4, ln, _four(s, _TN + 4, ln) if step else _four(s, _T + 4, ln))
+        _put4(s, _T + 8, ln, _four(s, _TN + 8, ln) if step else _four(s, _T + 8, ln))
+        _put4(s, _H, ln, h if step else _four(s, _H, ln))
+        s[_CHI2 * LANES + ln] = chi2_new if step else s[_CHI2 * LANES + ln]
+        s[_IT * LANES + ln] += 1.0 if step else 0.0
+        s[_GOOD * LANES + ln] = 0.0 if failed else s[_GOOD * LANES + ln]
+        s[_CONV * LANES + ln] = 1.0 if step & fin & conv else s[_CONV * LANES + ln]
+        s[_ACTIVE * LANES + ln] = 1.0 if still else 0.0
         active += int(still)
     return active
 
@@ -423,43 +424,76 @@ def _photon_cov(
 
 
 @jit_inline
-def _finish_photon(s: FloatArray, l: int, k: int, L: tuple, b: Rows9) -> bool:
+def _finish_photon(s: FloatArray, ln: int, k: int, L: tuple, b: Rows9) -> bool:
     """Photon k's fitted covariance and pulls into the _COV and _PULL rows; whether its fitted
     E > 0 and θ inside [0, π]."""
-    a = _three(s, _A + 3 * k, l)
-    cov, pulls = _photon_cov(L, _six(s, _V + 6 * k, l), b, a, _three(s, _A0 + 3 * k, l))
-    c = (_COV + 6 * k) * LANES + l
+    a = _three(s, _A + 3 * k, ln)
+    cov, pulls = _photon_cov(L, _six(s, _V + 6 * k, ln), b, a, _three(s, _A0 + 3 * k, ln))
+    c = (_COV + 6 * k) * LANES + ln
     s[c] = cov[0]
     s[c + LANES] = cov[1]
     s[c + 2 * LANES] = cov[2]
     s[c + 3 * LANES] = cov[3]
     s[c + 4 * LANES] = cov[4]
     s[c + 5 * LANES] = cov[5]
-    _put3(s, _PULL + 3 * k, l, pulls)
-    return (a[0] > 0.0) & (0.0 <= a[1]) & (a[1] <= math.pi)
+    _put3(s, _PULL + 3 * k, ln, pulls)
+    return (a[0] > 0.0) & (a[1] >= 0.0) & (a[1] <= math.pi)
 
 
 @jit
 def _finish(s: FloatArray) -> None:
     """Status code of every lane, and for converged ones the covariance and pulls linearised at
     the solution (vector loop)."""
-    for l in range(LANES):
-        ok, L, _, b = _linearise(s, l)
-        physical = _finish_photon(s, l, 0, L, b[0])
-        physical = _finish_photon(s, l, 1, L, b[1]) & physical
-        physical = _finish_photon(s, l, 2, L, b[2]) & physical
+    for ln in range(LANES):
+        ok, L, _, b = _linearise(s, ln)
+        physical = _finish_photon(s, ln, 0, L, b[0])
+        physical = _finish_photon(s, ln, 1, L, b[1]) & physical
+        physical = _finish_photon(s, ln, 2, L, b[2]) & physical
         code = float(STATUS_OK)
         if not ok:
             code = float(STATUS_SINGULAR)
         if not physical:
             code = float(STATUS_UNPHYSICAL)
-        if not s[_CONV * LANES + l] > 0.5:
+        if not s[_CONV * LANES + ln] > 0.5:
             code = float(STATUS_NOT_CONVERGED)
-        if not s[_GOOD * LANES + l] > 0.5:
+        if not s[_GOOD * LANES + ln] > 0.5:
             code = float(STATUS_SINGULAR)
-        if s[_CODE * LANES + l] >= 0.0:
-            code = s[_CODE * LANES + l]  # bad input
-        s[_CODE * LANES + l] = code
+        if s[_CODE * LANES + ln] >= 0.0:
+            code = s[_CODE * LANES + ln]  # bad input
+        s[_CODE * LANES + ln] = code
+
+
+@jit_inline
+def _measured_ok(E: FloatArray, theta: FloatArray, phi: FloatArray, beam: FloatArray, i: int
+                 ) -> bool:  # fmt: skip
+    """:func:`kinfit.kernel._kinematics_ok` of the standard fit, inlined (a call per event
+    would count references of its four arrays)."""
+    b0 = beam[i, 0]
+    b1 = beam[i, 1]
+    b2 = beam[i, 2]
+    b3 = beam[i, 3]
+    if not (math.isfinite(b0) and math.isfinite(b1) and math.isfinite(b2) and math.isfinite(b3)):
+        return False
+    if not (b0 > 0.0 and b0 * b0 > b1 * b1 + b2 * b2 + b3 * b3):
+        return False
+    for k in range(3):
+        if not (0.0 <= theta[i, k] <= math.pi and math.isfinite(phi[i, k])):  # NaN fails
+            return False
+        if not (math.isfinite(E[i, k]) and E[i, k] > 0.0):
+            return False
+    return True
+
+
+@jit_inline
+def _diagonal_ok(cov_diag: FloatArray, i: int) -> bool:
+    """Every variance of event i finite and positive (the diagonal case of
+    :func:`kinfit.kernel._load_covariance`)."""
+    for k in range(3):
+        for r in range(3):
+            v = cov_diag[i, k, r]
+            if not (math.isfinite(v) and v > 0.0):
+                return False
+    return True
 
 
 @jit_inline
@@ -469,38 +503,43 @@ def _load(
 ) -> None:  # fmt: skip
     """Events i0 … i0 + LANES − 1 into the lanes (scalar): the input checks of the scalar
     kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never steps."""
-    for l in range(LANES):
-        i = i0 + l
-        ok = (
-            i < n
-            and _kinematics_ok(E, theta, phi, beam, i, -1)
-            and _load_covariance(cov_full, cov_diag, full, i, -1, V)
-        )
+    for ln in range(LANES):
+        i = i0 + ln
+        ok = i < n and _measured_ok(E, theta, phi, beam, i)
+        if ok:
+            if full:
+                # symmetrised, checked positive definite (scalar kernel's function)
+                ok = _load_covariance(cov_full, cov_diag, full, i, -1, V)
+            else:
+                ok = _diagonal_ok(cov_diag, i)
         for k in range(3):
             x = (E[i, k], theta[i, k], phi[i, k]) if ok else (0.0, 0.0, 0.0)
-            _put3(s, _A0 + 3 * k, l, x)
-            _put3(s, _A + 3 * k, l, x)
-            b = (_V + 6 * k) * LANES + l
-            if ok:
+            _put3(s, _A0 + 3 * k, ln, x)
+            _put3(s, _A + 3 * k, ln, x)
+            b = (_V + 6 * k) * LANES + ln
+            for q in range(6):
+                s[b + q * LANES] = 0.0
+            if ok and full:
                 s[b] = V[k, 0, 0]
                 s[b + LANES] = V[k, 0, 1]
                 s[b + 2 * LANES] = V[k, 0, 2]
                 s[b + 3 * LANES] = V[k, 1, 1]
                 s[b + 4 * LANES] = V[k, 1, 2]
                 s[b + 5 * LANES] = V[k, 2, 2]
-            else:
-                for q in range(6):
-                    s[b + q * LANES] = 0.0
+            elif ok:
+                s[b] = cov_diag[i, k, 0]
+                s[b + 3 * LANES] = cov_diag[i, k, 1]
+                s[b + 5 * LANES] = cov_diag[i, k, 2]
         if ok:
-            _put4(s, _BEAM, l, (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3]))
+            _put4(s, _BEAM, ln, (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3]))
         else:
-            _put4(s, _BEAM, l, (0.0, 0.0, 0.0, 0.0))
-        s[_CHI2 * LANES + l] = 0.0
-        s[_IT * LANES + l] = 0.0
-        s[_ACTIVE * LANES + l] = 1.0 if ok else 0.0
-        s[_GOOD * LANES + l] = 1.0 if ok else 0.0
-        s[_CONV * LANES + l] = 0.0
-        s[_CODE * LANES + l] = -1.0 if ok else float(STATUS_BAD_INPUT)
+            _put4(s, _BEAM, ln, (0.0, 0.0, 0.0, 0.0))
+        s[_CHI2 * LANES + ln] = 0.0
+        s[_IT * LANES + ln] = 0.0
+        s[_ACTIVE * LANES + ln] = 1.0 if ok else 0.0
+        s[_GOOD * LANES + ln] = 1.0 if ok else 0.0
+        s[_CONV * LANES + ln] = 0.0
+        s[_CODE * LANES + ln] = -1.0 if ok else float(STATUS_BAD_INPUT)
 
 
 @jit_inline
@@ -510,16 +549,16 @@ def _store(
 ) -> None:  # fmt: skip
     """The lanes' results into the output arrays (scalar; the χ² probability here)."""
     out_E, out_theta, out_phi, out_cov, chi2, pvalue, iterations, status, pulls = out
-    for l in range(min(LANES, n - i0)):
-        i = i0 + l
-        iterations[i] = int(s[_IT * LANES + l])
-        code = int(s[_CODE * LANES + l])
+    for ln in range(min(LANES, n - i0)):
+        i = i0 + ln
+        iterations[i] = int(s[_IT * LANES + ln])
+        code = int(s[_CODE * LANES + ln])
         if code != STATUS_OK:
             _flag(i, code, E, theta, phi, cov_full, cov_diag, full, out)
             continue
         for k in range(3):
-            out_E[i, k], out_theta[i, k], out_phi[i, k] = _three(s, _A + 3 * k, l)
-            v00, v01, v02, v11, v12, v22 = _six(s, _COV + 6 * k, l)
+            out_E[i, k], out_theta[i, k], out_phi[i, k] = _three(s, _A + 3 * k, ln)
+            v00, v01, v02, v11, v12, v22 = _six(s, _COV + 6 * k, ln)
             out_cov[i, k, 0, 0] = v00
             out_cov[i, k, 0, 1] = v01
             out_cov[i, k, 1, 0] = v01
@@ -529,8 +568,8 @@ def _store(
             out_cov[i, k, 1, 2] = v12
             out_cov[i, k, 2, 1] = v12
             out_cov[i, k, 2, 2] = v22
-            pulls[i, k, 0], pulls[i, k, 1], pulls[i, k, 2] = _three(s, _PULL + 3 * k, l)
-        c2 = s[_CHI2 * LANES + l]
+            pulls[i, k, 0], pulls[i, k, 1], pulls[i, k, 2] = _three(s, _PULL + 3 * k, ln)
+        c2 = s[_CHI2 * LANES + ln]
         chi2[i] = c2
         pvalue[i] = chi2_sf(c2, 4)
         status[i] = STATUS_OK
