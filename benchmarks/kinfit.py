@@ -1,15 +1,20 @@
-"""Throughput of the three-photon kinematic fit on one core, three implementations in one run:
+"""Throughput of the three-photon kinematic fit on one core, four implementations in one run:
 
-- ``numba``: :func:`kinfit.fit_three_photons` (the compiled loop the processor calls),
+- ``lanes``: :func:`kinfit.fit_three_photons`, the compiled loop the processor calls
+  (:mod:`kinfit.lanes`: eight events side by side in SIMD lanes, #12),
+- ``scalar``: the same fit through the compiled one-event-at-a-time kernel it replaced
+  (:mod:`kinfit.kernel`, kept as the free-energy fit and as this baseline),
 - ``numpy``: :func:`kinfit.batched.fit_three_photons_numpy` (same algorithm, vectorised numpy),
 - ``scipy``: the independent reference of the tests (SLSQP per event).
 
 Events are simulated three-photon events (tests/test_kinfit_reference.py) with σ_E/E = 2 % and
-σ_θ = σ_φ = 4 mrad, fitted in chunks as the processor does. Each figure is the best of several
-repeats (the machines are noisy); numba is compiled and warmed up before timing. All three run
-on one core: the numba loop has no ``parallel=True``, the numpy version uses ``np.einsum`` without
-BLAS, and the reference fits one event at a time. Prints one ``name: value unit`` line per
-figure. ``--quick`` runs in well under a minute.
+σ_θ = σ_φ = 4 mrad, fitted in chunks of 100 000 as the processor does. Times are CPU time of
+this process (``time.process_time``: the machines are shared), the best of several repeats, the
+lanes and scalar kernels alternating inside each repeat so that both see the same load; numba is
+compiled and warmed up before timing. All run on one core: no ``parallel=True``, ``np.einsum``
+without BLAS, the reference one event at a time. Prints one ``name: value unit`` line per
+figure, and how far the lanes kernel's results are from the scalar kernel's. ``--quick`` runs
+in well under a minute.
 
 Run: ``python -P benchmarks/kinfit.py [--quick]`` (``-P``: the script's folder stays off the
 import path, so ``import kinfit`` finds the package, not this script).
@@ -28,6 +33,7 @@ import numpy as np
 
 import kinfit
 from kinfit.batched import fit_three_photons_numpy
+from kinfit.fit import _fit_three_photons_scalar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,14 +48,16 @@ def _reference_module() -> ModuleType:
     return module
 
 
-def _best_time(run: Callable[[], object], repeats: int, budget_s: float) -> float:
-    """Smallest wall time of ``run`` over ``repeats`` calls (fewer if ``budget_s`` runs out)."""
-    best = np.inf
+def _cpu_times(runs: dict[str, Callable[[], object]], repeats: int, budget_s: float) -> dict:
+    """Smallest CPU time of each run over ``repeats`` rounds (fewer if ``budget_s`` of wall
+    time runs out), the runs alternating inside each round."""
+    best = dict.fromkeys(runs, np.inf)
     start = time.perf_counter()
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - t0)
+        for name, run in runs.items():
+            t0 = time.process_time()
+            run()
+            best[name] = min(best[name], time.process_time() - t0)
         if time.perf_counter() - start > budget_s:
             break
     return best
@@ -67,6 +75,24 @@ def _chunked(
     return run
 
 
+def _agreement(new: kinfit.KinFitResult, old: kinfit.KinFitResult, cov: np.ndarray) -> dict:
+    """Largest differences of the lanes kernel's converged fits from the scalar kernel's:
+    relative for E, θ, φ and χ², relative to the measured covariance for the fitted one,
+    absolute for the pulls; and whether status and iterations are equal."""
+    ok = old.converged
+    rel = {
+        name: float(np.max(np.abs(getattr(new, name)[ok] - getattr(old, name)[ok])
+                           / np.abs(getattr(old, name)[ok])))
+        for name in ("E", "theta", "phi", "chi2")
+    }  # fmt: skip
+    var = np.diagonal(kinfit.full_covariance(cov), axis1=-2, axis2=-1)
+    scale = np.sqrt(var[..., :, None] * var[..., None, :])[ok]
+    rel["cov"] = float(np.max(np.abs(new.cov[ok] - old.cov[ok]) / scale))
+    rel["pulls"] = float(np.max(np.abs(new.pulls[ok] - old.pulls[ok])))
+    same = np.array_equal(new.status, old.status) and np.array_equal(new.iterations, old.iterations)
+    return {"same_status": same, **rel}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples, under a minute")
@@ -82,35 +108,61 @@ def main(argv: list[str] | None = None) -> None:
     _, measured, cov, beam = ref.smeared_sample(options.seed, n_numba)
     args = (*measured, cov, beam)
     full_args = (*measured, kinfit.full_covariance(cov), beam)
+    scalar = _fit_three_photons_scalar
 
     # compile (or load from the cache) and warm up
     warm = tuple(x[:1000] for x in args)
-    kinfit.fit_three_photons(*warm)
-    kinfit.fit_three_photons(*(x[:1000] for x in full_args))
+    for fit in (kinfit.fit_three_photons, scalar):
+        fit(*warm)
+        fit(*(x[:1000] for x in full_args))
     kinfit.fit_three_photons_free_energy(*warm, np.zeros(1000, dtype=np.int64))
     check = kinfit.fit_three_photons(*args)
-    converged = check.converged.mean()
+    agreement = _agreement(check, scalar(*args), cov)
 
-    t_numba = _best_time(_chunked(kinfit.fit_three_photons, args, chunk), repeats, 20.0)
-    t_full = _best_time(_chunked(kinfit.fit_three_photons, full_args, chunk), repeats, 10.0)
+    t = _cpu_times(
+        {
+            "lanes": _chunked(kinfit.fit_three_photons, args, chunk),
+            "scalar": _chunked(scalar, args, chunk),
+        },
+        repeats,
+        40.0,
+    )
+    t_full = _cpu_times(
+        {
+            "lanes": _chunked(kinfit.fit_three_photons, full_args, chunk),
+            "scalar": _chunked(scalar, full_args, chunk),
+        },
+        max(2, repeats // 2),
+        20.0,
+    )
     numpy_args = tuple(x[:n_numpy] for x in args)
-    t_numpy = _best_time(_chunked(fit_three_photons_numpy, numpy_args, chunk), 3, 15.0)
+    t_numpy = _cpu_times({"numpy": _chunked(fit_three_photons_numpy, numpy_args, chunk)}, 3, 15.0)
     scipy_args = tuple(x[:n_scipy] for x in args)
-    t_scipy = _best_time(lambda: ref.reference_fits(*scipy_args), 1, 0.0)
+    t_scipy = _cpu_times({"scipy": lambda: ref.reference_fits(*scipy_args)}, 1, 0.0)
 
-    numba_rate = n_numba / t_numba
-    numpy_rate = n_numpy / t_numpy
-    scipy_rate = n_scipy / t_scipy
-    print(f"numba_fits_per_s: {numba_rate:.3g} fits/s")
-    print(f"numba_time_per_fit: {1e9 / numba_rate:.0f} ns")
-    print(f"numba_full_covariance_fits_per_s: {n_numba / t_full:.3g} fits/s")
+    lanes_rate = n_numba / t["lanes"]
+    scalar_rate = n_numba / t["scalar"]
+    numpy_rate = n_numpy / t_numpy["numpy"]
+    scipy_rate = n_scipy / t_scipy["scipy"]
+    print(f"lanes_fits_per_s: {lanes_rate:.3g} fits/s")
+    print(f"lanes_time_per_fit: {1e9 / lanes_rate:.0f} ns")
+    print(f"scalar_fits_per_s: {scalar_rate:.3g} fits/s")
+    print(f"scalar_time_per_fit: {1e9 / scalar_rate:.0f} ns")
+    print(f"ratio_lanes_over_scalar: {lanes_rate / scalar_rate:.2f} x")
+    print(f"lanes_full_covariance_fits_per_s: {n_numba / t_full['lanes']:.3g} fits/s")
+    print(f"scalar_full_covariance_fits_per_s: {n_numba / t_full['scalar']:.3g} fits/s")
     print(f"numpy_fits_per_s: {numpy_rate:.3g} fits/s")
     print(f"scipy_fits_per_s: {scipy_rate:.3g} fits/s")
-    print(f"ratio_numba_over_numpy: {numba_rate / numpy_rate:.1f} x")
-    print(f"ratio_numba_over_scipy: {numba_rate / scipy_rate:.3g} x")
+    print(f"ratio_lanes_over_numpy: {lanes_rate / numpy_rate:.1f} x")
+    print(f"ratio_lanes_over_scipy: {lanes_rate / scipy_rate:.3g} x")
     print(f"ratio_numpy_over_scipy: {numpy_rate / scipy_rate:.3g} x")
-    print(f"numba_converged_fraction: {converged:.4f} fraction")
-    print(f"numba_mean_iterations: {check.iterations.mean():.2f} iterations")
+    print(f"converged_fraction: {check.converged.mean():.4f} fraction")
+    print(f"mean_iterations: {check.iterations.mean():.2f} iterations")
+    print(f"lanes_vs_scalar_same_status_and_iterations: {int(agreement['same_status'])} bool")
+    for name in ("E", "theta", "phi", "chi2"):
+        print(f"lanes_vs_scalar_max_rel_diff_{name}: {agreement[name]:.2g} fraction")
+    print(f"lanes_vs_scalar_max_diff_cov: {agreement['cov']:.2g} of the measured covariance")
+    print(f"lanes_vs_scalar_max_diff_pulls: {agreement['pulls']:.2g} pulls")
 
 
 if __name__ == "__main__":
