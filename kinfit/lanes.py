@@ -29,6 +29,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from . import kernel
 from .kernel import (
     _PIVOT_EPS,
     STATUS_BAD_INPUT,
@@ -36,13 +37,19 @@ from .kernel import (
     STATUS_OK,
     STATUS_SINGULAR,
     STATUS_UNPHYSICAL,
-    _backward,
     _flag,
-    _forward,
     _load_covariance,
-    _wdot,
 )
-from .numerics import SINCOS_MAX, chi2_sf, jit, jit_inline, sincos, sincos_reduced
+from .numerics import SINCOS_MAX, chi2_sf, jit, jit_inline, sincos
+from .numerics import sincos_reduced as _sincos_reduced
+
+# the scalar kernel's small solves and the polynomial sin/cos, inlined by numba into the lane
+# loops (the same Python functions, so the same arithmetic): a loop that calls a compiled
+# function is vectorised only if the call happens to be inlined again at link time
+_forward = jit_inline(kernel._forward.py_func)
+_backward = jit_inline(kernel._backward.py_func)
+_wdot = jit_inline(kernel._wdot.py_func)
+sincos_reduced = jit_inline(_sincos_reduced.py_func)
 
 __all__ = ["LANES", "fit_events_lanes"]
 
@@ -117,7 +124,7 @@ def _six(s: FloatArray, row: int, ln: int) -> Cov6:
             s[b + 5 * LANES])  # fmt: skip
 
 
-@jit
+@jit_inline
 def _jacobian(e: float, t: tuple[float, float, float, float]) -> Jac:
     """One photon's columns of D = ∂H/∂(E, θ, φ), rows 1-3 (row 0 is (1, 0, 0); D[3, φ] = 0):
     (D1E, D1θ, D1φ, D2E, D2θ, D2φ, D3E, D3θ), the expressions of the scalar kernel."""
@@ -127,7 +134,7 @@ def _jacobian(e: float, t: tuple[float, float, float, float]) -> Jac:
     return ux, e * ct * cp, -e * uy, uy, e * ct * sp, e * ux, ct, -e * st
 
 
-@jit
+@jit_inline
 def _add_momentum(
     h: tuple[float, float, float, float], e: float, t: tuple[float, float, float, float]
 ) -> tuple[float, float, float, float]:
@@ -152,7 +159,7 @@ def _constraints(
     return _add_momentum(h, s[(a_row + 6) * LANES + ln], _four(s, t_row + 8, ln))
 
 
-@jit
+@jit_inline
 def _photon_products(sums: Sums, v: Cov6, d: Jac) -> tuple[Sums, Rows9]:
     """One photon's rows of B = V₀ Dᵀ (columns 1-3; column 0 is V₀'s first column) and its terms
     of S = D V₀ Dᵀ added to ``sums`` = (S00, S10, S20, S30, S11, S21, S31, S22, S32, S33), in
@@ -196,7 +203,7 @@ def _photon_products(sums: Sums, v: Cov6, d: Jac) -> tuple[Sums, Rows9]:
     )  # fmt: skip
 
 
-@jit
+@jit_inline
 def _ldl(sums: Sums) -> tuple[bool, tuple]:
     """The scalar kernel's LDLᵀ factorisation of S without early exits: every pivot computed,
     ok when each passes (a failed lane's factor is garbage and never used)."""
@@ -235,7 +242,7 @@ def _linearise(s: FloatArray, ln: int) -> tuple:
     return ok, L, (d0, d1, d2), (b0, b1, b2)
 
 
-@jit
+@jit_inline
 def _residual(
     r: tuple[float, float, float, float],
     a0: tuple[float, float, float],
@@ -254,7 +261,7 @@ def _residual(
     )
 
 
-@jit
+@jit_inline
 def _moved(
     a0: tuple[float, float, float], v: Cov6, b: Rows9, lam: tuple[float, float, float, float]
 ) -> tuple[float, float, float]:
@@ -301,7 +308,7 @@ def _fix_trig(s: FloatArray, a_row: int, t_row: int) -> None:
                 _put4(s, t_row + 4 * k, ln, (st, ct, sp, cp))
 
 
-@jit
+@jit_inline
 def _finite4(x: tuple[float, float, float, float]) -> bool:
     return math.isfinite(x[0]) & math.isfinite(x[1]) & math.isfinite(x[2]) & math.isfinite(x[3])
 
@@ -353,6 +360,25 @@ def _step(s: FloatArray) -> int:
     return big
 
 
+@jit_inline
+def _pick3(c: bool, x: tuple[float, float, float], y: tuple[float, float, float]
+           ) -> tuple[float, float, float]:  # fmt: skip
+    """x if c else y, element by element."""
+    return (x[0] if c else y[0]), (x[1] if c else y[1]), (x[2] if c else y[2])
+
+
+@jit_inline
+def _pick4(c: bool, x: tuple[float, float, float, float], y: tuple[float, float, float, float]
+           ) -> tuple[float, float, float, float]:  # fmt: skip
+    """x if c else y, element by element."""
+    return (
+        (x[0] if c else y[0]),
+        (x[1] if c else y[1]),
+        (x[2] if c else y[2]),
+        (x[3] if c else y[3]),
+    )
+
+
 @jit
 def _commit(s: FloatArray, chi2_tolerance: float, constraint_tolerance: float) -> int:
     """Accept the step of every iterating lane whose factorisation succeeded (vector loop), with
@@ -373,14 +399,14 @@ def _commit(s: FloatArray, chi2_tolerance: float, constraint_tolerance: float) -
         step = act & fok
         failed = act & (not (fok & fin))
         still = step & fin & (not conv)
-        # selects, not branches or inner loops: the loop stays straight-line code
-        _put3(s, _A, ln, _three(s, _AN, ln) if step else _three(s, _A, ln))
-        _put3(s, _A + 3, ln, _three(s, _AN + 3, ln) if step else _three(s, _A + 3, ln))
-        _put3(s, _A + 6, ln, _three(s, _AN + 6, ln) if step else _three(s, _A + 6, ln))
-        _put4(s, _T, ln, _four(s, _TN, ln) if step else _four(s, _T, ln))
-        _put4(s, _T + 4, ln, _four(s, _TN + 4, ln) if step else _four(s, _T + 4, ln))
-        _put4(s, _T + 8, ln, _four(s, _TN + 8, ln) if step else _four(s, _T + 8, ln))
-        _put4(s, _H, ln, h if step else _four(s, _H, ln))
+        # selects of loaded values, not branches or inner loops: straight-line code
+        _put3(s, _A, ln, _pick3(step, _three(s, _AN, ln), _three(s, _A, ln)))
+        _put3(s, _A + 3, ln, _pick3(step, _three(s, _AN + 3, ln), _three(s, _A + 3, ln)))
+        _put3(s, _A + 6, ln, _pick3(step, _three(s, _AN + 6, ln), _three(s, _A + 6, ln)))
+        _put4(s, _T, ln, _pick4(step, _four(s, _TN, ln), _four(s, _T, ln)))
+        _put4(s, _T + 4, ln, _pick4(step, _four(s, _TN + 4, ln), _four(s, _T + 4, ln)))
+        _put4(s, _T + 8, ln, _pick4(step, _four(s, _TN + 8, ln), _four(s, _T + 8, ln)))
+        _put4(s, _H, ln, _pick4(step, h, _four(s, _H, ln)))
         s[_CHI2 * LANES + ln] = chi2_new if step else s[_CHI2 * LANES + ln]
         s[_IT * LANES + ln] += 1.0 if step else 0.0
         s[_GOOD * LANES + ln] = 0.0 if failed else s[_GOOD * LANES + ln]
