@@ -490,36 +490,30 @@ def _finish(s: FloatArray) -> None:
 
 
 @jit_inline
-def _measured_ok(E: FloatArray, theta: FloatArray, phi: FloatArray, beam: FloatArray, i: int
-                 ) -> bool:  # fmt: skip
-    """:func:`kinfit.kernel._kinematics_ok` of the standard fit, inlined (a call per event
-    would count references of its four arrays)."""
-    b0 = beam[i, 0]
-    b1 = beam[i, 1]
-    b2 = beam[i, 2]
-    b3 = beam[i, 3]
+def _measured_ok(
+    b: tuple[float, float, float, float],
+    E: tuple[float, float, float],
+    theta: tuple[float, float, float],
+    phi: tuple[float, float, float],
+) -> bool:
+    """:func:`kinfit.kernel._kinematics_ok` of the standard fit on one event's values (scalars
+    only: inlined helpers that take arrays would count references once per event)."""
+    b0, b1, b2, b3 = b
     if not (math.isfinite(b0) and math.isfinite(b1) and math.isfinite(b2) and math.isfinite(b3)):
         return False
     if not (b0 > 0.0 and b0 * b0 > b1 * b1 + b2 * b2 + b3 * b3):
         return False
     for k in range(3):
-        if not (0.0 <= theta[i, k] <= math.pi and math.isfinite(phi[i, k])):  # NaN fails
+        if not (0.0 <= theta[k] <= math.pi and math.isfinite(phi[k])):  # NaN fails
             return False
-        if not (math.isfinite(E[i, k]) and E[i, k] > 0.0):
+        if not (math.isfinite(E[k]) and E[k] > 0.0):
             return False
     return True
 
 
 @jit_inline
-def _diagonal_ok(cov_diag: FloatArray, i: int) -> bool:
-    """Every variance of event i finite and positive (the diagonal case of
-    :func:`kinfit.kernel._load_covariance`)."""
-    for k in range(3):
-        for r in range(3):
-            v = cov_diag[i, k, r]
-            if not (math.isfinite(v) and v > 0.0):
-                return False
-    return True
+def _variance_ok(v: float) -> bool:
+    return math.isfinite(v) and v > 0.0
 
 
 @jit_inline
@@ -528,38 +522,48 @@ def _load(
     cov_full: FloatArray, cov_diag: FloatArray, full: bool, beam: FloatArray, V: FloatArray,
 ) -> None:  # fmt: skip
     """Events i0 … i0 + LANES − 1 into the lanes (scalar): the input checks of the scalar
-    kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never steps."""
+    kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never steps.
+    The arrays are indexed here directly (see _measured_ok)."""
     for ln in range(LANES):
-        i = i0 + ln
-        ok = i < n and _measured_ok(E, theta, phi, beam, i)
+        i = min(i0 + ln, n - 1)
+        e = (E[i, 0], E[i, 1], E[i, 2])
+        t = (theta[i, 0], theta[i, 1], theta[i, 2])
+        p = (phi[i, 0], phi[i, 1], phi[i, 2])
+        b = (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3])
+        ok = i0 + ln < n and _measured_ok(b, e, t, p)
         if ok:
             if full:
-                # symmetrised, checked positive definite (scalar kernel's function)
+                # symmetrised, checked positive definite (the scalar kernel's function)
                 ok = _load_covariance(cov_full, cov_diag, full, i, -1, V)
             else:
-                ok = _diagonal_ok(cov_diag, i)
+                for k in range(3):
+                    for r in range(3):
+                        ok = ok and _variance_ok(cov_diag[i, k, r])
         for k in range(3):
-            x = (E[i, k], theta[i, k], phi[i, k]) if ok else (0.0, 0.0, 0.0)
-            _put3(s, _A0 + 3 * k, ln, x)
-            _put3(s, _A + 3 * k, ln, x)
-            b = (_V + 6 * k) * LANES + ln
+            j = (_A0 + 3 * k) * LANES + ln
+            s[j] = e[k] if ok else 0.0
+            s[j + LANES] = t[k] if ok else 0.0
+            s[j + 2 * LANES] = p[k] if ok else 0.0
+            j = (_A + 3 * k) * LANES + ln
+            s[j] = e[k] if ok else 0.0
+            s[j + LANES] = t[k] if ok else 0.0
+            s[j + 2 * LANES] = p[k] if ok else 0.0
+            j = (_V + 6 * k) * LANES + ln
             for q in range(6):
-                s[b + q * LANES] = 0.0
+                s[j + q * LANES] = 0.0
             if ok and full:
-                s[b] = V[k, 0, 0]
-                s[b + LANES] = V[k, 0, 1]
-                s[b + 2 * LANES] = V[k, 0, 2]
-                s[b + 3 * LANES] = V[k, 1, 1]
-                s[b + 4 * LANES] = V[k, 1, 2]
-                s[b + 5 * LANES] = V[k, 2, 2]
+                s[j] = V[k, 0, 0]
+                s[j + LANES] = V[k, 0, 1]
+                s[j + 2 * LANES] = V[k, 0, 2]
+                s[j + 3 * LANES] = V[k, 1, 1]
+                s[j + 4 * LANES] = V[k, 1, 2]
+                s[j + 5 * LANES] = V[k, 2, 2]
             elif ok:
-                s[b] = cov_diag[i, k, 0]
-                s[b + 3 * LANES] = cov_diag[i, k, 1]
-                s[b + 5 * LANES] = cov_diag[i, k, 2]
-        if ok:
-            _put4(s, _BEAM, ln, (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3]))
-        else:
-            _put4(s, _BEAM, ln, (0.0, 0.0, 0.0, 0.0))
+                s[j] = cov_diag[i, k, 0]
+                s[j + 3 * LANES] = cov_diag[i, k, 1]
+                s[j + 5 * LANES] = cov_diag[i, k, 2]
+        for q in range(4):
+            s[(_BEAM + q) * LANES + ln] = b[q] if ok else 0.0
         s[_CHI2 * LANES + ln] = 0.0
         s[_IT * LANES + ln] = 0.0
         s[_ACTIVE * LANES + ln] = 1.0 if ok else 0.0
@@ -583,18 +587,21 @@ def _store(
             _flag(i, code, E, theta, phi, cov_full, cov_diag, full, out)
             continue
         for k in range(3):
-            out_E[i, k], out_theta[i, k], out_phi[i, k] = _three(s, _A + 3 * k, ln)
-            v00, v01, v02, v11, v12, v22 = _six(s, _COV + 6 * k, ln)
-            out_cov[i, k, 0, 0] = v00
-            out_cov[i, k, 0, 1] = v01
-            out_cov[i, k, 1, 0] = v01
-            out_cov[i, k, 0, 2] = v02
-            out_cov[i, k, 2, 0] = v02
-            out_cov[i, k, 1, 1] = v11
-            out_cov[i, k, 1, 2] = v12
-            out_cov[i, k, 2, 1] = v12
-            out_cov[i, k, 2, 2] = v22
-            pulls[i, k, 0], pulls[i, k, 1], pulls[i, k, 2] = _three(s, _PULL + 3 * k, ln)
+            j = (_A + 3 * k) * LANES + ln
+            out_E[i, k] = s[j]
+            out_theta[i, k] = s[j + LANES]
+            out_phi[i, k] = s[j + 2 * LANES]
+            j = (_PULL + 3 * k) * LANES + ln
+            pulls[i, k, 0] = s[j]
+            pulls[i, k, 1] = s[j + LANES]
+            pulls[i, k, 2] = s[j + 2 * LANES]
+            j = (_COV + 6 * k) * LANES + ln
+            out_cov[i, k, 0, 0] = s[j]
+            out_cov[i, k, 0, 1] = out_cov[i, k, 1, 0] = s[j + LANES]
+            out_cov[i, k, 0, 2] = out_cov[i, k, 2, 0] = s[j + 2 * LANES]
+            out_cov[i, k, 1, 1] = s[j + 3 * LANES]
+            out_cov[i, k, 1, 2] = out_cov[i, k, 2, 1] = s[j + 4 * LANES]
+            out_cov[i, k, 2, 2] = s[j + 5 * LANES]
         c2 = s[_CHI2 * LANES + ln]
         chi2[i] = c2
         pvalue[i] = chi2_sf(c2, 4)
