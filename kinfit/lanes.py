@@ -2,24 +2,33 @@
 
 The algorithm, its equations (P. Avery, CLEO CBX 98-37; see :mod:`kinfit.kernel`), its
 convergence tests, status codes and flagged-event conventions are those of
-:func:`kinfit.kernel.fit_events`, and so is the arithmetic, operation for operation: the two
-kernels give the same numbers (``tests/test_kinfit_lanes.py``). What differs is the layout. The
-scalar kernel fits one event at a time; here a block of ``LANES`` events is fitted side by side
-in a structure-of-arrays scratch block (quantity ``q`` of lane ``ln`` at ``s[q * LANES + ln]``),
-so that each stage of a linearisation step is one loop over the lanes with straight-line code
-inside: the compiler evaluates it with vector instructions, one event per SIMD lane.
+:func:`kinfit.kernel.fit_events`, and so is the arithmetic, operation for operation. What differs
+is the layout. The scalar kernel fits one event at a time; here a block of ``LANES`` events is
+fitted side by side in a structure-of-arrays scratch block (quantity ``q`` of lane ``j`` at
+``s[q * LANES + j]``), so that each stage of a linearisation step is one loop over the lanes with
+straight-line code inside: the compiler evaluates it with vector instructions, one event per SIMD
+lane.
 
 - Branches become selects: a lane that has converged (or failed) is frozen, and a block steps
-  until none of its lanes is iterating (three steps for nearly every event, so a block rarely
-  waits on one lane).
+  until none of its lanes is iterating (three or four steps for nearly every event).
+- Each call of a lane function runs ``SUPER`` blocks one after the other (64 events; blocks
+  whose lanes have all stopped are skipped), so that what a call costs (numba counts the
+  references of its array argument) is paid once per 64 events, while a block still waits only
+  on its own 8 lanes.
 - sin and cos come from :func:`kinfit.numerics.sincos_reduced` (no libm call in a vector loop);
   the rare angle outside its range (|x| >= 1e5 or non-finite) is recomputed by libm before it
   is used, as :func:`kinfit.numerics.sincos` does.
 - The per-event work that branches (input checks, the χ² survival function, flagged outputs)
   stays scalar, once per event, outside the lane loops.
+- Every helper of a lane loop is inlined by numba (``jit_inline``): numba runs a compiled
+  callee's own copy in a process that compiled it, and that copy's loop is vectorised only if
+  nothing in it is a call.
 
-Only the standard fit (no free energy) runs here; :func:`kinfit.fit_three_photons_free_energy`
-uses the scalar kernel.
+Without FMA contraction the two kernels give the same bits; with it (``kinfit.numerics.jit``)
+the compiler fuses some multiply-adds differently in vector code, so fitted values agree to
+rounding (``tests/test_kinfit_lanes.py``). A lane's result does not depend on its neighbours or
+its position. Only the standard fit (no free energy) runs here;
+:func:`kinfit.fit_three_photons_free_energy` uses the scalar kernel.
 """
 
 from __future__ import annotations
@@ -79,7 +88,12 @@ _FOK = 83  # 1.0 if the step's factorisation succeeded
 _COV = 84  # fitted covariance
 _PULL = 102  # pulls (E, θ, φ) per photon
 _CODE = 111  # status code (−1 until decided)
-_ROWS = 112
+_NACT = 112  # lane 0: number of the block's lanes still iterating
+_ROWS = 113
+#: doubles per block of LANES events in the scratch; blocks follow each other
+_BLOCK = _ROWS * LANES
+#: blocks handled by one call of a lane function (their loops run block after block)
+SUPER = 8
 
 Sums = tuple[float, float, float, float, float, float, float, float, float, float]
 Jac = tuple[float, float, float, float, float, float, float, float]
@@ -284,20 +298,27 @@ def _put_trig(s: FloatArray, t_row: int, ln: int, theta: float, phi: float) -> i
 
 
 @jit
-def _trig(s: FloatArray, a_row: int, t_row: int) -> int:
+def _trig(s: FloatArray, nb: int, a_row: int, t_row: int) -> int:
     """Sines and cosines of every lane's angles in a_row into t_row (vector loop)."""
     big = 0
-    for ln in range(LANES):
-        big += _put_trig(s, t_row, ln, s[(a_row + 1) * LANES + ln], s[(a_row + 2) * LANES + ln])
-        big += _put_trig(s, t_row + 4, ln, s[(a_row + 4) * LANES + ln], s[(a_row + 5) * LANES + ln])
-        big += _put_trig(s, t_row + 8, ln, s[(a_row + 7) * LANES + ln], s[(a_row + 8) * LANES + ln])
+    for blk in range(nb):
+        for j in range(LANES):
+            ln = blk * _BLOCK + j
+            big += _put_trig(s, t_row, ln, s[(a_row + 1) * LANES + ln], s[(a_row + 2) * LANES + ln])
+            big += _put_trig(
+                s, t_row + 4, ln, s[(a_row + 4) * LANES + ln], s[(a_row + 5) * LANES + ln]
+            )
+            big += _put_trig(
+                s, t_row + 8, ln, s[(a_row + 7) * LANES + ln], s[(a_row + 8) * LANES + ln]
+            )
     return big
 
 
 @jit
-def _fix_trig(s: FloatArray, a_row: int, t_row: int) -> None:
+def _fix_trig(s: FloatArray, nb: int, a_row: int, t_row: int) -> None:
     """Sines and cosines of the angles outside sincos_reduced's range, from libm (scalar)."""
-    for ln in range(LANES):
+    for lane in range(nb * LANES):
+        ln = (lane // LANES) * _BLOCK + lane % LANES
         for k in range(3):
             b = (a_row + 3 * k) * LANES + ln
             theta = s[b + LANES]
@@ -314,49 +335,58 @@ def _finite4(x: tuple[float, float, float, float]) -> bool:
 
 
 @jit
-def _start(s: FloatArray) -> int:
+def _start(s: FloatArray, nb: int) -> int:
     """Sines, cosines and constraints at the measured point; a lane whose constraints are not
     finite stops as SINGULAR before its first step. Returns the number of iterating lanes."""
-    if _trig(s, _A, _T):
-        _fix_trig(s, _A, _T)
-    active = 0
-    for ln in range(LANES):
-        h = _constraints(s, _A, _T, ln)
-        _put4(s, _H, ln, h)
-        fin = _finite4(h)
-        act = (s[_ACTIVE * LANES + ln] > 0.5) & fin
-        s[_ACTIVE * LANES + ln] = 1.0 if act else 0.0
-        s[_GOOD * LANES + ln] = 1.0 if (s[_GOOD * LANES + ln] > 0.5) & fin else 0.0
-        active += int(act)
-    return active
+    if _trig(s, nb, _A, _T):
+        _fix_trig(s, nb, _A, _T)
+    total = 0
+    for blk in range(nb):
+        active = 0
+        for j in range(LANES):
+            ln = blk * _BLOCK + j
+            h = _constraints(s, _A, _T, ln)
+            _put4(s, _H, ln, h)
+            fin = _finite4(h)
+            act = (s[_ACTIVE * LANES + ln] > 0.5) & fin
+            s[_ACTIVE * LANES + ln] = 1.0 if act else 0.0
+            s[_GOOD * LANES + ln] = 1.0 if (s[_GOOD * LANES + ln] > 0.5) & fin else 0.0
+            active += int(act)
+        s[blk * _BLOCK + _NACT * LANES] = active
+        total += active
+    return total
 
 
 @jit
-def _step(s: FloatArray) -> int:
+def _step(s: FloatArray, nb: int) -> int:
     """One linearisation step of every lane (vector loop): the new point, its sines and cosines,
     its χ² and whether the factorisation succeeded, into the _AN, _TN, _CHI2N, _FOK rows.
-    Returns the number of angles outside sincos_reduced's range."""
+    Returns the number of angles outside sincos_reduced's range. Blocks with no iterating lane
+    are skipped."""
     big = 0
-    for ln in range(LANES):
-        ok, L, d, b = _linearise(s, ln)
-        r = _four(s, _H, ln)
-        a0 = (_three(s, _A0, ln), _three(s, _A0 + 3, ln), _three(s, _A0 + 6, ln))
-        r = _residual(r, a0[0], _three(s, _A, ln), d[0])
-        r = _residual(r, a0[1], _three(s, _A + 3, ln), d[1])
-        r = _residual(r, a0[2], _three(s, _A + 6, ln), d[2])
-        u = _forward(L, r[0], r[1], r[2], r[3])
-        s[_CHI2N * LANES + ln] = _wdot(L, u, u)  # = rᵀ S⁻¹ r = λᵀ r
-        lam = _backward(L, u)
-        m0 = _moved(a0[0], _six(s, _V, ln), b[0], lam)
-        m1 = _moved(a0[1], _six(s, _V + 6, ln), b[1], lam)
-        m2 = _moved(a0[2], _six(s, _V + 12, ln), b[2], lam)
-        _put3(s, _AN, ln, m0)
-        _put3(s, _AN + 3, ln, m1)
-        _put3(s, _AN + 6, ln, m2)
-        big += _put_trig(s, _TN, ln, m0[1], m0[2])
-        big += _put_trig(s, _TN + 4, ln, m1[1], m1[2])
-        big += _put_trig(s, _TN + 8, ln, m2[1], m2[2])
-        s[_FOK * LANES + ln] = 1.0 if ok else 0.0
+    for blk in range(nb):
+        if s[blk * _BLOCK + _NACT * LANES] > 0.5:
+            for j in range(LANES):
+                ln = blk * _BLOCK + j
+                ok, L, d, b = _linearise(s, ln)
+                r = _four(s, _H, ln)
+                a0 = (_three(s, _A0, ln), _three(s, _A0 + 3, ln), _three(s, _A0 + 6, ln))
+                r = _residual(r, a0[0], _three(s, _A, ln), d[0])
+                r = _residual(r, a0[1], _three(s, _A + 3, ln), d[1])
+                r = _residual(r, a0[2], _three(s, _A + 6, ln), d[2])
+                u = _forward(L, r[0], r[1], r[2], r[3])
+                s[_CHI2N * LANES + ln] = _wdot(L, u, u)  # = rᵀ S⁻¹ r = λᵀ r
+                lam = _backward(L, u)
+                m0 = _moved(a0[0], _six(s, _V, ln), b[0], lam)
+                m1 = _moved(a0[1], _six(s, _V + 6, ln), b[1], lam)
+                m2 = _moved(a0[2], _six(s, _V + 12, ln), b[2], lam)
+                _put3(s, _AN, ln, m0)
+                _put3(s, _AN + 3, ln, m1)
+                _put3(s, _AN + 6, ln, m2)
+                big += _put_trig(s, _TN, ln, m0[1], m0[2])
+                big += _put_trig(s, _TN + 4, ln, m1[1], m1[2])
+                big += _put_trig(s, _TN + 8, ln, m2[1], m2[2])
+                s[_FOK * LANES + ln] = 1.0 if ok else 0.0
     return big
 
 
@@ -380,40 +410,46 @@ def _pick4(c: bool, x: tuple[float, float, float, float], y: tuple[float, float,
 
 
 @jit
-def _commit(s: FloatArray, chi2_tolerance: float, constraint_tolerance: float) -> int:
+def _commit(s: FloatArray, nb: int, chi2_tolerance: float, constraint_tolerance: float) -> int:
     """Accept the step of every iterating lane whose factorisation succeeded (vector loop), with
     the scalar kernel's tests: a failed factorisation or non-finite constraints stop the lane as
     SINGULAR, |Δχ²| < chi2_tolerance with every |H| < constraint_tolerance as converged. Returns
-    the number of lanes still iterating."""
-    active = 0
-    for ln in range(LANES):
-        act = s[_ACTIVE * LANES + ln] > 0.5
-        fok = s[_FOK * LANES + ln] > 0.5
-        h = _constraints(s, _AN, _TN, ln)
-        fin = _finite4(h)
-        worst = max(max(abs(h[0]), abs(h[1])), max(abs(h[2]), abs(h[3])))
-        chi2_new = s[_CHI2N * LANES + ln]
-        conv = (abs(chi2_new - s[_CHI2 * LANES + ln]) < chi2_tolerance) & (
-            worst < constraint_tolerance
-        )
-        step = act & fok
-        failed = act & (not (fok & fin))
-        still = step & fin & (not conv)
-        # selects of loaded values, not branches or inner loops: straight-line code
-        _put3(s, _A, ln, _pick3(step, _three(s, _AN, ln), _three(s, _A, ln)))
-        _put3(s, _A + 3, ln, _pick3(step, _three(s, _AN + 3, ln), _three(s, _A + 3, ln)))
-        _put3(s, _A + 6, ln, _pick3(step, _three(s, _AN + 6, ln), _three(s, _A + 6, ln)))
-        _put4(s, _T, ln, _pick4(step, _four(s, _TN, ln), _four(s, _T, ln)))
-        _put4(s, _T + 4, ln, _pick4(step, _four(s, _TN + 4, ln), _four(s, _T + 4, ln)))
-        _put4(s, _T + 8, ln, _pick4(step, _four(s, _TN + 8, ln), _four(s, _T + 8, ln)))
-        _put4(s, _H, ln, _pick4(step, h, _four(s, _H, ln)))
-        s[_CHI2 * LANES + ln] = chi2_new if step else s[_CHI2 * LANES + ln]
-        s[_IT * LANES + ln] += 1.0 if step else 0.0
-        s[_GOOD * LANES + ln] = 0.0 if failed else s[_GOOD * LANES + ln]
-        s[_CONV * LANES + ln] = 1.0 if step & fin & conv else s[_CONV * LANES + ln]
-        s[_ACTIVE * LANES + ln] = 1.0 if still else 0.0
-        active += int(still)
-    return active
+    the number of lanes still iterating. Blocks with no iterating lane are skipped."""
+    total = 0
+    for blk in range(nb):
+        if s[blk * _BLOCK + _NACT * LANES] > 0.5:
+            active = 0
+            for j in range(LANES):
+                ln = blk * _BLOCK + j
+                act = s[_ACTIVE * LANES + ln] > 0.5
+                fok = s[_FOK * LANES + ln] > 0.5
+                h = _constraints(s, _AN, _TN, ln)
+                fin = _finite4(h)
+                worst = max(max(abs(h[0]), abs(h[1])), max(abs(h[2]), abs(h[3])))
+                chi2_new = s[_CHI2N * LANES + ln]
+                conv = (abs(chi2_new - s[_CHI2 * LANES + ln]) < chi2_tolerance) & (
+                    worst < constraint_tolerance
+                )
+                step = act & fok
+                failed = act & (not (fok & fin))
+                still = step & fin & (not conv)
+                # selects of loaded values, not branches or inner loops: straight-line code
+                _put3(s, _A, ln, _pick3(step, _three(s, _AN, ln), _three(s, _A, ln)))
+                _put3(s, _A + 3, ln, _pick3(step, _three(s, _AN + 3, ln), _three(s, _A + 3, ln)))
+                _put3(s, _A + 6, ln, _pick3(step, _three(s, _AN + 6, ln), _three(s, _A + 6, ln)))
+                _put4(s, _T, ln, _pick4(step, _four(s, _TN, ln), _four(s, _T, ln)))
+                _put4(s, _T + 4, ln, _pick4(step, _four(s, _TN + 4, ln), _four(s, _T + 4, ln)))
+                _put4(s, _T + 8, ln, _pick4(step, _four(s, _TN + 8, ln), _four(s, _T + 8, ln)))
+                _put4(s, _H, ln, _pick4(step, h, _four(s, _H, ln)))
+                s[_CHI2 * LANES + ln] = chi2_new if step else s[_CHI2 * LANES + ln]
+                s[_IT * LANES + ln] += 1.0 if step else 0.0
+                s[_GOOD * LANES + ln] = 0.0 if failed else s[_GOOD * LANES + ln]
+                s[_CONV * LANES + ln] = 1.0 if step & fin & conv else s[_CONV * LANES + ln]
+                s[_ACTIVE * LANES + ln] = 1.0 if still else 0.0
+                active += int(still)
+            s[blk * _BLOCK + _NACT * LANES] = active
+            total += active
+    return total
 
 
 @jit_inline
@@ -467,26 +503,28 @@ def _finish_photon(s: FloatArray, ln: int, k: int, L: tuple, b: Rows9) -> bool:
 
 
 @jit
-def _finish(s: FloatArray) -> None:
+def _finish(s: FloatArray, nb: int) -> None:
     """Status code of every lane, and for converged ones the covariance and pulls linearised at
     the solution (vector loop)."""
-    for ln in range(LANES):
-        ok, L, _, b = _linearise(s, ln)
-        physical = _finish_photon(s, ln, 0, L, b[0])
-        physical = _finish_photon(s, ln, 1, L, b[1]) & physical
-        physical = _finish_photon(s, ln, 2, L, b[2]) & physical
-        code = float(STATUS_OK)
-        if not ok:
-            code = float(STATUS_SINGULAR)
-        if not physical:
-            code = float(STATUS_UNPHYSICAL)
-        if not s[_CONV * LANES + ln] > 0.5:
-            code = float(STATUS_NOT_CONVERGED)
-        if not s[_GOOD * LANES + ln] > 0.5:
-            code = float(STATUS_SINGULAR)
-        if s[_CODE * LANES + ln] >= 0.0:
-            code = s[_CODE * LANES + ln]  # bad input
-        s[_CODE * LANES + ln] = code
+    for blk in range(nb):
+        for j in range(LANES):
+            ln = blk * _BLOCK + j
+            ok, L, _, b = _linearise(s, ln)
+            physical = _finish_photon(s, ln, 0, L, b[0])
+            physical = _finish_photon(s, ln, 1, L, b[1]) & physical
+            physical = _finish_photon(s, ln, 2, L, b[2]) & physical
+            code = float(STATUS_OK)
+            if not ok:
+                code = float(STATUS_SINGULAR)
+            if not physical:
+                code = float(STATUS_UNPHYSICAL)
+            if not s[_CONV * LANES + ln] > 0.5:
+                code = float(STATUS_NOT_CONVERGED)
+            if not s[_GOOD * LANES + ln] > 0.5:
+                code = float(STATUS_SINGULAR)
+            if s[_CODE * LANES + ln] >= 0.0:
+                code = s[_CODE * LANES + ln]  # bad input
+            s[_CODE * LANES + ln] = code
 
 
 @jit_inline
@@ -518,19 +556,20 @@ def _variance_ok(v: float) -> bool:
 
 @jit_inline
 def _load(
-    s: FloatArray, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
+    s: FloatArray, nb: int, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
     cov_full: FloatArray, cov_diag: FloatArray, full: bool, beam: FloatArray, V: FloatArray,
 ) -> None:  # fmt: skip
-    """Events i0 … i0 + LANES − 1 into the lanes (scalar): the input checks of the scalar
-    kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never steps.
-    The arrays are indexed here directly (see _measured_ok)."""
-    for ln in range(LANES):
-        i = min(i0 + ln, n - 1)
+    """Events i0 … i0 + nb·LANES − 1 into nb blocks of lanes (scalar): the input checks of the
+    scalar kernel; a bad event (or a lane past n) gets zeros and status BAD_INPUT, and never
+    steps. The arrays are indexed here directly (see _measured_ok)."""
+    for lane in range(nb * LANES):
+        ln = (lane // LANES) * _BLOCK + lane % LANES
+        i = min(i0 + lane, n - 1)
         e = (E[i, 0], E[i, 1], E[i, 2])
         t = (theta[i, 0], theta[i, 1], theta[i, 2])
         p = (phi[i, 0], phi[i, 1], phi[i, 2])
         b = (beam[i, 0], beam[i, 1], beam[i, 2], beam[i, 3])
-        ok = i0 + ln < n and _measured_ok(b, e, t, p)
+        ok = i0 + lane < n and _measured_ok(b, e, t, p)
         if ok:
             if full:
                 # symmetrised, checked positive definite (the scalar kernel's function)
@@ -574,13 +613,14 @@ def _load(
 
 @jit_inline
 def _store(
-    s: FloatArray, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
+    s: FloatArray, nb: int, i0: int, n: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
     cov_full: FloatArray, cov_diag: FloatArray, full: bool, out: tuple,
 ) -> None:  # fmt: skip
     """The lanes' results into the output arrays (scalar; the χ² probability here)."""
     out_E, out_theta, out_phi, out_cov, chi2, pvalue, iterations, status, pulls = out
-    for ln in range(min(LANES, n - i0)):
-        i = i0 + ln
+    for lane in range(min(nb * LANES, n - i0)):
+        ln = (lane // LANES) * _BLOCK + lane % LANES
+        i = i0 + lane
         iterations[i] = int(s[_IT * LANES + ln])
         code = int(s[_CODE * LANES + ln])
         if code != STATUS_OK:
@@ -635,17 +675,18 @@ def fit_events_lanes(
         np.empty(n, dtype=np.int8),
         np.empty((n, 3, 3)),
     )
-    s = np.zeros(_ROWS * LANES)  # the scratch block, reused by every block of events
+    s = np.zeros(SUPER * _BLOCK)  # the scratch blocks, reused for every SUPER blocks of events
     V = np.zeros((3, 3, 3))
-    for i0 in range(0, n, LANES):
-        _load(s, i0, n, E, theta, phi, cov_full, cov_diag, full, beam, V)
-        active = _start(s)
+    for i0 in range(0, n, SUPER * LANES):
+        nb = min(SUPER, (n - i0 + LANES - 1) // LANES)
+        _load(s, nb, i0, n, E, theta, phi, cov_full, cov_diag, full, beam, V)
+        active = _start(s, nb)
         for _ in range(max_iterations):
             if active == 0:
                 break
-            if _step(s):
-                _fix_trig(s, _AN, _TN)
-            active = _commit(s, chi2_tolerance, constraint_tolerance)
-        _finish(s)
-        _store(s, i0, n, E, theta, phi, cov_full, cov_diag, full, out)
+            if _step(s, nb):
+                _fix_trig(s, nb, _AN, _TN)
+            active = _commit(s, nb, chi2_tolerance, constraint_tolerance)
+        _finish(s, nb)
+        _store(s, nb, i0, n, E, theta, phi, cov_full, cov_diag, full, out)
     return out

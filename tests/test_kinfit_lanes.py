@@ -24,7 +24,7 @@ from test_kinfit_reference import (
 
 import kinfit
 from kinfit.fit import _fit_three_photons_scalar
-from kinfit.lanes import LANES
+from kinfit.lanes import LANES, SUPER
 
 TOL = 1e-9
 
@@ -76,8 +76,10 @@ def test_lanes_equal_the_scalar_kernel_with_correlations(sample) -> None:
 @pytest.mark.parametrize("max_iterations", [1, 2, 3, 20])
 def test_lanes_equal_the_scalar_kernel_on_every_status(max_iterations: int) -> None:
     """Good events mixed with bad input, singular, unphysical and slowly converging ones, and
-    angles beyond sincos's polynomial range (|φ| > 1e5, the libm fallback of the lanes)."""
-    events = [list(e) for e in _edge_events()]
+    angles beyond sincos's polynomial range (|φ| > 1e5, the libm fallback of the lanes); three
+    times over, so that they span several calls of the lane functions (SUPER blocks each)."""
+    events = [list(e) for e in _edge_events()] * 3
+    assert len(events) > 2 * SUPER * LANES
     measured = [np.array([e[q] for e in events]) for q in range(3)]
     cov = np.array([e[3] for e in events])
     beam = np.array([e[4] for e in events])
@@ -133,14 +135,14 @@ def test_an_event_does_not_depend_on_its_lane(sample) -> None:
     """Each event fitted alone (lane 0 of a block of padding) and at every offset inside a block
     gives the same bits: the lanes do not mix, so results do not depend on chunking."""
     _, measured, cov, beam = sample
-    m = 2 * LANES + 3
+    m = SUPER * LANES + 2 * LANES + 3
     together = kinfit.fit_three_photons(*(x[:m] for x in measured), cov[:m], beam[:m])
-    for shift in range(1, LANES):
+    for shift in (*range(1, LANES), 3 * LANES + 5):
         idx = np.r_[np.zeros(shift, dtype=int), np.arange(m)]
         shifted = kinfit.fit_three_photons(*(x[idx] for x in measured), cov[idx], beam[idx])
         for name in ("E", "theta", "phi", "cov", "chi2", "pulls", "iterations", "status"):
             np.testing.assert_array_equal(getattr(shifted, name)[shift:], getattr(together, name))
-    for i in range(0, m, 5):
+    for i in range(0, m, 7):
         alone = kinfit.fit_three_photons(*(x[i : i + 1] for x in measured), cov[i : i + 1],
                                          beam[i : i + 1])  # fmt: skip
         for name in ("E", "theta", "phi", "cov", "chi2", "pulls"):
