@@ -67,7 +67,8 @@ FloatArray = npt.NDArray[np.float64]
 #: events fitted side by side (a multiple of the widest SIMD register's doubles, 8 for AVX-512)
 LANES = 8
 
-# Rows of the scratch block; row q of lane ln is s[q * LANES + ln]. Per photon k = 0, 1, 2:
+# Rows of a scratch block: row q of lane j of block b is s[b * _BLOCK + q * LANES + j], and the
+# lane functions take ln = b * _BLOCK + j as the lane's index. Per photon k = 0, 1, 2:
 # (E, θ, φ) at 3k, (sinθ, cosθ, sinφ, cosφ) at 4k, covariance (V00, V01, V02, V11, V12, V22)
 # at 6k from the row's start.
 _A0 = 0  # measured (E, θ, φ)
