@@ -36,6 +36,7 @@ from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true
 from .columns import ChunkColumns, chunk_tree, read_chunk
 from .corrections import Corrections
 from .filling import (
+    ChunkFills,
     ChunkInfo,
     fill_cutflow,
     fill_generated,
@@ -178,30 +179,35 @@ class ALPProcessor(processor.ProcessorABC):
             settings.config.histograms.score_edges if scorer is not None else None,
         )
         inputs, vary, trigger = self._inputs(events, chunk)
-        fill_generated(hists, chunk, vary.weight)
+        fills = ChunkFills(hists)  # done at once at the end of the chunk
+        fill_generated(fills, chunk, vary.weight)
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
         skims: list[dict[str, np.ndarray]] = []
         fit_settings = settings.fit_settings()
         varied: list[dict[str, np.ndarray]] = []  # the score pass's variation lists
         listed = list_features(settings.config.training) if settings.skim_dir else None
-        for row in (r for r in rows if r.acts_on != "weight"):
-            energy = inputs.candidates.energy
-            if row.acts_on == "energy":
-                energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
-            # a varied energy fills only M_gg (and the score and the score pass's variation
-            # lists, which need the features)
-            full = row.name == NOMINAL or scorer is not None or listed is not None
-            reco = reconstruct(events, inputs, energy, fit_settings, features=full)
+        sets = [r for r in rows if r.acts_on != "weight"]  # the nominal first (its cutflow)
+        energies = [
+            ENERGY_SHIFTS[r.systematic](vary, r.direction)
+            if r.acts_on == "energy"
+            else inputs.candidates.energy
+            for r in sets
+        ]
+        # a varied energy fills only M_gg (and the score and the score pass's variation lists,
+        # which need the features)
+        full = [r.name == NOMINAL or scorer is not None or listed is not None for r in sets]
+        recos = reconstruct(events, inputs, energies, fit_settings, features=full)
+        for row, reco in zip(sets, recos, strict=True):
             if row.name == NOMINAL:
                 fill_cutflow(
-                    hists, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
+                    fills, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
                 )
             if not reco.any:
                 continue
             truth = reco.matched if not chunk.is_data else np.zeros_like(reco.mgg, dtype=bool)
             scores = score_candidates(scorer, reco) if scorer is not None else None
-            fill_main(hists, chunk, row.name, reco, truth, nominal[reco.selected], scores)
+            fill_main(fills, chunk, row.name, reco, truth, nominal[reco.selected], scores)
             if row.name != NOMINAL:
                 if listed is not None:
                     w = nominal[reco.selected]
@@ -209,11 +215,12 @@ class ALPProcessor(processor.ProcessorABC):
                 continue
             for weighted in (r for r in rows if r.acts_on == "weight"):
                 w = EVENT_WEIGHTS[weighted.systematic](vary, weighted.direction)[reco.selected]
-                fill_main(hists, chunk, weighted.name, reco, truth, w, scores)
+                fill_main(fills, chunk, weighted.name, reco, truth, w, scores)
                 if listed is not None:
                     varied.append(weight_rows(weighted.name, w))
-            fill_monitoring(hists, chunk, reco, nominal[reco.selected], truth)
+            fill_monitoring(fills, chunk, reco, nominal[reco.selected], truth)
             skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
+        fills.flush()
         return hists, skims, varied
 
     def _inputs(

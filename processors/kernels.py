@@ -10,10 +10,10 @@ __all__ = [
     "count_good_tracks",
     "gather_candidates",
     "gather_jagged",
-    "leading_three",
-    "mass_and_timing_cuts",
     "pick_three",
+    "pick_three_stacked",
     "segment_argmax",
+    "select_for_fit",
     "top_candidates",
 ]
 
@@ -73,106 +73,6 @@ def segment_argmax(
                 best = values[j]
                 out[i] = j
     return out
-
-
-@nb.njit(cache=True, nogil=True)
-def leading_three(
-    energy: npt.NDArray[np.float64], e_min: float, exactly: bool
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """Per event of ``energy`` ``(m, k)`` (NaN: no candidate): whether it has three candidates
-    with E > e_min (``exactly``: three and no more), and the column indices of its three most
-    energetic usable ones (ties: the lower index first, as a stable sort; unusable columns
-    follow in index order when fewer than three are usable)."""
-    m, k = energy.shape
-    three = np.zeros(m, dtype=np.bool_)
-    order = np.full((m, 3), -1, dtype=np.int64)
-    for i in range(m):
-        best = order[i]  # a view: no allocation per event (issue 12)
-        count = 0
-        for j in range(k):
-            e = energy[i, j]
-            if not (e > e_min):  # NaN fails
-                continue
-            count += 1
-            pos = 3
-            while pos > 0 and (best[pos - 1] < 0 or energy[i, best[pos - 1]] < e):
-                pos -= 1
-            if pos < 3:
-                for q in range(2, pos, -1):
-                    best[q] = best[q - 1]
-                best[pos] = j
-        filled = min(count, 3)
-        j = 0
-        while filled < 3:  # unusable columns after the usable ones, in index order
-            e = energy[i, j]
-            if not (e > e_min):
-                best[filled] = j
-                filled += 1
-            j += 1
-        three[i] = (count == 3) if exactly else (count >= 3)
-    return three, order
-
-
-@nb.njit(cache=True, nogil=True)
-def mass_and_timing_cuts(
-    energy: npt.NDArray[np.float64],
-    trig: npt.NDArray[np.float64],
-    time: npt.NDArray[np.float64],
-    order: npt.NDArray[np.int64],
-    rows: npt.NDArray[np.int64],
-    e_cms: npt.NDArray[np.float64],
-    m3g_lo: float,
-    m3g_hi: float,
-    time_constant: float,
-    time_floor: float,
-    time_e_floor: float,
-    nsigma: float,
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """For the events ``rows`` (which have three candidates, columns ``order``): whether
-    m3g_lo < M_3gamma / E_cms < m3g_hi, and whether the largest pairwise time difference of the
-    three photons is below ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E,
-    e_floor), floor) (ns). ``trig`` ``(4, m, k)`` holds sin theta, cos theta, sin phi, cos phi of
-    every candidate (the angles do not change with the energy variations, so they are computed
-    once per chunk). Only decides the cuts: the features are computed by the numpy code."""
-    n = len(rows)
-    mass_ok = np.zeros(n, dtype=np.bool_)
-    time_ok = np.zeros(n, dtype=np.bool_)
-    for r in range(n):
-        i = rows[r]
-        tot_e = 0.0
-        px = 0.0
-        py = 0.0
-        pz = 0.0
-        sig0 = 0.0
-        sig1 = 0.0
-        sig2 = 0.0
-        for q in range(3):
-            j = order[i, q]
-            e = energy[i, j]
-            st = trig[0, i, j]
-            tot_e += e
-            px += e * st * trig[3, i, j]
-            py += e * st * trig[2, i, j]
-            pz += e * trig[1, i, j]
-            s = np.hypot(time_constant / max(e, time_e_floor), time_floor)
-            if q == 0:
-                sig0 = s
-            elif q == 1:
-                sig1 = s
-            else:
-                sig2 = s
-        m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
-        ratio = m3 / e_cms[i]
-        mass_ok[r] = ratio > m3g_lo and ratio < m3g_hi
-        t0 = time[i, order[i, 0]]
-        t1 = time[i, order[i, 1]]
-        t2 = time[i, order[i, 2]]
-        spread = max(
-            abs(t0 - t1) / np.hypot(sig0, sig1),
-            max(abs(t0 - t2) / np.hypot(sig0, sig2), abs(t1 - t2) / np.hypot(sig1, sig2)),
-        )
-        time_ok[r] = spread < nsigma
-    return mass_ok, time_ok
 
 
 @nb.njit(cache=True, nogil=True)
@@ -250,4 +150,128 @@ def pick_three(
         i = rows[r]
         for q in range(3):
             out[r, q] = values[i, order[r, q]]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def select_for_fit(
+    energies: npt.NDArray[np.float64],
+    trig: npt.NDArray[np.float64],
+    time: npt.NDArray[np.float64],
+    e_cms: npt.NDArray[np.float64],
+    no_track: npt.NDArray[np.bool_],
+    e_min: float,
+    exactly: bool,
+    m3g_lo: float,
+    m3g_hi: float,
+    time_constant: float,
+    time_floor: float,
+    time_e_floor: float,
+    nsigma: float,
+) -> tuple[
+    npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """The pre-selection of every set of candidate energies in one pass (issue 12): for each
+    ``energies[v]`` ``(m, k)`` (NaN: no candidate) and each event, whether it has three candidates
+    with E > e_min (``exactly``: three and no more) and the columns of its three most energetic
+    ones (ties: the lower column first, as a stable sort); whether m3g_lo < M_3gamma / E_cms <
+    m3g_hi; whether the largest pairwise time difference of the three photons is below
+    ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E, e_floor), floor) (ns); and
+    the track veto ``no_track``.
+
+    Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow;
+    m3g and timing False where three_photons fails); ``offsets`` ``(V + 1,)``; and ``rows``
+    ``(F,)``, ``order`` ``(F, 3)``: the events that pass every cut (they reach the fit) and the
+    columns of their three photons, set by set (set ``v`` at ``offsets[v]:offsets[v + 1]``), in
+    event order. ``trig`` ``(4, m, k)`` holds sin theta, cos theta, sin phi, cos phi of every
+    candidate and ``time`` ``(m, k)`` its time (ns): the energy variations leave them alone, so
+    they are computed once per chunk."""
+    n_sets, m, k = energies.shape
+    cuts = np.zeros((3, m), dtype=np.bool_)
+    rows = np.empty(n_sets * m, dtype=np.int64)
+    order = np.empty((n_sets * m, 3), dtype=np.int64)
+    offsets = np.zeros(n_sets + 1, dtype=np.int64)
+    best = np.empty(3, dtype=np.int64)
+    sig = np.empty(3)
+    f = 0
+    for v in range(n_sets):
+        energy = energies[v]
+        for i in range(m):
+            if v > 0 and not no_track[i]:  # only the first set's cutflow needs the other cuts
+                continue
+            best[0] = -1
+            best[1] = -1
+            best[2] = -1
+            count = 0
+            for j in range(k):  # insertion into the sorted three, no allocation per event
+                e = energy[i, j]
+                if not (e > e_min):  # NaN fails
+                    continue
+                count += 1
+                pos = 3
+                while pos > 0 and (best[pos - 1] < 0 or energy[i, best[pos - 1]] < e):
+                    pos -= 1
+                if pos < 3:
+                    for q in range(2, pos, -1):
+                        best[q] = best[q - 1]
+                    best[pos] = j
+            three = (count == 3) if exactly else (count >= 3)
+            if not three:
+                continue
+            tot_e = 0.0
+            px = 0.0
+            py = 0.0
+            pz = 0.0
+            for q in range(3):
+                j = best[q]
+                e = energy[i, j]
+                st = trig[0, i, j]
+                tot_e += e
+                px += e * st * trig[3, i, j]
+                py += e * st * trig[2, i, j]
+                pz += e * trig[1, i, j]
+                sig[q] = np.hypot(time_constant / max(e, time_e_floor), time_floor)
+            m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
+            ratio = m3 / e_cms[i]
+            mass_ok = ratio > m3g_lo and ratio < m3g_hi
+            t0 = time[i, best[0]]
+            t1 = time[i, best[1]]
+            t2 = time[i, best[2]]
+            spread = max(
+                abs(t0 - t1) / np.hypot(sig[0], sig[1]),
+                max(
+                    abs(t0 - t2) / np.hypot(sig[0], sig[2]), abs(t1 - t2) / np.hypot(sig[1], sig[2])
+                ),
+            )
+            time_ok = spread < nsigma
+            if v == 0:
+                cuts[0, i] = True
+                cuts[1, i] = mass_ok
+                cuts[2, i] = time_ok
+            if mass_ok and time_ok and no_track[i]:
+                rows[f] = i
+                order[f, 0] = best[0]
+                order[f, 1] = best[1]
+                order[f, 2] = best[2]
+                f += 1
+        offsets[v + 1] = f
+    return cuts, offsets, rows[:f].copy(), order[:f].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def pick_three_stacked(
+    values: np.ndarray,
+    offsets: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    order: npt.NDArray[np.int64],
+) -> np.ndarray:
+    """:func:`pick_three` of ``(V, m, k)`` stacked candidate arrays: entry ``r`` of set ``v``
+    (``offsets[v] <= r < offsets[v + 1]``, as :func:`select_for_fit` returns them) from
+    ``values[v]``."""
+    out = np.empty((len(rows), 3), dtype=values.dtype)
+    for v in range(len(offsets) - 1):
+        for r in range(offsets[v], offsets[v + 1]):
+            i = rows[r]
+            for q in range(3):
+                out[r, q] = values[v, i, order[r, q]]
     return out
