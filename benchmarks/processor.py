@@ -174,20 +174,33 @@ class _Timers:
 def _breakdown(config: AnalysisConfig, workdir: Path) -> tuple[_Timers, float]:
     """A pass of the processor with its steps timed; restores the modules afterwards."""
     import processors.alp_processor as ap
+    import processors.filling as fl
     import processors.reconstruction as rc
     import processors.run as run
 
     saved = {(m, k): getattr(m, k) for m in (ap, rc, run) for k in dir(m) if not k.startswith("__")}
+    classes = [
+        (c, k, c.__dict__[k]) for c, k in ((ap.ALPProcessor, "_read"), (ap.ALPProcessor, "_inputs"))
+    ]
+    if hasattr(fl, "ChunkFills"):  # the fills are done at the end of each chunk
+        classes.append((fl.ChunkFills, "flush", fl.ChunkFills.flush))
     timers = _Timers()
     try:
         timers.wrap(run, "_prepare_inputs", "file_checks")
         timers.wrap(ap.ALPProcessor, "_read", "inputs")
         timers.wrap(ap.ALPProcessor, "_inputs", "inputs")
         timers.wrap(ap, "reconstruct", "reconstruct")
-        for name in ("event_features", "candidate_features", "pair_masses"):
+        for name in (
+            "event_features",
+            "candidate_features",
+            "three_photon_features",
+            "pair_masses",
+        ):
             timers.wrap(rc, name, "features")
         for name in ("fill_main", "fill_monitoring", "fill_cutflow", "fill_generated"):
             timers.wrap(ap, name, "fills")
+        if hasattr(fl, "ChunkFills"):
+            timers.wrap(fl.ChunkFills, "flush", "fills")
         timers.wrap_fit(rc)
         _fresh()
         start = _clock()
@@ -196,6 +209,8 @@ def _breakdown(config: AnalysisConfig, workdir: Path) -> tuple[_Timers, float]:
     finally:
         for (module, key), value in saved.items():
             setattr(module, key, value)
+        for cls, key, value in classes:
+            setattr(cls, key, value)
     return timers, total
 
 

@@ -24,7 +24,7 @@ from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
 from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
-from .features import PAIRS, candidate_features, event_features, pair_masses, photon_momenta
+from .features import PAIRS, pair_masses, photon_momenta, three_photon_features
 from .kernels import pick_three, pick_three_stacked, select_for_fit
 
 __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"]
@@ -237,8 +237,7 @@ def _featured(
     their positions in the fit's result; ``pick``, ``e3``: their three photons as measured)."""
     beam = inputs.beam[local]
     p3 = photon_momenta(e3, pick["theta"], pick["phi"])
-    event = event_features(p_fit, beam)
-    cand = candidate_features(p_fit, p3, beam)
+    event, cand = three_photon_features(p_fit, p3, beam)
     e_all = inputs.candidates.energy[local]
     event["chi2"] = fit.chi2[ok]
     event["fit_pvalue"] = fit.pvalue[ok]
