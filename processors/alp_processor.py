@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import awkward as ak
 import numpy as np
 import numpy.typing as npt
 from coffea import processor
@@ -32,7 +31,7 @@ from coffea import processor
 from alps.config import AnalysisConfig
 from alps.contract import CUTFLOW, NOMINAL, ScorerLike, make_histograms
 
-from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true_energy
+from .candidates import Candidates, alp_flags, photon_candidates, true_energy
 from .columns import ChunkColumns, chunk_tree, read_chunk
 from .corrections import Corrections
 from .filling import (
@@ -47,7 +46,7 @@ from .filling import (
     write_skims,
 )
 from .integrity import RANGE_CHECKS, count_out_of_range
-from .kernels import count_good_tracks
+from .kernels import count_good_tracks, segment_sum
 from .memory import collect_if_grown
 from .opening import unmap_all
 from .reading import ChunkReadError, is_read_error, skipped_chunk
@@ -100,14 +99,17 @@ def score_candidates(scorer: ScorerLike, reco: Reconstruction) -> FloatArray:
     return np.asarray(scorer(matrix), dtype=np.float64).reshape(reco.mgg.shape)
 
 
-def _no_good_track(columns: ChunkColumns, config: AnalysisConfig) -> npt.NDArray[np.bool_]:
-    """No track with small impact parameters inside the CDC acceptance."""
+def _no_good_track(
+    columns: ChunkColumns, config: AnalysisConfig, rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """For the events ``rows``: no track with small impact parameters inside the CDC
+    acceptance."""
     pre = config.preselection
     trk = columns.collections["track"]
-    px, py, pz, dr, dz = (trk.values(k) for k in ("px", "py", "pz", "dr", "dz"))
+    px, py, pz, dr, dz = (trk.raw[k] for k in ("px", "py", "pz", "dr", "dz"))
     good = count_good_tracks(
         trk.offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
-        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
+        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg), rows,
     )  # fmt: skip
     return good == 0
 
@@ -229,8 +231,6 @@ class ALPProcessor(processor.ProcessorABC):
         """The pool's candidates and beams, what the variations act on, and the trigger bit."""
         cfg = self.settings.config
         corrections = None if chunk.is_data else self.settings.corrections
-        beam = np.stack([events.get(f"beam_{c}") for c in ("E", "px", "py", "pz")], axis=1)
-        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         trigger = events.get("trg_esum", bool)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
@@ -238,16 +238,21 @@ class ALPProcessor(processor.ProcessorABC):
             events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
         )
         cands = Candidates.from_fields(fields)
+        beam = np.stack([events.get(f"beam_{c}")[pool] for c in ("E", "px", "py", "pz")], axis=1)
+        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         inputs = EventInputs(
-            pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
+            pool, cands, beam, e_cms, _no_good_track(events, cfg, pool),
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
         )  # fmt: skip
         weight = events.get("weight")
         if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)
             weight = weight * chunk.weight_scale
+        # the cluster energy sum only enters the trigger scale factor of the calibration
+        clusters = events.collections["cluster"]
+        esum = segment_sum(clusters.offsets, clusters.raw["E"]) if corrections is not None else None
         vary = VariationInputs(
-            weight, as_numpy(ak.sum(events.collections["cluster"].arrays["E"], axis=1)), cands.energy,
-            true_energy(events, pool, fields, chunk.is_data), chunk.period, corrections, cfg.systematics,
+            weight, esum, cands.energy, true_energy(events, pool, fields, chunk.is_data),
+            chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger
 

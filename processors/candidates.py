@@ -159,7 +159,8 @@ def true_energy(
     truth = columns.collections.get("mc_photon")
     if is_data or truth is None:
         return fields["E"]
-    true = Jagged(truth.offsets, truth.values("E")).at(pool, fields["mcIndex"], np.nan)
+    # gathered as the file holds them (float32), converted exactly by the where
+    true = Jagged(truth.offsets, truth.raw["E"]).at(pool, fields["mcIndex"], np.nan)
     return np.where(np.isfinite(true), true, fields["E"])
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "pick_three",
     "pick_three_stacked",
     "segment_argmax",
+    "segment_sum",
     "select_for_fit",
     "top_candidates",
 ]
@@ -91,27 +92,41 @@ def gather_candidates(index: npt.NDArray[np.int64], values: np.ndarray, fill: fl
 @nb.njit(cache=True, nogil=True)
 def count_good_tracks(
     offsets: npt.NDArray[np.int64],
-    px: npt.NDArray[np.float64],
-    py: npt.NDArray[np.float64],
-    pz: npt.NDArray[np.float64],
-    dr: npt.NDArray[np.float64],
-    dz: npt.NDArray[np.float64],
+    px: npt.NDArray[np.floating],
+    py: npt.NDArray[np.floating],
+    pz: npt.NDArray[np.floating],
+    dr: npt.NDArray[np.floating],
+    dz: npt.NDArray[np.floating],
     dr_max: float,
     dz_max: float,
     theta_lo: float,
     theta_hi: float,
+    rows: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
-    """Per event: the tracks with |d_r| < dr_max, |d_z| < dz_max and theta_lo < theta < theta_hi
-    (theta = atan2(hypot(px, py), pz), radians)."""
+    """For the events ``rows``: the tracks with |d_r| < dr_max, |d_z| < dz_max and theta_lo <
+    theta < theta_hi (theta = atan2(hypot(px, py), pz), radians), computed in float64 whatever
+    the values' dtype (the file's float32 values are read without a converted copy)."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    for r in range(len(rows)):
+        i = rows[r]
+        for j in range(offsets[i], offsets[i + 1]):
+            if not (abs(np.float64(dr[j])) < dr_max and abs(np.float64(dz[j])) < dz_max):
+                continue
+            theta = np.arctan2(np.hypot(np.float64(px[j]), np.float64(py[j])), np.float64(pz[j]))
+            if theta > theta_lo and theta < theta_hi:
+                out[r] += 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def segment_sum(offsets: npt.NDArray[np.int64], values: np.ndarray) -> np.ndarray:
+    """Sum of each segment ``[offsets[i], offsets[i + 1])`` in the values' dtype, added in
+    order (as ``ak.sum(..., axis=1)`` sums a jagged array: a float32 sum stays float32)."""
     n = len(offsets) - 1
-    out = np.zeros(n, dtype=np.int64)
+    out = np.zeros(n, dtype=values.dtype)
     for i in range(n):
         for j in range(offsets[i], offsets[i + 1]):
-            if not (abs(dr[j]) < dr_max and abs(dz[j]) < dz_max):
-                continue
-            theta = np.arctan2(np.hypot(px[j], py[j]), pz[j])
-            if theta > theta_lo and theta < theta_hi:
-                out[i] += 1
+            out[i] += values[j]
     return out
 
 

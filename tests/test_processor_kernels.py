@@ -21,6 +21,7 @@ from processors.kernels import (
     gather_candidates,
     pick_three,
     pick_three_stacked,
+    segment_sum,
     select_for_fit,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
@@ -113,9 +114,29 @@ def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
     good = (abs(trk["dr"]) < 1.0) & (abs(trk["dz"]) < 3.0) & (theta > lo) & (theta < hi)
     expected = ak.to_numpy(ak.sum(good, axis=1))
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    result = count_good_tracks(offsets, *cols.values(), 1.0, 3.0, lo, hi)
+    rows = np.arange(len(counts))
+    result = count_good_tracks(offsets, *cols.values(), 1.0, 3.0, lo, hi, rows)
     np.testing.assert_array_equal(result, expected)
     assert 0 < (result == 0).sum() < len(result)
+    # the file's float32 values: the same counts as of their float64 conversion, for any rows
+    narrow = {k: v.astype(np.float32) for k, v in cols.items()}
+    wide = {k: v.astype(np.float64) for k, v in narrow.items()}
+    some = np.sort(rng.choice(len(counts), 3000, replace=False))
+    np.testing.assert_array_equal(
+        count_good_tracks(offsets, *narrow.values(), 1.0, 3.0, lo, hi, some),
+        count_good_tracks(offsets, *wide.values(), 1.0, 3.0, lo, hi, rows)[some],
+    )
+
+
+def test_segment_sum_is_awkward_s_sum_in_the_values_dtype() -> None:
+    rng = np.random.default_rng(4)
+    counts = rng.integers(0, 9, 20_000)
+    values = rng.uniform(0.0, 3.0, int(counts.sum())).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    got = segment_sum(offsets, values)
+    want = ak.to_numpy(ak.sum(ak.unflatten(values, counts), axis=1))
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize(("dtype", "fill"), [(np.float64, np.nan), (np.int64, -1)])
