@@ -60,15 +60,10 @@ class Candidates:
 
     fields: dict[str, np.ndarray]
     names: tuple[str, ...]
-    #: ``(4, m, TOP)``: sin theta, cos theta, sin phi, cos phi of every candidate (the energy
-    #: variations leave the angles alone: computed once)
-    trig: FloatArray
 
     @classmethod
     def from_fields(cls, fields: dict[str, np.ndarray]) -> Candidates:
-        theta, phi = fields["theta"], fields["phi"]
-        trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
-        return cls(fields, tuple(k for k in fields if k != "position"), trig)
+        return cls(fields, tuple(k for k in fields if k != "position"))
 
     @property
     def energy(self) -> FloatArray:

@@ -171,7 +171,8 @@ def pick_three(
 @nb.njit(cache=True, nogil=True)
 def select_for_fit(
     energies: npt.NDArray[np.float64],
-    trig: npt.NDArray[np.float64],
+    theta: npt.NDArray[np.float64],
+    phi: npt.NDArray[np.float64],
     time: npt.NDArray[np.float64],
     e_cms: npt.NDArray[np.float64],
     no_track: npt.NDArray[np.bool_],
@@ -192,28 +193,30 @@ def select_for_fit(
     ones (ties: the lower column first, as a stable sort); whether m3g_lo < M_3gamma / E_cms <
     m3g_hi; whether the largest pairwise time difference of the three photons is below
     ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E, e_floor), floor) (ns); and
-    the track veto ``no_track``.
+    the track veto ``no_track``. The angles ``theta``, ``phi`` and times ``time`` ``(m, k)``
+    are the same in every set (the variations change energies only): the sines and cosines of
+    a candidate are computed once, and only for the candidates that enter a mass.
 
     Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow;
     m3g and timing False where three_photons fails); ``offsets`` ``(V + 1,)``; and ``rows``
     ``(F,)``, ``order`` ``(F, 3)``: the events that pass every cut (they reach the fit) and the
     columns of their three photons, set by set (set ``v`` at ``offsets[v]:offsets[v + 1]``), in
-    event order. ``trig`` ``(4, m, k)`` holds sin theta, cos theta, sin phi, cos phi of every
-    candidate and ``time`` ``(m, k)`` its time (ns): the energy variations leave them alone, so
-    they are computed once per chunk."""
+    event order."""
     n_sets, m, k = energies.shape
     cuts = np.zeros((3, m), dtype=np.bool_)
-    rows = np.empty(n_sets * m, dtype=np.int64)
-    order = np.empty((n_sets * m, 3), dtype=np.int64)
-    offsets = np.zeros(n_sets + 1, dtype=np.int64)
+    found = np.empty((n_sets, m), dtype=np.int64)
+    chosen = np.empty((n_sets, m, 3), dtype=np.int64)
+    counts = np.zeros(n_sets, dtype=np.int64)
     best = np.empty(3, dtype=np.int64)
     sig = np.empty(3)
-    f = 0
-    for v in range(n_sets):
-        energy = energies[v]
-        for i in range(m):
+    trig = np.empty((k, 4))  # sin theta, cos theta, sin phi, cos phi of the event's candidates
+    known = np.zeros(k, dtype=np.bool_)
+    for i in range(m):
+        known[:] = False
+        for v in range(n_sets):
             if v > 0 and not no_track[i]:  # only the first set's cutflow needs the other cuts
                 continue
+            energy = energies[v]
             best[0] = -1
             best[1] = -1
             best[2] = -1
@@ -239,12 +242,18 @@ def select_for_fit(
             pz = 0.0
             for q in range(3):
                 j = best[q]
+                if not known[j]:
+                    trig[j, 0] = np.sin(theta[i, j])
+                    trig[j, 1] = np.cos(theta[i, j])
+                    trig[j, 2] = np.sin(phi[i, j])
+                    trig[j, 3] = np.cos(phi[i, j])
+                    known[j] = True
                 e = energy[i, j]
-                st = trig[0, i, j]
+                st = trig[j, 0]
                 tot_e += e
-                px += e * st * trig[3, i, j]
-                py += e * st * trig[2, i, j]
-                pz += e * trig[1, i, j]
+                px += e * st * trig[j, 3]
+                py += e * st * trig[j, 2]
+                pz += e * trig[j, 1]
                 sig[q] = np.hypot(time_constant / max(e, time_e_floor), time_floor)
             m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
             ratio = m3 / e_cms[i]
@@ -255,7 +264,8 @@ def select_for_fit(
             spread = max(
                 abs(t0 - t1) / np.hypot(sig[0], sig[1]),
                 max(
-                    abs(t0 - t2) / np.hypot(sig[0], sig[2]), abs(t1 - t2) / np.hypot(sig[1], sig[2])
+                    abs(t0 - t2) / np.hypot(sig[0], sig[2]),
+                    abs(t1 - t2) / np.hypot(sig[1], sig[2]),
                 ),
             )
             time_ok = spread < nsigma
@@ -264,13 +274,21 @@ def select_for_fit(
                 cuts[1, i] = mass_ok
                 cuts[2, i] = time_ok
             if mass_ok and time_ok and no_track[i]:
-                rows[f] = i
-                order[f, 0] = best[0]
-                order[f, 1] = best[1]
-                order[f, 2] = best[2]
-                f += 1
-        offsets[v + 1] = f
-    return cuts, offsets, rows[:f].copy(), order[:f].copy()
+                c = counts[v]
+                found[v, c] = i
+                chosen[v, c, 0] = best[0]
+                chosen[v, c, 1] = best[1]
+                chosen[v, c, 2] = best[2]
+                counts[v] = c + 1
+    offsets = np.zeros(n_sets + 1, dtype=np.int64)
+    for v in range(n_sets):
+        offsets[v + 1] = offsets[v] + counts[v]
+    rows = np.empty(offsets[n_sets], dtype=np.int64)
+    order = np.empty((offsets[n_sets], 3), dtype=np.int64)
+    for v in range(n_sets):
+        rows[offsets[v] : offsets[v + 1]] = found[v, : counts[v]]
+        order[offsets[v] : offsets[v + 1]] = chosen[v, : counts[v]]
+    return cuts, offsets, rows, order
 
 
 @nb.njit(cache=True, nogil=True)

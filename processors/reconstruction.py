@@ -156,7 +156,8 @@ def reconstruct(
     exactly = pre.photon_multiplicity == "exactly_three"
     stack = np.stack(energies) if len(energies) > 1 else energies[0][None]
     first, offsets, idx, order = select_for_fit(
-        stack, cands.trig, cands.fields["time"], inputs.e_cms, inputs.no_track,
+        stack, cands.fields["theta"], cands.fields["phi"], cands.fields["time"], inputs.e_cms,
+        inputs.no_track,
         pre.photon_e_min_GeV, exactly, pre.m3g_min_fraction, pre.m3g_max_fraction,
         settings.time_constant_ns, settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
     )  # fmt: skip

@@ -77,7 +77,20 @@ def test_select_for_fit_agrees_with_the_numpy_selection_of_each_set(exactly: boo
     trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
     sets = np.stack([nominal, scaled, smeared])
     cuts, offsets, rows, order = select_for_fit(
-        sets, trig, time, e_cms, no_track, 0.1, exactly, 0.8, 1.05, 1.0, 0.5, TIME_E_FLOOR_GEV, 3.0
+        sets,
+        theta,
+        phi,
+        time,
+        e_cms,
+        no_track,
+        0.1,
+        exactly,
+        0.8,
+        1.05,
+        1.0,
+        0.5,
+        TIME_E_FLOOR_GEV,
+        3.0,
     )
     for v, energy in enumerate(sets):
         three, want_order, mass_ok, time_ok = _numpy_selection(energy, trig, time, e_cms, exactly)
