@@ -99,11 +99,12 @@ def photon_candidates(
     index = index[pool]
     valid = index >= 0
     out: dict[str, np.ndarray] = {
-        name: gather_candidates(index, values, _FILLS.get(name, 0.0)).astype(
-            np.int64 if name in ("region", "mcIndex") else np.float64
+        name: gather_candidates(
+            index, values, _FILLS.get(name, 0.0),
+            np.empty(index.shape, np.int64 if name in ("region", "mcIndex") else np.float64),
         )
         for name, values in flat.items()
-    }
+    }  # fmt: skip
     out["position"] = np.where(valid, index - offsets[pool, None], -1)
     if corrections is not None:
         keys = (

@@ -77,11 +77,13 @@ def segment_argmax(
 
 
 @nb.njit(cache=True, nogil=True)
-def gather_candidates(index: npt.NDArray[np.int64], values: np.ndarray, fill: float) -> np.ndarray:
-    """``values[index]`` where ``index >= 0``, else ``fill`` (shape of ``index``, dtype of
-    ``values``)."""
+def gather_candidates(
+    index: npt.NDArray[np.int64], values: np.ndarray, fill: float, out: np.ndarray
+) -> np.ndarray:
+    """``values[index]`` where ``index >= 0``, else ``fill``, written into ``out`` (shape of
+    ``index``) in ``out``'s dtype (a float32 or int32 value converted exactly to float64 or
+    int64, without a converted copy of every value); returns ``out``."""
     n, k = index.shape
-    out = np.empty((n, k), dtype=values.dtype)
     for i in range(n):
         for j in range(k):
             idx = index[i, j]

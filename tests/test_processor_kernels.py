@@ -152,14 +152,17 @@ def test_segment_sum_is_awkward_s_sum_in_the_values_dtype() -> None:
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize(("dtype", "fill"), [(np.float64, np.nan), (np.int64, -1)])
-def test_gather_candidates_is_a_fill_padded_take(dtype: type, fill: float) -> None:
+@pytest.mark.parametrize(
+    ("stored", "wanted", "fill"),
+    [(np.float32, np.float64, np.nan), (np.float64, np.float64, 1.0), (np.int32, np.int64, -1)],
+)
+def test_gather_candidates_is_a_fill_padded_take(stored: type, wanted: type, fill: float) -> None:
     rng = np.random.default_rng(1)
-    values = rng.normal(0, 10, 1000).astype(dtype)
+    values = rng.normal(0, 10, 1000).astype(stored)
     index = rng.integers(-1, 1000, (300, 5))
-    out = gather_candidates(index, values, fill)
-    expected = np.where(index >= 0, values[np.where(index >= 0, index, 0)], fill)
-    assert out.dtype == dtype
+    out = gather_candidates(index, values, fill, np.empty(index.shape, wanted))
+    expected = np.where(index >= 0, values[np.where(index >= 0, index, 0)], fill).astype(wanted)
+    assert out.dtype == wanted
     np.testing.assert_array_equal(out, expected)
 
 
