@@ -189,7 +189,8 @@ class ALPProcessor(processor.ProcessorABC):
         fit_settings = settings.fit_settings()
         varied: list[dict[str, np.ndarray]] = []  # the score pass's variation lists
         listed = list_features(settings.config.training) if settings.skim_dir else None
-        sets = [r for r in rows if r.acts_on != "weight"]  # the nominal first (its cutflow)
+        sets = [r for r in rows if r.acts_on != "weight"]
+        assert sets[0].name == NOMINAL  # reconstruct keeps the first set's cuts: the cutflow
         energies = [
             ENERGY_SHIFTS[r.systematic](vary, r.direction)
             if r.acts_on == "energy"
