@@ -1,10 +1,11 @@
-"""Steps 2 and 3 of the processor: selection and kinematic fit of one set of photon energies.
+"""Steps 2 and 3 of the processor: selection and kinematic fit of the sets of photon energies.
 
-For the events of the pool (triggered, with three loose candidates) and one set of candidate
-energies (the nominal or a variation's), the leading three candidates above the threshold are
-selected, the named cuts evaluated (a ``PackedSelection``), the three photons fitted to the
-event's beam four-momentum, and the features computed. The result is a frozen
-:class:`Reconstruction`; nothing here fills a histogram.
+For the events of the pool (triggered, with three loose candidates) and each set of candidate
+energies (the nominal and the energy variations'), the leading three candidates above the
+threshold are selected, the named cuts evaluated (the nominal's as a ``PackedSelection``, for the
+cutflow), the three photons fitted to the event's beam four-momentum, and the features computed.
+All sets share one compiled pass of cuts, one kinematic-fit call and one mass computation. The
+result is a frozen :class:`Reconstruction` per set; nothing here fills a histogram.
 """
 
 from __future__ import annotations
