@@ -23,8 +23,8 @@ from alps.contract import (
     SKIM_EVENT_FEATURES,
 )
 
-from .binning import flow_index
 from .columns import ChunkColumns
+from .kernels import regular_bins, variable_bins
 from .reading import OutputWriteError
 from .reconstruction import CUTS, Reconstruction
 
@@ -36,7 +36,6 @@ __all__ = [
     "fill_main",
     "fill_monitoring",
     "per_candidate",
-    "regular_index",
     "skim_rows",
     "write_skims",
     "write_table",
@@ -68,37 +67,50 @@ class ChunkInfo:
         )
 
 
-def regular_index(axis: Any, x: FloatArray) -> npt.NDArray[np.intp]:
-    """The bin of each ``x`` in the flow view of a regular axis with both flow bins, as
-    boost-histogram bins it: z = (x - lo) / (hi - lo), bin floor(z n) for 0 <= z < 1 (after the
-    underflow), the underflow below, the overflow at or above 1 and for NaN."""
-    n = axis.size
-    lo, hi = float(axis.edges[0]), float(axis.edges[-1])
-    with np.errstate(invalid="ignore"):
-        z = (np.asarray(x, dtype=np.float64) - lo) / (hi - lo)
-        inside = (z >= 0) & (z < 1)
-        below = z < 0
-    index = (np.where(inside, z, 0.0) * n).astype(np.intp) + 1
-    return np.where(inside, index, np.where(below, 0, n + 1))
+#: cells of the lookup table of a variable axis (:func:`processors.kernels.variable_bins`)
+_CELLS = 4096
 
 
-def _flow_index(axis: Any, x: FloatArray) -> npt.NDArray[np.intp]:
-    if not (axis.traits.underflow and axis.traits.overflow):
-        raise ValueError(f"axis {axis.name!r} needs both flow bins for a direct fill")
-    if isinstance(axis, hist.axis.Regular) and not axis.transform:
-        return regular_index(axis, x)
-    return flow_index(axis.edges, x)[0]
+@dataclass(frozen=True)
+class _Binning:
+    """A value axis as the direct fill bins it (read once per histogram: an axis property of
+    a ``hist.Hist`` costs several microseconds)."""
+
+    extent: int
+    regular: tuple[int, float, float] | None
+    edges: FloatArray
+    start: npt.NDArray[np.intp]
+
+    @classmethod
+    def of(cls, axis: Any) -> _Binning:
+        if not (axis.traits.underflow and axis.traits.overflow):
+            raise ValueError(f"axis {axis.name!r} needs both flow bins for a direct fill")
+        edges = np.asarray(axis.edges, dtype=np.float64)
+        if isinstance(axis, hist.axis.Regular) and not axis.transform:
+            regular = (int(axis.size), float(edges[0]), float(edges[-1]))
+            return cls(len(edges) + 1, regular, edges, np.zeros(0, np.intp))
+        cells = edges[0] + (edges[-1] - edges[0]) / _CELLS * np.arange(_CELLS)
+        start = np.clip(np.searchsorted(edges, cells, side="right") - 1, 0, len(edges) - 2)
+        return cls(len(edges) + 1, None, edges, start.astype(np.intp))
+
+    def index(self, x: FloatArray) -> npt.NDArray[np.intp]:
+        """Each value's bin in the flow view (as :func:`processors.binning.flow_index`)."""
+        values = np.ascontiguousarray(x, dtype=np.float64)
+        if self.regular is not None:
+            return regular_bins(*self.regular, values)
+        return variable_bins(self.edges, self.start, values)
 
 
 class ChunkFills:
     """The fills of one chunk's histograms, gathered (:meth:`add`) and done at once
-    (:meth:`flush`), without ``hist.fill``'s per-call cost (about 45 us, a few ms per chunk over
-    the 60 or so fills of a chunk, issue 12): per histogram one fill grows its category axes by
-    every new slice (in the order the slices were added, as separate fills would grow them), its
-    view is taken once, and each fill adds to its slice the ``np.bincount`` of its entries' bins
-    (weights and squared weights, summed in the entries' order from 0.0 as boost-histogram's
-    fill sums them: into the slices of a chunk's fresh histograms the same to the last bit).
-    Histograms of category axes only get the sums ``np.sum(w)``, ``np.sum(w**2)``."""
+    (:meth:`flush`), without ``hist.fill``'s per-call cost (about 45 us, and as much again for
+    each axis property read, over the 60 or so fills of a chunk, issue 12): per histogram one
+    fill grows its category axes by every new slice (in the order the slices were added, as
+    separate fills would grow them), its axes and view are read once, and each fill adds to its
+    slice the ``np.bincount`` of its entries' bins (weights and squared weights, summed in the
+    entries' order from 0.0 as boost-histogram's fill sums them: into the slices of a chunk's
+    fresh histograms the same to the last bit). Histograms of category axes only get the sums
+    ``np.sum(w)``, ``np.sum(w**2)``."""
 
     def __init__(self, hists: Histograms):
         self.hists = hists
@@ -122,42 +134,46 @@ def _fill_slices(
     histogram: Any, fills: list[tuple[dict[str, str], tuple[FloatArray, ...], Any]]
 ) -> None:
     axes = histogram.axes
-    names = [a.name for a in axes if isinstance(a, hist.axis.StrCategory)]
-    n_values = len(axes) - len(names)
-    if names != list(axes.name[: len(names)]):
+    is_category = [isinstance(a, hist.axis.StrCategory) for a in axes]
+    names = [a.name for a, c in zip(axes, is_category, strict=True) if c]
+    if is_category != [True] * len(names) + [False] * (len(axes) - len(names)):
         raise ValueError("category axes must come before the others for a direct fill")
-    known = {n: set(axes[n]) for n in names}
+    categories = [list(a) for a in axes[: len(names)]]
+    binning = [_Binning.of(a) for a in axes[len(names) :]]
+    keys = [tuple(cats[n] for n in names) for cats, _, _ in fills]
+    known = [set(c) for c in categories]
     missing = list(
-        dict.fromkeys(
-            tuple(cats[n] for n in names)
-            for cats, _, _ in fills
-            if any(cats[n] not in known[n] for n in names)
-        )
+        dict.fromkeys(k for k in keys if any(v not in s for v, s in zip(k, known, strict=True)))
     )
     if missing:  # grows the category axes (adds 0 to the overflow bins)
         nan = np.full(len(missing), np.nan)
         histogram.fill(
             *([key[i] for key in missing] for i in range(len(names))),
-            *([nan] * n_values),
+            *([nan] * len(binning)),
             weight=np.zeros(len(missing)),
         )
-        axes = histogram.axes
+        for key in missing:  # a growing axis appends its new values in the order filled
+            for value, seen, listed in zip(key, known, categories, strict=True):
+                if value not in seen:
+                    seen.add(value)
+                    listed.append(value)
+    position = [{v: i for i, v in enumerate(c)} for c in categories]
     view = histogram.view(flow=True)
-    value_axes = list(axes)[len(names) :]
-    shape = tuple(a.extent for a in value_axes)
-    for cats, values, weight in fills:
-        where = tuple(axes[n].index(cats[n]) for n in names)
-        if not value_axes:
-            view.value[where] += float(np.sum(weight))
-            view.variance[where] += float(np.sum(np.square(weight)))
+    value, variance = view.value, view.variance  # plain arrays: one field view each
+    shape = tuple(b.extent for b in binning)
+    size = int(np.prod(shape))
+    for key, (_, values, weight) in zip(keys, fills, strict=True):
+        where = tuple(p[v] for p, v in zip(position, key, strict=True))
+        if not binning:
+            value[where] += float(np.sum(weight))
+            variance[where] += float(np.sum(np.square(weight)))
             continue
-        flat = _flow_index(value_axes[0], values[0])
-        for axis, x in zip(value_axes[1:], values[1:], strict=True):
-            flat = flat * axis.extent + _flow_index(axis, x)
-        size = int(np.prod(shape))
+        flat = binning[0].index(values[0])
+        for axis, x in zip(binning[1:], values[1:], strict=True):
+            flat = flat * axis.extent + axis.index(x)
         w = np.broadcast_to(weight, flat.shape)
-        view.value[where] += np.bincount(flat, weights=w, minlength=size).reshape(shape)
-        view.variance[where] += np.bincount(flat, weights=w * w, minlength=size).reshape(shape)
+        value[where] += np.bincount(flat, weights=w, minlength=size).reshape(shape)
+        variance[where] += np.bincount(flat, weights=w * w, minlength=size).reshape(shape)
 
 
 def per_candidate(values: np.ndarray) -> np.ndarray:

@@ -12,10 +12,12 @@ __all__ = [
     "gather_jagged",
     "pick_three",
     "pick_three_stacked",
+    "regular_bins",
     "segment_argmax",
     "segment_sum",
     "select_for_fit",
     "top_candidates",
+    "variable_bins",
 ]
 
 
@@ -309,4 +311,54 @@ def pick_three_stacked(
             i = rows[r]
             for q in range(3):
                 out[r, q] = values[v, i, order[r, q]]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def regular_bins(n: int, lo: float, hi: float, x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """The bin of each ``x`` in the flow view of a regular axis of ``n`` bins from ``lo`` to
+    ``hi`` with both flow bins, as boost-histogram bins it: z = (x - lo) / (hi - lo), bin
+    floor(z n) for 0 <= z < 1 (after the underflow), the underflow below, the overflow at or
+    above 1 and for NaN."""
+    delta = hi - lo
+    out = np.empty(len(x), dtype=np.intp)
+    for i in range(len(x)):
+        z = (x[i] - lo) / delta
+        if z < 1.0:
+            out[i] = int(z * n) + 1 if z >= 0.0 else 0
+        else:
+            out[i] = n + 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def variable_bins(
+    edges: npt.NDArray[np.float64], start: npt.NDArray[np.intp], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.intp]:
+    """The bin of each ``x`` in the flow view of a variable axis with ``edges`` and both flow
+    bins: ``np.searchsorted(edges, x, side="right")`` (the underflow below the first edge, the
+    overflow at or above the last and for NaN), found from ``start`` (``m`` cells of equal width
+    over the edges, each with the last edge at or below its lower end: a guess that is then
+    corrected, so the result is exact whatever the rounding of the cell)."""
+    n = len(edges) - 1
+    lo = edges[0]
+    hi = edges[n]
+    cells = len(start)
+    width = (hi - lo) / cells
+    out = np.empty(len(x), dtype=np.intp)
+    for r in range(len(x)):
+        v = x[r]
+        if not (v < hi):  # at or above the last edge, or NaN
+            out[r] = n + 1
+            continue
+        if v < lo:
+            out[r] = 0
+            continue
+        c = min(int((v - lo) / width), cells - 1)
+        i = start[c]
+        while i > 0 and edges[i] > v:
+            i -= 1
+        while edges[i + 1] <= v:
+            i += 1
+        out[r] = i + 1
     return out

@@ -8,7 +8,9 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from alps.config import HistogramConfig
 from alps.contract import CUTFLOW, FEATURE_BINNING, MGG, make_histograms
+from processors.binning import flow_index, mass_edges
 from processors.features import (
     candidate_features,
     event_features,
@@ -23,6 +25,7 @@ from processors.kernels import (
     pick_three_stacked,
     segment_sum,
     select_for_fit,
+    variable_bins,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
@@ -250,3 +253,20 @@ def test_three_photon_features_equal_the_numpy_features_to_the_last_bit() -> Non
     assert sorted(got) == sorted(want)
     for name, values in want.items():
         np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+def test_variable_bins_equal_searchsorted_on_the_mass_edges() -> None:
+    """The table-guided bin search against ``flow_index`` (``np.searchsorted``) on the default
+    mass binning: every edge, its neighbours, random values, flows, NaN and infinities."""
+    edges = mass_edges(HistogramConfig())
+    rng = np.random.default_rng(13)
+    x = np.concatenate([
+        edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+        rng.uniform(-1.0, edges[-1] + 1.0, 200_000), [np.nan, np.inf, -np.inf],
+    ])  # fmt: skip
+    for cells in (1, 7, 4096):
+        start = np.clip(
+            np.searchsorted(edges, edges[0] + (edges[-1] - edges[0]) / cells * np.arange(cells), side="right") - 1,
+            0, len(edges) - 2,
+        )  # fmt: skip
+        np.testing.assert_array_equal(variable_bins(edges, start, x), flow_index(edges, x)[0])
