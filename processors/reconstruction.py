@@ -25,7 +25,7 @@ from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
 from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
-from .features import PAIRS, pair_masses, photon_momenta, three_photon_features
+from .features import PAIRS, momenta_and_masses, three_photon_features
 from .kernels import pick_three, pick_three_stacked, select_for_fit
 
 __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"]
@@ -194,11 +194,9 @@ def reconstruct(
     bounds = np.searchsorted(keep, offsets)  # set v at keep[bounds[v]:bounds[v + 1]]
     local = idx[keep]
     rows = inputs.pool[local]
-    p_fit = photon_momenta(fit.E[keep], fit.theta[keep], fit.phi[keep])
+    p_fit, mgg = momenta_and_masses(fit.E[keep], fit.theta[keep], fit.phi[keep])
     alp = from_alp(inputs.alp_flags, rows, pick["mcIndex"][keep])
     matched = np.stack([alp[:, i] & alp[:, j] for i, j, _ in PAIRS], axis=1)
-    lean = [v for v in sets if not features[v]]
-    mgg = pair_masses(p_fit) if lean else None
     out = []
     for v in sets:
         s = slice(bounds[v], bounds[v + 1])
@@ -208,7 +206,6 @@ def reconstruct(
         if s.start == s.stop:
             out.append(Reconstruction(cuts_v, selected))
         elif not features[v]:
-            assert mgg is not None
             out.append(Reconstruction(
                 cuts_v, selected, rows=rows[s], mgg=mgg[s], matched=matched[s],
                 candidate={"mgg": mgg[s]},
@@ -238,7 +235,7 @@ def _featured(
     """The :class:`Reconstruction` with every feature of the selected events of one set (``ok``:
     their positions in the fit's result; ``pick``, ``e3``: their three photons as measured)."""
     beam = inputs.beam[local]
-    p3 = photon_momenta(e3, pick["theta"], pick["phi"])
+    p3 = momenta_and_masses(e3, pick["theta"], pick["phi"])[0]
     event, cand = three_photon_features(p_fit, p3, beam)
     e_all = inputs.candidates.energy[local]
     event["chi2"] = fit.chi2[ok]

@@ -14,6 +14,8 @@ from processors.binning import flow_index, mass_edges
 from processors.features import (
     candidate_features,
     event_features,
+    momenta_and_masses,
+    pair_masses,
     photon_momenta,
     three_photon_features,
 )
@@ -270,3 +272,15 @@ def test_variable_bins_equal_searchsorted_on_the_mass_edges() -> None:
             0, len(edges) - 2,
         )  # fmt: skip
         np.testing.assert_array_equal(variable_bins(edges, start, x), flow_index(edges, x)[0])
+
+
+def test_momenta_and_masses_equal_the_numpy_momenta_and_masses() -> None:
+    rng = np.random.default_rng(14)
+    n = 50_000
+    energy = rng.uniform(0.05, 6.0, (n, 3))
+    theta, phi = rng.uniform(0.0, np.pi, (n, 3)), rng.uniform(-4.0, 4.0, (n, 3))
+    energy[::97, 1] = np.nan
+    p, mgg = momenta_and_masses(energy, theta, phi)
+    want = photon_momenta(energy, theta, phi)
+    np.testing.assert_array_equal(p, want)
+    np.testing.assert_array_equal(mgg, pair_masses(want))
