@@ -201,8 +201,8 @@ def select_for_fit(
     are the same in every set (the variations change energies only): the sines and cosines of
     a candidate are computed once, and only for the candidates that enter a mass.
 
-    Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow;
-    m3g and timing False where three_photons fails); ``offsets`` ``(V + 1,)``; and ``rows``
+    Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow,
+    whose rows are cumulative: m3g is False where three_photons fails, timing where m3g fails); ``offsets`` ``(V + 1,)``; and ``rows``
     ``(F,)``, ``order`` ``(F, 3)``: the events that pass every cut (they reach the fit) and the
     columns of their three photons, set by set (set ``v`` at ``offsets[v]:offsets[v + 1]``), in
     event order."""
@@ -258,21 +258,26 @@ def select_for_fit(
                 px += e * st * trig[j, 3]
                 py += e * st * trig[j, 2]
                 pz += e * trig[j, 1]
-                sig[q] = np.hypot(time_constant / max(e, time_e_floor), time_floor)
             m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
             ratio = m3 / e_cms[i]
             mass_ok = ratio > m3g_lo and ratio < m3g_hi
-            t0 = time[i, best[0]]
-            t1 = time[i, best[1]]
-            t2 = time[i, best[2]]
-            spread = max(
-                abs(t0 - t1) / np.hypot(sig[0], sig[1]),
-                max(
-                    abs(t0 - t2) / np.hypot(sig[0], sig[2]),
-                    abs(t1 - t2) / np.hypot(sig[1], sig[2]),
-                ),
-            )
-            time_ok = spread < nsigma
+            time_ok = False
+            if mass_ok:  # the cutflow is cumulative: timing counts only after m3g
+                for q in range(3):
+                    sig[q] = np.hypot(
+                        time_constant / max(energy[i, best[q]], time_e_floor), time_floor
+                    )
+                t0 = time[i, best[0]]
+                t1 = time[i, best[1]]
+                t2 = time[i, best[2]]
+                spread = max(
+                    abs(t0 - t1) / np.hypot(sig[0], sig[1]),
+                    max(
+                        abs(t0 - t2) / np.hypot(sig[0], sig[2]),
+                        abs(t1 - t2) / np.hypot(sig[1], sig[2]),
+                    ),
+                )
+                time_ok = spread < nsigma
             if v == 0:
                 cuts[0, i] = True
                 cuts[1, i] = mass_ok
