@@ -21,7 +21,7 @@ from alps.config import PreselectionConfig
 
 from .columns import ChunkColumns
 from .corrections import Corrections
-from .kernels import gather_candidates, gather_jagged, top_candidates
+from .kernels import gather_jagged, gather_pool, top_candidates
 
 __all__ = [
     "Candidates",
@@ -39,8 +39,6 @@ FloatArray = npt.NDArray[np.float64]
 #: candidates kept per event before the variations re-select the leading three
 TOP = 5
 _FIELDS = ("E", "theta", "phi", "time", "errE", "errTheta", "errPhi")
-#: values of the padding slots (no candidate)
-_FILLS = {"E": np.nan, "errE": 1.0, "errTheta": 1.0, "errPhi": 1.0, "region": 0, "mcIndex": -1}
 
 
 def as_numpy(array: Any, dtype: type = np.float64) -> np.ndarray:
@@ -98,14 +96,12 @@ def photon_candidates(
     pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
     index = index[pool]
     valid = index >= 0
-    out: dict[str, np.ndarray] = {
-        name: gather_candidates(
-            index, values, _FILLS.get(name, 0.0),
-            np.empty(index.shape, np.int64 if name in ("region", "mcIndex") else np.float64),
-        )
-        for name, values in flat.items()
-    }  # fmt: skip
-    out["position"] = np.where(valid, index - offsets[pool, None], -1)
+    floats, ints = gather_pool(
+        index, offsets, pool, flat["E"], flat["theta"], flat["phi"], flat["time"], flat["errE"],
+        flat["errTheta"], flat["errPhi"], flat["region"], flat["mcIndex"],
+    )  # fmt: skip
+    out: dict[str, np.ndarray] = dict(zip(_FIELDS, floats, strict=True))
+    out["region"], out["mcIndex"], out["position"] = ints
     if corrections is not None:
         keys = (
             columns.get("exp", np.int64)[pool, None],

@@ -8,8 +8,8 @@ import numpy.typing as npt
 
 __all__ = [
     "count_good_tracks",
-    "gather_candidates",
     "gather_jagged",
+    "gather_pool",
     "pick_three",
     "pick_three_stacked",
     "regular_bins",
@@ -75,21 +75,6 @@ def segment_argmax(
             if values[j] > best:
                 best = values[j]
                 out[i] = j
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
-def gather_candidates(
-    index: npt.NDArray[np.int64], values: np.ndarray, fill: float, out: np.ndarray
-) -> np.ndarray:
-    """``values[index]`` where ``index >= 0``, else ``fill``, written into ``out`` (shape of
-    ``index``) in ``out``'s dtype (a float32 or int32 value converted exactly to float64 or
-    int64, without a converted copy of every value); returns ``out``."""
-    n, k = index.shape
-    for i in range(n):
-        for j in range(k):
-            idx = index[i, j]
-            out[i, j] = values[idx] if idx >= 0 else fill
     return out
 
 
@@ -367,3 +352,55 @@ def variable_bins(
             i += 1
         out[r] = i + 1
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def gather_pool(
+    index: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    pool: npt.NDArray[np.int64],
+    energy: np.ndarray,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    time: np.ndarray,
+    err_e: np.ndarray,
+    err_theta: np.ndarray,
+    err_phi: np.ndarray,
+    region: np.ndarray,
+    mc_index: np.ndarray,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The candidates ``index`` ``(m, k)`` (flat cluster indices, -1: none) of the events
+    ``pool`` in one pass: ``floats`` ``(7, m, k)`` (E, theta, phi, time, errE, errTheta, errPhi
+    as float64; E NaN, the errors 1 and the others 0 where there is no candidate) and ``ints``
+    ``(3, m, k)`` (region (0), mcIndex (-1) as int64 and the candidate's position in its
+    event's list (-1)), each value converted exactly from the file's dtype."""
+    m, k = index.shape
+    floats = np.empty((7, m, k))
+    ints = np.empty((3, m, k), dtype=np.int64)
+    for i in range(m):
+        first = offsets[pool[i]]
+        for j in range(k):
+            c = index[i, j]
+            if c >= 0:
+                floats[0, i, j] = energy[c]
+                floats[1, i, j] = theta[c]
+                floats[2, i, j] = phi[c]
+                floats[3, i, j] = time[c]
+                floats[4, i, j] = err_e[c]
+                floats[5, i, j] = err_theta[c]
+                floats[6, i, j] = err_phi[c]
+                ints[0, i, j] = region[c]
+                ints[1, i, j] = mc_index[c]
+                ints[2, i, j] = c - first
+            else:
+                floats[0, i, j] = np.nan
+                floats[1, i, j] = 0.0
+                floats[2, i, j] = 0.0
+                floats[3, i, j] = 0.0
+                floats[4, i, j] = 1.0
+                floats[5, i, j] = 1.0
+                floats[6, i, j] = 1.0
+                ints[0, i, j] = 0
+                ints[1, i, j] = -1
+                ints[2, i, j] = -1
+    return floats, ints

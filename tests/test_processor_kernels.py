@@ -22,7 +22,7 @@ from processors.features import (
 from processors.filling import ChunkFills
 from processors.kernels import (
     count_good_tracks,
-    gather_candidates,
+    gather_pool,
     pick_three,
     pick_three_stacked,
     segment_sum,
@@ -157,18 +157,30 @@ def test_segment_sum_is_awkward_s_sum_in_the_values_dtype() -> None:
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize(
-    ("stored", "wanted", "fill"),
-    [(np.float32, np.float64, np.nan), (np.float64, np.float64, 1.0), (np.int32, np.int64, -1)],
-)
-def test_gather_candidates_is_a_fill_padded_take(stored: type, wanted: type, fill: float) -> None:
+def test_gather_pool_is_a_fill_padded_take_in_float64_and_int64() -> None:
     rng = np.random.default_rng(1)
-    values = rng.normal(0, 10, 1000).astype(stored)
-    index = rng.integers(-1, 1000, (300, 5))
-    out = gather_candidates(index, values, fill, np.empty(index.shape, wanted))
-    expected = np.where(index >= 0, values[np.where(index >= 0, index, 0)], fill).astype(wanted)
-    assert out.dtype == wanted
-    np.testing.assert_array_equal(out, expected)
+    counts = rng.integers(0, 8, 3000)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    total = int(offsets[-1])
+    pool = np.sort(rng.choice(3000, 1000, replace=False))
+    index = np.full((1000, 5), -1)
+    for r, i in enumerate(pool):
+        chosen = rng.permutation(counts[i])[: rng.integers(0, 6)]
+        index[r, : len(chosen)] = offsets[i] + chosen
+    floats = [rng.normal(0, 10, total).astype(np.float32) for _ in range(7)]
+    ints = [rng.integers(-1, 9, total).astype(np.int32) for _ in range(2)]
+    got_f, got_i = gather_pool(index, offsets, pool, *floats, *ints)
+    valid = index >= 0
+    safe = np.where(valid, index, 0)
+    for q, (values, fill) in enumerate(zip(floats, (np.nan, 0, 0, 0, 1, 1, 1), strict=True)):
+        want = np.where(valid, values[safe].astype(np.float64), fill)
+        np.testing.assert_array_equal(got_f[q], want)
+    for q, (values, fill) in enumerate(zip(ints, (0, -1), strict=True)):
+        np.testing.assert_array_equal(
+            got_i[q], np.where(valid, values[safe].astype(np.int64), fill)
+        )
+    np.testing.assert_array_equal(got_i[2], np.where(valid, index - offsets[pool, None], -1))
+    assert got_f.dtype == np.float64 and got_i.dtype == np.int64 and valid.any() and not valid.all()
 
 
 def test_pick_three_equals_take_along_axis() -> None:
