@@ -8,17 +8,17 @@ Per chunk, ``process()`` chains pure steps:
    with E > 90 MeV, inside the CDC acceptance, |t| < 200 ns), MC corrected to data;
 2. for the nominal energies and each energy variation of the contract's table, together (one
    compiled pass of cuts, one fit call), :func:`~processors.reconstruction.reconstruct` selects
-   the leading three above 100 MeV, applies
-   the named cuts (``trigger`` (``trg_esum``), ``three_photons``, ``m3g`` (0.8 < M_3gamma / E_cms
-   < 1.05), ``timing`` (the three cluster times agree within ``timing_nsigma`` of their
-   resolution), ``no_good_track`` (no track with |d_r| < 1 cm, |d_z| < 3 cm inside the CDC
-   acceptance), ``fit_converged``), fits the three photons to the event's beam four-momentum and
-   returns a frozen :class:`~processors.reconstruction.Reconstruction`;
+   the leading three above 100 MeV, applies the named cuts (``trigger`` (``trg_esum``),
+   ``three_photons``, ``m3g`` (0.8 < M_3gamma / E_cms < 1.05), ``timing`` (the three cluster
+   times agree within ``timing_nsigma`` of their resolution), ``no_good_track`` (no track with
+   |d_r| < 1 cm, |d_z| < 3 cm inside the CDC acceptance), ``fit_converged``), fits the three
+   photons to the event's beam four-momentum and returns a frozen
+   :class:`~processors.reconstruction.Reconstruction` per set;
 3. :mod:`processors.variations` makes the varied energies and weights, one function per
    systematic;
 4. :mod:`processors.filling` fills the histograms (the weight variations re-fill the nominal
-   reconstruction; a chunk's fills gathered and done at once, :class:`~processors.filling.ChunkFills`)
-   and the skim rows. Data fill only the nominal.
+   reconstruction; a chunk's fills are gathered and done at once,
+   :class:`~processors.filling.ChunkFills`) and the skim rows. Data fill only the nominal.
 """
 
 from __future__ import annotations

@@ -187,10 +187,10 @@ def select_for_fit(
     a candidate are computed once, and only for the candidates that enter a mass.
 
     Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow,
-    whose rows are cumulative: m3g is False where three_photons fails, timing where m3g fails); ``offsets`` ``(V + 1,)``; and ``rows``
-    ``(F,)``, ``order`` ``(F, 3)``: the events that pass every cut (they reach the fit) and the
-    columns of their three photons, set by set (set ``v`` at ``offsets[v]:offsets[v + 1]``), in
-    event order."""
+    whose rows are cumulative: m3g is False where three_photons fails, timing where m3g fails);
+    ``offsets`` ``(V + 1,)``; and ``rows`` ``(F,)``, ``order`` ``(F, 3)``: the events that pass
+    every cut (they reach the fit) and the columns of their three photons, set by set (set ``v``
+    at ``offsets[v]:offsets[v + 1]``), in event order."""
     n_sets, m, k = energies.shape
     cuts = np.zeros((3, m), dtype=np.bool_)
     found = np.empty((n_sets, m), dtype=np.int64)
