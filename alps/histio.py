@@ -9,6 +9,7 @@ histograms back; nothing needs this project's code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -63,13 +64,20 @@ _PACKAGES = (
 
 
 def package_versions(packages: Iterable[str] = _PACKAGES) -> dict[str, str]:
+    """Python's and the installed ``packages``' versions (looked up once per process: reading
+    the installed packages' metadata costs some 20 ms, issue 12)."""
+    return dict(_versions(tuple(packages)))
+
+
+@functools.cache
+def _versions(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in packages:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions.items())
 
 
 def git_revision(where: str | Path | None = None) -> str | None:

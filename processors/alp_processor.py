@@ -6,17 +6,19 @@ Per chunk, ``process()`` chains pure steps:
 
 1. :func:`~processors.candidates.photon_candidates`: the five leading photon candidates (clusters
    with E > 90 MeV, inside the CDC acceptance, |t| < 200 ns), MC corrected to data;
-2. for the nominal energies and each energy variation of the contract's table,
-   :func:`~processors.reconstruction.reconstruct` selects the leading three above 100 MeV, applies
-   the named cuts (``trigger`` (``trg_esum``), ``three_photons``, ``m3g`` (0.8 < M_3gamma / E_cms
-   < 1.05), ``timing`` (the three cluster times agree within ``timing_nsigma`` of their
-   resolution), ``no_good_track`` (no track with |d_r| < 1 cm, |d_z| < 3 cm inside the CDC
-   acceptance), ``fit_converged``), fits the three photons to the event's beam four-momentum and
-   returns a frozen :class:`~processors.reconstruction.Reconstruction`;
+2. for the nominal energies and each energy variation of the contract's table, together (one
+   compiled pass of cuts, one fit call), :func:`~processors.reconstruction.reconstruct` selects
+   the leading three above 100 MeV, applies the named cuts (``trigger`` (``trg_esum``),
+   ``three_photons``, ``m3g`` (0.8 < M_3gamma / E_cms < 1.05), ``timing`` (the three cluster
+   times agree within ``timing_nsigma`` of their resolution), ``no_good_track`` (no track with
+   |d_r| < 1 cm, |d_z| < 3 cm inside the CDC acceptance), ``fit_converged``), fits the three
+   photons to the event's beam four-momentum and returns a frozen
+   :class:`~processors.reconstruction.Reconstruction` per set;
 3. :mod:`processors.variations` makes the varied energies and weights, one function per
    systematic;
 4. :mod:`processors.filling` fills the histograms (the weight variations re-fill the nominal
-   reconstruction) and the skim rows. Data fill only the nominal.
+   reconstruction; a chunk's fills are gathered and done at once,
+   :class:`~processors.filling.ChunkFills`) and the skim rows. Data fill only the nominal.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import awkward as ak
 import numpy as np
 import numpy.typing as npt
 from coffea import processor
@@ -32,10 +33,11 @@ from coffea import processor
 from alps.config import AnalysisConfig
 from alps.contract import CUTFLOW, NOMINAL, ScorerLike, make_histograms
 
-from .candidates import Candidates, alp_flags, as_numpy, photon_candidates, true_energy
+from .candidates import Candidates, alp_flags, photon_candidates, true_energy
 from .columns import ChunkColumns, chunk_tree, read_chunk
 from .corrections import Corrections
 from .filling import (
+    ChunkFills,
     ChunkInfo,
     fill_cutflow,
     fill_generated,
@@ -46,7 +48,7 @@ from .filling import (
     write_skims,
 )
 from .integrity import RANGE_CHECKS, count_out_of_range
-from .kernels import count_good_tracks
+from .kernels import count_good_tracks, segment_sum
 from .memory import collect_if_grown
 from .opening import unmap_all
 from .reading import ChunkReadError, is_read_error, skipped_chunk
@@ -99,14 +101,17 @@ def score_candidates(scorer: ScorerLike, reco: Reconstruction) -> FloatArray:
     return np.asarray(scorer(matrix), dtype=np.float64).reshape(reco.mgg.shape)
 
 
-def _no_good_track(columns: ChunkColumns, config: AnalysisConfig) -> npt.NDArray[np.bool_]:
-    """No track with small impact parameters inside the CDC acceptance."""
+def _no_good_track(
+    columns: ChunkColumns, config: AnalysisConfig, rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_]:
+    """For the events ``rows``: no track with small impact parameters inside the CDC
+    acceptance."""
     pre = config.preselection
     trk = columns.collections["track"]
-    px, py, pz, dr, dz = (trk.values(k) for k in ("px", "py", "pz", "dr", "dz"))
+    px, py, pz, dr, dz = (trk.raw[k] for k in ("px", "py", "pz", "dr", "dz"))
     good = count_good_tracks(
         trk.offsets, px, py, pz, dr, dz, pre.track_dr_max_cm, pre.track_dz_max_cm,
-        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg),
+        np.radians(pre.track_theta_min_deg), np.radians(pre.track_theta_max_deg), rows,
     )  # fmt: skip
     return good == 0
 
@@ -178,30 +183,36 @@ class ALPProcessor(processor.ProcessorABC):
             settings.config.histograms.score_edges if scorer is not None else None,
         )
         inputs, vary, trigger = self._inputs(events, chunk)
-        fill_generated(hists, chunk, vary.weight)
+        fills = ChunkFills(hists)  # done at once at the end of the chunk
+        fill_generated(fills, chunk, vary.weight)
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
         skims: list[dict[str, np.ndarray]] = []
         fit_settings = settings.fit_settings()
         varied: list[dict[str, np.ndarray]] = []  # the score pass's variation lists
         listed = list_features(settings.config.training) if settings.skim_dir else None
-        for row in (r for r in rows if r.acts_on != "weight"):
-            energy = inputs.candidates.energy
-            if row.acts_on == "energy":
-                energy = ENERGY_SHIFTS[row.systematic](vary, row.direction)
-            # a varied energy fills only M_gg (and the score and the score pass's variation
-            # lists, which need the features)
-            full = row.name == NOMINAL or scorer is not None or listed is not None
-            reco = reconstruct(events, inputs, energy, fit_settings, features=full)
+        sets = [r for r in rows if r.acts_on != "weight"]
+        assert sets[0].name == NOMINAL  # reconstruct keeps the first set's cuts: the cutflow
+        energies = [
+            ENERGY_SHIFTS[r.systematic](vary, r.direction)
+            if r.acts_on == "energy"
+            else inputs.candidates.energy
+            for r in sets
+        ]
+        # a varied energy fills only M_gg (and the score and the score pass's variation lists,
+        # which need the features)
+        full = [r.name == NOMINAL or scorer is not None or listed is not None for r in sets]
+        recos = reconstruct(events, inputs, energies, fit_settings, features=full)
+        for row, reco in zip(sets, recos, strict=True):
             if row.name == NOMINAL:
                 fill_cutflow(
-                    hists, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
+                    fills, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
                 )
             if not reco.any:
                 continue
             truth = reco.matched if not chunk.is_data else np.zeros_like(reco.mgg, dtype=bool)
             scores = score_candidates(scorer, reco) if scorer is not None else None
-            fill_main(hists, chunk, row.name, reco, truth, nominal[reco.selected], scores)
+            fill_main(fills, chunk, row.name, reco, truth, nominal[reco.selected], scores)
             if row.name != NOMINAL:
                 if listed is not None:
                     w = nominal[reco.selected]
@@ -209,11 +220,12 @@ class ALPProcessor(processor.ProcessorABC):
                 continue
             for weighted in (r for r in rows if r.acts_on == "weight"):
                 w = EVENT_WEIGHTS[weighted.systematic](vary, weighted.direction)[reco.selected]
-                fill_main(hists, chunk, weighted.name, reco, truth, w, scores)
+                fill_main(fills, chunk, weighted.name, reco, truth, w, scores)
                 if listed is not None:
                     varied.append(weight_rows(weighted.name, w))
-            fill_monitoring(hists, chunk, reco, nominal[reco.selected], truth)
+            fill_monitoring(fills, chunk, reco, nominal[reco.selected], truth)
             skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
+        fills.flush()
         return hists, skims, varied
 
     def _inputs(
@@ -222,8 +234,6 @@ class ALPProcessor(processor.ProcessorABC):
         """The pool's candidates and beams, what the variations act on, and the trigger bit."""
         cfg = self.settings.config
         corrections = None if chunk.is_data else self.settings.corrections
-        beam = np.stack([events.get(f"beam_{c}") for c in ("E", "px", "py", "pz")], axis=1)
-        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         trigger = events.get("trg_esum", bool)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
@@ -231,16 +241,21 @@ class ALPProcessor(processor.ProcessorABC):
             events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
         )
         cands = Candidates.from_fields(fields)
+        beam = np.stack([events.get(f"beam_{c}")[pool] for c in ("E", "px", "py", "pz")], axis=1)
+        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         inputs = EventInputs(
-            pool, cands, beam[pool], e_cms[pool], _no_good_track(events, cfg)[pool],
+            pool, cands, beam, e_cms, _no_good_track(events, cfg, pool),
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
         )  # fmt: skip
         weight = events.get("weight")
         if chunk.weight_scale != 1.0:  # MC re-normalised to the files processed (bookkeeping)
             weight = weight * chunk.weight_scale
+        # the cluster energy sum only enters the trigger scale factor of the calibration
+        clusters = events.collections["cluster"]
+        esum = segment_sum(clusters.offsets, clusters.raw["E"]) if corrections is not None else None
         vary = VariationInputs(
-            weight, as_numpy(ak.sum(events.collections["cluster"].arrays["E"], axis=1)), cands.energy,
-            true_energy(events, pool, fields, chunk.is_data), chunk.period, corrections, cfg.systematics,
+            weight, esum, cands.energy, true_energy(events, pool, fields, chunk.is_data),
+            chunk.period, corrections, cfg.systematics,
         )  # fmt: skip
         return inputs, vary, trigger
 

@@ -21,7 +21,7 @@ from alps.config import PreselectionConfig
 
 from .columns import ChunkColumns
 from .corrections import Corrections
-from .kernels import gather_candidates, gather_jagged, top_candidates
+from .kernels import gather_jagged, gather_pool, top_candidates
 
 __all__ = [
     "Candidates",
@@ -39,8 +39,6 @@ FloatArray = npt.NDArray[np.float64]
 #: candidates kept per event before the variations re-select the leading three
 TOP = 5
 _FIELDS = ("E", "theta", "phi", "time", "errE", "errTheta", "errPhi")
-#: values of the padding slots (no candidate)
-_FILLS = {"E": np.nan, "errE": 1.0, "errTheta": 1.0, "errPhi": 1.0, "region": 0, "mcIndex": -1}
 
 
 def as_numpy(array: Any, dtype: type = np.float64) -> np.ndarray:
@@ -60,15 +58,10 @@ class Candidates:
 
     fields: dict[str, np.ndarray]
     names: tuple[str, ...]
-    #: ``(4, m, TOP)``: sin theta, cos theta, sin phi, cos phi of every candidate (the energy
-    #: variations leave the angles alone: computed once)
-    trig: FloatArray
 
     @classmethod
     def from_fields(cls, fields: dict[str, np.ndarray]) -> Candidates:
-        theta, phi = fields["theta"], fields["phi"]
-        trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
-        return cls(fields, tuple(k for k in fields if k != "position"), trig)
+        return cls(fields, tuple(k for k in fields if k != "position"))
 
     @property
     def energy(self) -> FloatArray:
@@ -103,13 +96,12 @@ def photon_candidates(
     pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
     index = index[pool]
     valid = index >= 0
-    out: dict[str, np.ndarray] = {
-        name: gather_candidates(index, values, _FILLS.get(name, 0.0)).astype(
-            np.int64 if name in ("region", "mcIndex") else np.float64
-        )
-        for name, values in flat.items()
-    }
-    out["position"] = np.where(valid, index - offsets[pool, None], -1)
+    floats, ints = gather_pool(
+        index, offsets, pool, flat["E"], flat["theta"], flat["phi"], flat["time"], flat["errE"],
+        flat["errTheta"], flat["errPhi"], flat["region"], flat["mcIndex"],
+    )  # fmt: skip
+    out: dict[str, np.ndarray] = dict(zip(_FIELDS, floats, strict=True))
+    out["region"], out["mcIndex"], out["position"] = ints
     if corrections is not None:
         keys = (
             columns.get("exp", np.int64)[pool, None],
@@ -159,7 +151,8 @@ def true_energy(
     truth = columns.collections.get("mc_photon")
     if is_data or truth is None:
         return fields["E"]
-    true = Jagged(truth.offsets, truth.values("E")).at(pool, fields["mcIndex"], np.nan)
+    # gathered as the file holds them (float32), converted exactly by the where
+    true = Jagged(truth.offsets, truth.raw["E"]).at(pool, fields["mcIndex"], np.nan)
     return np.where(np.isfinite(true), true, fields["E"])
 
 

@@ -52,8 +52,6 @@ class Collection:
 
     offsets: npt.NDArray[np.int64]
     raw: dict[str, np.ndarray]
-    #: the awkward arrays as read (for the per-event sums, computed as before)
-    arrays: dict[str, Any]
 
     def values(self, name: str, dtype: type = np.float64) -> np.ndarray:
         """Flat values of a field as ``dtype``."""
@@ -125,6 +123,5 @@ def read_chunk(tree: Any, start: int, stop: int, is_data: bool) -> ChunkColumns:
             offsets_f, raw[f] = _flat(arrays[f"{prefix}_{f}"])
             offsets = offsets_f if offsets is None else offsets
         assert offsets is not None
-        got = {f: arrays[f"{prefix}_{f}"] for f in fields}
-        collections[prefix] = Collection(offsets, raw, got)
+        collections[prefix] = Collection(offsets, raw)
     return ChunkColumns(stop - start, event, collections)

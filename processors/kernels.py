@@ -8,13 +8,16 @@ import numpy.typing as npt
 
 __all__ = [
     "count_good_tracks",
-    "gather_candidates",
     "gather_jagged",
-    "leading_three",
-    "mass_and_timing_cuts",
+    "gather_pool",
     "pick_three",
+    "pick_three_stacked",
+    "regular_bins",
     "segment_argmax",
+    "segment_sum",
+    "select_for_fit",
     "top_candidates",
+    "variable_bins",
 ]
 
 
@@ -76,142 +79,43 @@ def segment_argmax(
 
 
 @nb.njit(cache=True, nogil=True)
-def leading_three(
-    energy: npt.NDArray[np.float64], e_min: float, exactly: bool
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    """Per event of ``energy`` ``(m, k)`` (NaN: no candidate): whether it has three candidates
-    with E > e_min (``exactly``: three and no more), and the column indices of its three most
-    energetic usable ones (ties: the lower index first, as a stable sort; unusable columns
-    follow in index order when fewer than three are usable)."""
-    m, k = energy.shape
-    three = np.zeros(m, dtype=np.bool_)
-    order = np.full((m, 3), -1, dtype=np.int64)
-    for i in range(m):
-        best = order[i]  # a view: no allocation per event (issue 12)
-        count = 0
-        for j in range(k):
-            e = energy[i, j]
-            if not (e > e_min):  # NaN fails
-                continue
-            count += 1
-            pos = 3
-            while pos > 0 and (best[pos - 1] < 0 or energy[i, best[pos - 1]] < e):
-                pos -= 1
-            if pos < 3:
-                for q in range(2, pos, -1):
-                    best[q] = best[q - 1]
-                best[pos] = j
-        filled = min(count, 3)
-        j = 0
-        while filled < 3:  # unusable columns after the usable ones, in index order
-            e = energy[i, j]
-            if not (e > e_min):
-                best[filled] = j
-                filled += 1
-            j += 1
-        three[i] = (count == 3) if exactly else (count >= 3)
-    return three, order
-
-
-@nb.njit(cache=True, nogil=True)
-def mass_and_timing_cuts(
-    energy: npt.NDArray[np.float64],
-    trig: npt.NDArray[np.float64],
-    time: npt.NDArray[np.float64],
-    order: npt.NDArray[np.int64],
-    rows: npt.NDArray[np.int64],
-    e_cms: npt.NDArray[np.float64],
-    m3g_lo: float,
-    m3g_hi: float,
-    time_constant: float,
-    time_floor: float,
-    time_e_floor: float,
-    nsigma: float,
-) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """For the events ``rows`` (which have three candidates, columns ``order``): whether
-    m3g_lo < M_3gamma / E_cms < m3g_hi, and whether the largest pairwise time difference of the
-    three photons is below ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E,
-    e_floor), floor) (ns). ``trig`` ``(4, m, k)`` holds sin theta, cos theta, sin phi, cos phi of
-    every candidate (the angles do not change with the energy variations, so they are computed
-    once per chunk). Only decides the cuts: the features are computed by the numpy code."""
-    n = len(rows)
-    mass_ok = np.zeros(n, dtype=np.bool_)
-    time_ok = np.zeros(n, dtype=np.bool_)
-    for r in range(n):
-        i = rows[r]
-        tot_e = 0.0
-        px = 0.0
-        py = 0.0
-        pz = 0.0
-        sig0 = 0.0
-        sig1 = 0.0
-        sig2 = 0.0
-        for q in range(3):
-            j = order[i, q]
-            e = energy[i, j]
-            st = trig[0, i, j]
-            tot_e += e
-            px += e * st * trig[3, i, j]
-            py += e * st * trig[2, i, j]
-            pz += e * trig[1, i, j]
-            s = np.hypot(time_constant / max(e, time_e_floor), time_floor)
-            if q == 0:
-                sig0 = s
-            elif q == 1:
-                sig1 = s
-            else:
-                sig2 = s
-        m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
-        ratio = m3 / e_cms[i]
-        mass_ok[r] = ratio > m3g_lo and ratio < m3g_hi
-        t0 = time[i, order[i, 0]]
-        t1 = time[i, order[i, 1]]
-        t2 = time[i, order[i, 2]]
-        spread = max(
-            abs(t0 - t1) / np.hypot(sig0, sig1),
-            max(abs(t0 - t2) / np.hypot(sig0, sig2), abs(t1 - t2) / np.hypot(sig1, sig2)),
-        )
-        time_ok[r] = spread < nsigma
-    return mass_ok, time_ok
-
-
-@nb.njit(cache=True, nogil=True)
-def gather_candidates(index: npt.NDArray[np.int64], values: np.ndarray, fill: float) -> np.ndarray:
-    """``values[index]`` where ``index >= 0``, else ``fill`` (shape of ``index``, dtype of
-    ``values``)."""
-    n, k = index.shape
-    out = np.empty((n, k), dtype=values.dtype)
-    for i in range(n):
-        for j in range(k):
-            idx = index[i, j]
-            out[i, j] = values[idx] if idx >= 0 else fill
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def count_good_tracks(
     offsets: npt.NDArray[np.int64],
-    px: npt.NDArray[np.float64],
-    py: npt.NDArray[np.float64],
-    pz: npt.NDArray[np.float64],
-    dr: npt.NDArray[np.float64],
-    dz: npt.NDArray[np.float64],
+    px: npt.NDArray[np.floating],
+    py: npt.NDArray[np.floating],
+    pz: npt.NDArray[np.floating],
+    dr: npt.NDArray[np.floating],
+    dz: npt.NDArray[np.floating],
     dr_max: float,
     dz_max: float,
     theta_lo: float,
     theta_hi: float,
+    rows: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
-    """Per event: the tracks with |d_r| < dr_max, |d_z| < dz_max and theta_lo < theta < theta_hi
-    (theta = atan2(hypot(px, py), pz), radians)."""
+    """For the events ``rows``: the tracks with |d_r| < dr_max, |d_z| < dz_max and theta_lo <
+    theta < theta_hi (theta = atan2(hypot(px, py), pz), radians), computed in float64 whatever
+    the values' dtype (the file's float32 values are read without a converted copy)."""
+    out = np.zeros(len(rows), dtype=np.int64)
+    for r in range(len(rows)):
+        i = rows[r]
+        for j in range(offsets[i], offsets[i + 1]):
+            if not (abs(np.float64(dr[j])) < dr_max and abs(np.float64(dz[j])) < dz_max):
+                continue
+            theta = np.arctan2(np.hypot(np.float64(px[j]), np.float64(py[j])), np.float64(pz[j]))
+            if theta > theta_lo and theta < theta_hi:
+                out[r] += 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def segment_sum(offsets: npt.NDArray[np.int64], values: np.ndarray) -> np.ndarray:
+    """Sum of each segment ``[offsets[i], offsets[i + 1])`` in the values' dtype, added in
+    order (as ``ak.sum(..., axis=1)`` sums a jagged array: a float32 sum stays float32)."""
     n = len(offsets) - 1
-    out = np.zeros(n, dtype=np.int64)
+    out = np.zeros(n, dtype=values.dtype)
     for i in range(n):
         for j in range(offsets[i], offsets[i + 1]):
-            if not (abs(dr[j]) < dr_max and abs(dz[j]) < dz_max):
-                continue
-            theta = np.arctan2(np.hypot(px[j], py[j]), pz[j])
-            if theta > theta_lo and theta < theta_hi:
-                out[i] += 1
+            out[i] += values[j]
     return out
 
 
@@ -251,3 +155,252 @@ def pick_three(
         for q in range(3):
             out[r, q] = values[i, order[r, q]]
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def select_for_fit(
+    energies: npt.NDArray[np.float64],
+    theta: npt.NDArray[np.float64],
+    phi: npt.NDArray[np.float64],
+    time: npt.NDArray[np.float64],
+    e_cms: npt.NDArray[np.float64],
+    no_track: npt.NDArray[np.bool_],
+    e_min: float,
+    exactly: bool,
+    m3g_lo: float,
+    m3g_hi: float,
+    time_constant: float,
+    time_floor: float,
+    time_e_floor: float,
+    nsigma: float,
+) -> tuple[
+    npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """The pre-selection of every set of candidate energies in one pass (issue 12): for each
+    ``energies[v]`` ``(m, k)`` (NaN: no candidate) and each event, whether it has three candidates
+    with E > e_min (``exactly``: three and no more) and the columns of its three most energetic
+    ones (ties: the lower column first, as a stable sort); whether m3g_lo < M_3gamma / E_cms <
+    m3g_hi; whether the largest pairwise time difference of the three photons is below
+    ``nsigma`` of its resolution sigma_t(E) = hypot(constant / max(E, e_floor), floor) (ns); and
+    the track veto ``no_track``. The angles ``theta``, ``phi`` and times ``time`` ``(m, k)``
+    are the same in every set (the variations change energies only): the sines and cosines of
+    a candidate are computed once, and only for the candidates that enter a mass.
+
+    Returns ``cuts`` ``(3, m)``: three_photons, m3g and timing of the first set (its cutflow,
+    whose rows are cumulative: m3g is False where three_photons fails, timing where m3g fails);
+    ``offsets`` ``(V + 1,)``; and ``rows`` ``(F,)``, ``order`` ``(F, 3)``: the events that pass
+    every cut (they reach the fit) and the columns of their three photons, set by set (set ``v``
+    at ``offsets[v]:offsets[v + 1]``), in event order."""
+    n_sets, m, k = energies.shape
+    cuts = np.zeros((3, m), dtype=np.bool_)
+    found = np.empty((n_sets, m), dtype=np.int64)
+    chosen = np.empty((n_sets, m, 3), dtype=np.int64)
+    counts = np.zeros(n_sets, dtype=np.int64)
+    best = np.empty(3, dtype=np.int64)
+    sig = np.empty(3)
+    trig = np.empty((k, 4))  # sin theta, cos theta, sin phi, cos phi of the event's candidates
+    known = np.zeros(k, dtype=np.bool_)
+    for i in range(m):
+        known[:] = False
+        for v in range(n_sets):
+            if v > 0 and not no_track[i]:  # only the first set's cutflow needs the other cuts
+                continue
+            energy = energies[v]
+            best[0] = -1
+            best[1] = -1
+            best[2] = -1
+            count = 0
+            for j in range(k):  # insertion into the sorted three, no allocation per event
+                e = energy[i, j]
+                if not (e > e_min):  # NaN fails
+                    continue
+                count += 1
+                pos = 3
+                while pos > 0 and (best[pos - 1] < 0 or energy[i, best[pos - 1]] < e):
+                    pos -= 1
+                if pos < 3:
+                    for q in range(2, pos, -1):
+                        best[q] = best[q - 1]
+                    best[pos] = j
+            three = (count == 3) if exactly else (count >= 3)
+            if not three:
+                continue
+            tot_e = 0.0
+            px = 0.0
+            py = 0.0
+            pz = 0.0
+            for q in range(3):
+                j = best[q]
+                if not known[j]:
+                    trig[j, 0] = np.sin(theta[i, j])
+                    trig[j, 1] = np.cos(theta[i, j])
+                    trig[j, 2] = np.sin(phi[i, j])
+                    trig[j, 3] = np.cos(phi[i, j])
+                    known[j] = True
+                e = energy[i, j]
+                st = trig[j, 0]
+                tot_e += e
+                px += e * st * trig[j, 3]
+                py += e * st * trig[j, 2]
+                pz += e * trig[j, 1]
+            m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
+            ratio = m3 / e_cms[i]
+            mass_ok = ratio > m3g_lo and ratio < m3g_hi
+            time_ok = False
+            if mass_ok:  # the cutflow is cumulative: timing counts only after m3g
+                for q in range(3):
+                    sig[q] = np.hypot(
+                        time_constant / max(energy[i, best[q]], time_e_floor), time_floor
+                    )
+                t0 = time[i, best[0]]
+                t1 = time[i, best[1]]
+                t2 = time[i, best[2]]
+                spread = max(
+                    abs(t0 - t1) / np.hypot(sig[0], sig[1]),
+                    max(
+                        abs(t0 - t2) / np.hypot(sig[0], sig[2]),
+                        abs(t1 - t2) / np.hypot(sig[1], sig[2]),
+                    ),
+                )
+                time_ok = spread < nsigma
+            if v == 0:
+                cuts[0, i] = True
+                cuts[1, i] = mass_ok
+                cuts[2, i] = time_ok
+            if mass_ok and time_ok and no_track[i]:
+                c = counts[v]
+                found[v, c] = i
+                chosen[v, c, 0] = best[0]
+                chosen[v, c, 1] = best[1]
+                chosen[v, c, 2] = best[2]
+                counts[v] = c + 1
+    offsets = np.zeros(n_sets + 1, dtype=np.int64)
+    for v in range(n_sets):
+        offsets[v + 1] = offsets[v] + counts[v]
+    rows = np.empty(offsets[n_sets], dtype=np.int64)
+    order = np.empty((offsets[n_sets], 3), dtype=np.int64)
+    for v in range(n_sets):
+        rows[offsets[v] : offsets[v + 1]] = found[v, : counts[v]]
+        order[offsets[v] : offsets[v + 1]] = chosen[v, : counts[v]]
+    return cuts, offsets, rows, order
+
+
+@nb.njit(cache=True, nogil=True)
+def pick_three_stacked(
+    values: np.ndarray,
+    offsets: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    order: npt.NDArray[np.int64],
+) -> np.ndarray:
+    """:func:`pick_three` of ``(V, m, k)`` stacked candidate arrays: entry ``r`` of set ``v``
+    (``offsets[v] <= r < offsets[v + 1]``, as :func:`select_for_fit` returns them) from
+    ``values[v]``."""
+    out = np.empty((len(rows), 3), dtype=values.dtype)
+    for v in range(len(offsets) - 1):
+        for r in range(offsets[v], offsets[v + 1]):
+            i = rows[r]
+            for q in range(3):
+                out[r, q] = values[v, i, order[r, q]]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def regular_bins(n: int, lo: float, hi: float, x: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+    """The bin of each ``x`` in the flow view of a regular axis of ``n`` bins from ``lo`` to
+    ``hi`` with both flow bins, as boost-histogram bins it: z = (x - lo) / (hi - lo), bin
+    floor(z n) for 0 <= z < 1 (after the underflow), the underflow below, the overflow at or
+    above 1 and for NaN."""
+    delta = hi - lo
+    out = np.empty(len(x), dtype=np.intp)
+    for i in range(len(x)):
+        z = (x[i] - lo) / delta
+        if z < 1.0:
+            out[i] = int(z * n) + 1 if z >= 0.0 else 0
+        else:
+            out[i] = n + 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def variable_bins(
+    edges: npt.NDArray[np.float64], start: npt.NDArray[np.intp], x: npt.NDArray[np.float64]
+) -> npt.NDArray[np.intp]:
+    """The bin of each ``x`` in the flow view of a variable axis with ``edges`` and both flow
+    bins: ``np.searchsorted(edges, x, side="right")`` (the underflow below the first edge, the
+    overflow at or above the last and for NaN), found from ``start`` (``m`` cells of equal width
+    over the edges, each with the last edge at or below its lower end: a guess that is then
+    corrected, so the result is exact whatever the rounding of the cell)."""
+    n = len(edges) - 1
+    lo = edges[0]
+    hi = edges[n]
+    cells = len(start)
+    width = (hi - lo) / cells
+    out = np.empty(len(x), dtype=np.intp)
+    for r in range(len(x)):
+        v = x[r]
+        if not (v < hi):  # at or above the last edge, or NaN
+            out[r] = n + 1
+            continue
+        if v < lo:
+            out[r] = 0
+            continue
+        c = min(int((v - lo) / width), cells - 1)
+        i = start[c]
+        while i > 0 and edges[i] > v:
+            i -= 1
+        while edges[i + 1] <= v:
+            i += 1
+        out[r] = i + 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def gather_pool(
+    index: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    pool: npt.NDArray[np.int64],
+    energy: np.ndarray,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    time: np.ndarray,
+    err_e: np.ndarray,
+    err_theta: np.ndarray,
+    err_phi: np.ndarray,
+    region: np.ndarray,
+    mc_index: np.ndarray,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """The candidates ``index`` ``(m, k)`` (flat cluster indices, -1: none) of the events
+    ``pool`` in one pass: ``floats`` ``(7, m, k)`` (E, theta, phi, time, errE, errTheta, errPhi
+    as float64; E NaN, the errors 1 and the others 0 where there is no candidate) and ``ints``
+    ``(3, m, k)`` (region (0), mcIndex (-1) as int64 and the candidate's position in its
+    event's list (-1)), each value converted exactly from the file's dtype."""
+    m, k = index.shape
+    floats = np.empty((7, m, k))
+    ints = np.empty((3, m, k), dtype=np.int64)
+    for i in range(m):
+        first = offsets[pool[i]]
+        for j in range(k):
+            c = index[i, j]
+            if c >= 0:
+                floats[0, i, j] = energy[c]
+                floats[1, i, j] = theta[c]
+                floats[2, i, j] = phi[c]
+                floats[3, i, j] = time[c]
+                floats[4, i, j] = err_e[c]
+                floats[5, i, j] = err_theta[c]
+                floats[6, i, j] = err_phi[c]
+                ints[0, i, j] = region[c]
+                ints[1, i, j] = mc_index[c]
+                ints[2, i, j] = c - first
+            else:
+                floats[0, i, j] = np.nan
+                floats[1, i, j] = 0.0
+                floats[2, i, j] = 0.0
+                floats[3, i, j] = 0.0
+                floats[4, i, j] = 1.0
+                floats[5, i, j] = 1.0
+                floats[6, i, j] = 1.0
+                ints[0, i, j] = 0
+                ints[1, i, j] = -1
+                ints[2, i, j] = -1
+    return floats, ints

@@ -1,14 +1,16 @@
-"""Steps 2 and 3 of the processor: selection and kinematic fit of one set of photon energies.
+"""Steps 2 and 3 of the processor: selection and kinematic fit of the sets of photon energies.
 
-For the events of the pool (triggered, with three loose candidates) and one set of candidate
-energies (the nominal or a variation's), the leading three candidates above the threshold are
-selected, the named cuts evaluated (a ``PackedSelection``), the three photons fitted to the
-event's beam four-momentum, and the features computed. The result is a frozen
-:class:`Reconstruction`; nothing here fills a histogram.
+For the events of the pool (triggered, with three loose candidates) and each set of candidate
+energies (the nominal and the energy variations'), the leading three candidates above the
+threshold are selected, the named cuts evaluated (the nominal's as a ``PackedSelection``, for the
+cutflow), the three photons fitted to the event's beam four-momentum, and the features computed.
+All sets share one compiled pass of cuts, one kinematic-fit call and one mass computation. The
+result is a frozen :class:`Reconstruction` per set; nothing here fills a histogram.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +25,8 @@ from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
 from .candidates import Candidates, Jagged, from_alp
 from .corrections import Corrections
-from .features import PAIRS, candidate_features, event_features, pair_masses, photon_momenta
-from .kernels import leading_three, mass_and_timing_cuts, pick_three
+from .features import PAIRS, momenta_and_masses, three_photon_features
+from .kernels import pick_three, pick_three_stacked, select_for_fit
 
 __all__ = ["CUTS", "EventInputs", "FitSettings", "Reconstruction", "reconstruct"]
 
@@ -133,43 +135,49 @@ def _covariance(
 def reconstruct(
     events: Any,
     inputs: EventInputs,
-    energy: FloatArray,
+    energies: Sequence[FloatArray],
     settings: FitSettings,
     *,
-    features: bool = True,
-) -> Reconstruction:
-    """Select and fit the pool's events with candidate energies ``energy`` (``(m, TOP)``).
+    features: Sequence[bool],
+) -> list[Reconstruction]:
+    """Select and fit the pool's events for every set of candidate energies ``energies[v]``
+    (``(m, TOP)``: the nominal first, then the energy variations), one :class:`Reconstruction`
+    per set.
 
-    The cuts are decided by compiled kernels over the pool; everything else (the fit, the
-    masses, the features) is computed for the events that reach the fit only. ``features=False``
-    keeps of the features only what the mass histogram needs (``mgg``), for a variation that
-    fills nothing else.
+    The sets share one pass of compiled cuts over the pool
+    (:func:`~processors.kernels.select_for_fit`), one gathering of the fit's inputs, one call of
+    the kinematic fit and one computation of the masses (issue 12: the per-set work was five
+    separate passes of small numpy steps); every event's values are computed as for that set
+    alone. Only the first set's cuts over the pool are kept (``cuts``: its cutflow); the others
+    have ``cuts == {}``. ``features[v]`` False keeps of set ``v``'s features only what the mass
+    histogram needs (``mgg``), for a variation that fills nothing else.
     """
     pre, fit_cfg = settings.preselection, settings.kinfit
     cands = inputs.candidates
     exactly = pre.photon_multiplicity == "exactly_three"
-    three, order = leading_three(energy, pre.photon_e_min_GeV, exactly)
-    rows3 = np.flatnonzero(three)
-    mass_ok, time_ok = np.zeros(len(three), bool), np.zeros(len(three), bool)
-    mass_ok[rows3], time_ok[rows3] = mass_and_timing_cuts(
-        energy, cands.trig, cands.fields["time"], order, rows3,
-        inputs.e_cms, pre.m3g_min_fraction, pre.m3g_max_fraction, settings.time_constant_ns,
-        settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
+    stack = np.stack(energies) if len(energies) > 1 else energies[0][None]
+    first, offsets, idx, order = select_for_fit(
+        stack, cands.fields["theta"], cands.fields["phi"], cands.fields["time"], inputs.e_cms,
+        inputs.no_track,
+        pre.photon_e_min_GeV, exactly, pre.m3g_min_fraction, pre.m3g_max_fraction,
+        settings.time_constant_ns, settings.time_floor_ns, TIME_E_FLOOR_GEV, pre.timing_nsigma,
     )  # fmt: skip
-    cuts = {"three_photons": three, "m3g": mass_ok, "timing": time_ok}
+    m = len(inputs.pool)
+    cuts = {"three_photons": first[0], "m3g": first[1], "timing": first[2]}
     cuts["no_good_track"] = inputs.no_track
-    idx = np.flatnonzero(three & mass_ok & time_ok & inputs.no_track)
-    converged = np.zeros(len(three), dtype=bool)
-    finite = np.zeros(len(three), dtype=bool)
+    converged = np.zeros(m, dtype=bool)
+    finite = np.zeros(m, dtype=bool)
     cuts["fit_converged"], cuts["fit_finite"] = converged, finite
+    sets = range(len(energies))
     if not len(idx):
-        return Reconstruction(cuts, np.zeros(inputs.n_events, dtype=bool))
-    # the events that reach the fit: their three photons, as the numpy code always computed them
-    order = order[idx]
-    # a varied energy needs no photon times (they only enter the features)
-    names = cands.names if features else tuple(k for k in cands.names if k != "time")
+        return [
+            Reconstruction(cuts if v == 0 else {}, np.zeros(inputs.n_events, bool)) for v in sets
+        ]
+    # the events that reach the fit, set after set: their three photons
+    # a variation without features needs no photon times (they only enter the features)
+    names = cands.names if any(features) else tuple(k for k in cands.names if k != "time")
     pick = {k: pick_three(cands.fields[k], idx, order) for k in names}
-    e3 = pick_three(energy, idx, order)
+    e3 = pick_three_stacked(stack, offsets, idx, order)
     cov = _covariance(settings, pick, e3, inputs.period)
     fit = kinfit.fit_three_photons(
         e3, pick["theta"], pick["phi"], cov, inputs.beam[idx],
@@ -178,36 +186,66 @@ def reconstruct(
         constraint_tolerance=fit_cfg.constraint_tolerance_GeV,
     )  # fmt: skip
     fit_ok = _finite_fit(fit)
-    converged[idx] = fit.converged
-    finite[idx] = fit_ok
-    selected = np.zeros(inputs.n_events, dtype=bool)
-    selected[inputs.pool[idx[fit.converged & fit_ok]]] = True
-    if not selected.any():
-        return Reconstruction(cuts, selected)
-    ok = fit.converged & fit_ok
-    local = idx[ok]
+    first_set = slice(offsets[0], offsets[1])
+    converged[idx[first_set]] = fit.converged[first_set]
+    finite[idx[first_set]] = fit_ok[first_set]
+    good = fit.converged & fit_ok
+    keep = np.flatnonzero(good)
+    bounds = np.searchsorted(keep, offsets)  # set v at keep[bounds[v]:bounds[v + 1]]
+    local = idx[keep]
     rows = inputs.pool[local]
-    beam = inputs.beam[local]
-    p_fit = photon_momenta(fit.E[ok], fit.theta[ok], fit.phi[ok])
-    alp = from_alp(inputs.alp_flags, rows, pick["mcIndex"][ok])
+    p_fit, mgg = momenta_and_masses(fit.E[keep], fit.theta[keep], fit.phi[keep])
+    alp = from_alp(inputs.alp_flags, rows, pick["mcIndex"][keep])
     matched = np.stack([alp[:, i] & alp[:, j] for i, j, _ in PAIRS], axis=1)
-    if not features:
-        mgg = pair_masses(p_fit)
-        return Reconstruction(
-            cuts, selected, rows=rows, mgg=mgg, matched=matched, candidate={"mgg": mgg}
-        )
-    p3 = photon_momenta(e3[ok], pick["theta"][ok], pick["phi"][ok])
-    event = event_features(p_fit, beam)
-    cand = candidate_features(p_fit, p3, beam)
-    e_all = cands.energy[local]
+    out = []
+    for v in sets:
+        s = slice(bounds[v], bounds[v + 1])
+        selected = np.zeros(inputs.n_events, dtype=bool)
+        selected[rows[s]] = True
+        cuts_v = cuts if v == 0 else {}
+        if s.start == s.stop:
+            out.append(Reconstruction(cuts_v, selected))
+        elif not features[v]:
+            out.append(Reconstruction(
+                cuts_v, selected, rows=rows[s], mgg=mgg[s], matched=matched[s],
+                candidate={"mgg": mgg[s]},
+            ))  # fmt: skip
+        else:
+            out.append(_featured(
+                inputs, settings, cuts_v, selected, rows[s], local[s], matched[s], p_fit[s],
+                fit, keep[s], {k: pick[k][keep[s]] for k in names}, e3[keep[s]],
+            ))  # fmt: skip
+    return out
+
+
+def _featured(
+    inputs: EventInputs,
+    settings: FitSettings,
+    cuts: dict[str, BoolArray],
+    selected: BoolArray,
+    rows: npt.NDArray[np.int64],
+    local: npt.NDArray[np.int64],
+    matched: BoolArray,
+    p_fit: FloatArray,
+    fit: Any,
+    ok: npt.NDArray[np.int64],
+    pick: dict[str, np.ndarray],
+    e3: FloatArray,
+) -> Reconstruction:
+    """The :class:`Reconstruction` with every feature of the selected events of one set (``ok``:
+    their positions in the fit's result; ``pick``, ``e3``: their three photons as measured)."""
+    beam = inputs.beam[local]
+    p3 = momenta_and_masses(e3, pick["theta"], pick["phi"])[0]
+    event, cand = three_photon_features(p_fit, p3, beam)
+    e_all = inputs.candidates.energy[local]
     event["chi2"] = fit.chi2[ok]
     event["fit_pvalue"] = fit.pvalue[ok]
     total_e = np.nansum(np.where(np.isfinite(e_all), e_all, 0.0), axis=1)
-    event["E_extra"] = np.clip(total_e - e3[ok].sum(axis=1), 0.0, None)
+    event["E_extra"] = np.clip(total_e - e3.sum(axis=1), 0.0, None)
     event["n_extra"] = (np.isfinite(e_all).sum(axis=1) - 3).astype(np.float64)
-    sigma_t = time_resolution(e3[ok], settings.time_constant_ns, settings.time_floor_ns)
-    event["time_spread"] = _time_spread(pick["time"][ok], sigma_t)
-    region = pick["region"][ok]
+    sigma_t = time_resolution(e3, settings.time_constant_ns, settings.time_floor_ns)
+    event["time_spread"] = _time_spread(pick["time"], sigma_t)
+    region = pick["region"]
     return Reconstruction(
         cuts, selected, rows=rows, mgg=cand["mgg"], matched=matched, features=event,
         candidate=cand, pulls=fit.pulls[ok], fit_chi2=fit.chi2[ok], fit_pvalue=fit.pvalue[ok],

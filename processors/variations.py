@@ -39,10 +39,12 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class VariationInputs:
     """What the variations act on: per-event ``weight`` and cluster energy sum ``esum`` of the
-    chunk; the pool's ``(m, TOP)`` candidate energies and their true energies."""
+    chunk (GeV, as the file's float32 values sum; None without ``corrections``, whose trigger
+    scale factor is the only use of it); the pool's ``(m, TOP)`` candidate energies and their
+    true energies."""
 
     weight: FloatArray
-    esum: FloatArray
+    esum: npt.NDArray[np.floating] | None
     energy: FloatArray
     true_energy: FloatArray
     period: str
@@ -60,7 +62,7 @@ def _energy_resolution(v: VariationInputs, direction: int) -> FloatArray:
 
 
 def _trigger(v: VariationInputs, direction: int) -> FloatArray:
-    if v.corrections is None:
+    if v.corrections is None or v.esum is None:
         return v.weight * np.ones(len(v.weight))
     band = {0: "nominal", 1: "up", -1: "down"}[direction]
     return v.weight * v.corrections.trigger_scale_factor(v.period, v.esum, band)

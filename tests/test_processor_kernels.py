@@ -8,15 +8,26 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from alps.contract import MGG, make_histograms
-from processors.features import photon_momenta
-from processors.filling import add_weighted
+from alps.config import HistogramConfig
+from alps.contract import CUTFLOW, FEATURE_BINNING, MGG, make_histograms
+from processors.binning import flow_index, mass_edges
+from processors.features import (
+    candidate_features,
+    event_features,
+    momenta_and_masses,
+    pair_masses,
+    photon_momenta,
+    three_photon_features,
+)
+from processors.filling import ChunkFills
 from processors.kernels import (
     count_good_tracks,
-    gather_candidates,
-    leading_three,
-    mass_and_timing_cuts,
+    gather_pool,
     pick_three,
+    pick_three_stacked,
+    segment_sum,
+    select_for_fit,
+    variable_bins,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
 
@@ -27,48 +38,81 @@ def _energies(rng: np.random.Generator, n: int) -> np.ndarray:
     return energy
 
 
-@pytest.mark.parametrize("exactly", [False, True])
-def test_leading_three_is_the_stable_sort_of_the_usable_energies(exactly: bool) -> None:
-    rng = np.random.default_rng(5)
-    energy = _energies(rng, 20_000)
-    three, order = leading_three(energy, 0.1, exactly)
+def _numpy_selection(
+    energy: np.ndarray, trig: np.ndarray, time: np.ndarray, e_cms: np.ndarray, exactly: bool
+) -> tuple[np.ndarray, ...]:
+    """The pre-selection of one set of energies as numpy expressions: three candidates above
+    0.1 GeV, the stable order of the usable energies, 0.8 < M_3gamma / E_cms < 1.05, the time
+    spread below 3 sigma (sigma_t with constant 1 ns, floor 0.5 ns)."""
     usable = np.isfinite(energy) & (energy > 0.1)
-    key = np.where(usable, energy, -np.inf)
-    expected = np.argsort(-key, axis=1, kind="stable")[:, :3]
     count = usable.sum(axis=1)
-    np.testing.assert_array_equal(three, (count == 3) if exactly else (count >= 3))
-    np.testing.assert_array_equal(order, expected)
-    assert three.any() and not three.all()
-
-
-def test_mass_and_timing_cuts_agree_with_the_numpy_expressions() -> None:
-    rng = np.random.default_rng(7)
-    n = 50_000
-    energy = rng.uniform(0.1, 6.0, (n, 5))
-    theta = rng.uniform(0.3, 2.7, (n, 5))
-    phi = rng.uniform(-np.pi, np.pi, (n, 5))
-    time = rng.normal(0.0, 4.0, (n, 5))
-    e_cms = rng.uniform(9.0, 11.0, n)
-    three, order = leading_three(energy, 0.1, False)
-    rows = np.flatnonzero(three)
-    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
-    mass_ok, time_ok = mass_and_timing_cuts(
-        energy, trig, time, order, rows, e_cms, 0.8, 1.05, 1.0, 0.5, TIME_E_FLOOR_GEV, 3.0
-    )
+    three = (count == 3) if exactly else (count >= 3)
+    order = np.argsort(-np.where(usable, energy, -np.inf), axis=1, kind="stable")[:, :3]
     e3 = np.take_along_axis(energy, order, axis=1)
-    p3 = photon_momenta(e3, *(np.take_along_axis(x, order, axis=1) for x in (theta, phi)))
-    total = p3.sum(axis=1)
-    ratio = np.sqrt(np.clip(total[:, 0] ** 2 - np.sum(total[:, 1:] ** 2, axis=1), 0, None)) / e_cms
+    sin_t, cos_t, sin_p, cos_p = (np.take_along_axis(x, order, axis=1) for x in trig)
+    px = (e3 * sin_t * cos_p).sum(axis=1)
+    py = (e3 * sin_t * sin_p).sum(axis=1)
+    pz = (e3 * cos_t).sum(axis=1)
+    ratio = np.sqrt(np.clip(e3.sum(axis=1) ** 2 - (px**2 + py**2 + pz**2), 0, None)) / e_cms
     t3 = np.take_along_axis(time, order, axis=1)
-    sigma = time_resolution(e3, 1.0, 0.5)
-    spread = np.zeros(n)
+    with np.errstate(invalid="ignore"):
+        sigma = time_resolution(e3, 1.0, 0.5)
+    spread = np.zeros(len(energy))
     for i, j in ((0, 1), (0, 2), (1, 2)):
         spread = np.maximum(
             spread, np.abs(t3[:, i] - t3[:, j]) / np.hypot(sigma[:, i], sigma[:, j])
         )
-    np.testing.assert_array_equal(mass_ok, ((ratio > 0.8) & (ratio < 1.05))[rows])
-    np.testing.assert_array_equal(time_ok, (spread < 3.0)[rows])
-    assert 0 < mass_ok.sum() < len(rows) and 0 < time_ok.sum() < len(rows)
+    return three, order, three & (ratio > 0.8) & (ratio < 1.05), three & (spread < 3.0)
+
+
+@pytest.mark.parametrize("exactly", [False, True])
+def test_select_for_fit_agrees_with_the_numpy_selection_of_each_set(exactly: bool) -> None:
+    """The one-pass selection of several energy sets: per set the events that pass every cut and
+    their leading three (a stable sort: many ties, NaNs), and the first set's cuts (cutflow)."""
+    rng = np.random.default_rng(7)
+    n = 40_000
+    nominal = _energies(rng, n)
+    scaled = nominal * 1.3  # moves candidates across the threshold and the mass window
+    smeared = nominal + rng.normal(0.0, 0.2, nominal.shape)
+    theta = rng.uniform(0.3, 2.7, (n, 5))
+    phi = rng.uniform(-np.pi, np.pi, (n, 5))
+    time = rng.normal(0.0, 4.0, (n, 5))
+    e_cms = rng.uniform(2.0, 6.0, n)
+    no_track = rng.random(n) < 0.8
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+    sets = np.stack([nominal, scaled, smeared])
+    cuts, offsets, rows, order = select_for_fit(
+        sets,
+        theta,
+        phi,
+        time,
+        e_cms,
+        no_track,
+        0.1,
+        exactly,
+        0.8,
+        1.05,
+        1.0,
+        0.5,
+        TIME_E_FLOOR_GEV,
+        3.0,
+    )
+    for v, energy in enumerate(sets):
+        three, want_order, mass_ok, time_ok = _numpy_selection(energy, trig, time, e_cms, exactly)
+        passed = np.flatnonzero(three & mass_ok & time_ok & no_track)
+        got = slice(offsets[v], offsets[v + 1])
+        np.testing.assert_array_equal(rows[got], passed)
+        np.testing.assert_array_equal(order[got], want_order[passed])
+        assert 0 < len(passed) < three.sum()
+        if v == 0:
+            np.testing.assert_array_equal(cuts[0], three)
+            np.testing.assert_array_equal(cuts[1], mass_ok)
+            np.testing.assert_array_equal(cuts[2], time_ok & mass_ok)  # cumulative
+            assert 0 < mass_ok.sum() < three.sum() and 0 < (time_ok & mass_ok).sum() < mass_ok.sum()
+    e3 = pick_three_stacked(sets, offsets, rows, order)
+    for v, energy in enumerate(sets):
+        got = slice(offsets[v], offsets[v + 1])
+        np.testing.assert_array_equal(e3[got], pick_three(energy, rows[got], order[got]))
 
 
 def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
@@ -88,20 +132,55 @@ def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
     good = (abs(trk["dr"]) < 1.0) & (abs(trk["dz"]) < 3.0) & (theta > lo) & (theta < hi)
     expected = ak.to_numpy(ak.sum(good, axis=1))
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    result = count_good_tracks(offsets, *cols.values(), 1.0, 3.0, lo, hi)
+    rows = np.arange(len(counts))
+    result = count_good_tracks(offsets, *cols.values(), 1.0, 3.0, lo, hi, rows)
     np.testing.assert_array_equal(result, expected)
     assert 0 < (result == 0).sum() < len(result)
+    # the file's float32 values: the same counts as of their float64 conversion, for any rows
+    narrow = {k: v.astype(np.float32) for k, v in cols.items()}
+    wide = {k: v.astype(np.float64) for k, v in narrow.items()}
+    some = np.sort(rng.choice(len(counts), 3000, replace=False))
+    np.testing.assert_array_equal(
+        count_good_tracks(offsets, *narrow.values(), 1.0, 3.0, lo, hi, some),
+        count_good_tracks(offsets, *wide.values(), 1.0, 3.0, lo, hi, rows)[some],
+    )
 
 
-@pytest.mark.parametrize(("dtype", "fill"), [(np.float64, np.nan), (np.int64, -1)])
-def test_gather_candidates_is_a_fill_padded_take(dtype: type, fill: float) -> None:
+def test_segment_sum_is_awkward_s_sum_in_the_values_dtype() -> None:
+    rng = np.random.default_rng(4)
+    counts = rng.integers(0, 9, 20_000)
+    values = rng.uniform(0.0, 3.0, int(counts.sum())).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    got = segment_sum(offsets, values)
+    want = ak.to_numpy(ak.sum(ak.unflatten(values, counts), axis=1))
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gather_pool_is_a_fill_padded_take_in_float64_and_int64() -> None:
     rng = np.random.default_rng(1)
-    values = rng.normal(0, 10, 1000).astype(dtype)
-    index = rng.integers(-1, 1000, (300, 5))
-    out = gather_candidates(index, values, fill)
-    expected = np.where(index >= 0, values[np.where(index >= 0, index, 0)], fill)
-    assert out.dtype == dtype
-    np.testing.assert_array_equal(out, expected)
+    counts = rng.integers(0, 8, 3000)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    total = int(offsets[-1])
+    pool = np.sort(rng.choice(3000, 1000, replace=False))
+    index = np.full((1000, 5), -1)
+    for r, i in enumerate(pool):
+        chosen = rng.permutation(counts[i])[: rng.integers(0, 6)]
+        index[r, : len(chosen)] = offsets[i] + chosen
+    floats = [rng.normal(0, 10, total).astype(np.float32) for _ in range(7)]
+    ints = [rng.integers(-1, 9, total).astype(np.int32) for _ in range(2)]
+    got_f, got_i = gather_pool(index, offsets, pool, *floats, *ints)
+    valid = index >= 0
+    safe = np.where(valid, index, 0)
+    for q, (values, fill) in enumerate(zip(floats, (np.nan, 0, 0, 0, 1, 1, 1), strict=True)):
+        want = np.where(valid, values[safe].astype(np.float64), fill)
+        np.testing.assert_array_equal(got_f[q], want)
+    for q, (values, fill) in enumerate(zip(ints, (0, -1), strict=True)):
+        np.testing.assert_array_equal(
+            got_i[q], np.where(valid, values[safe].astype(np.int64), fill)
+        )
+    np.testing.assert_array_equal(got_i[2], np.where(valid, index - offsets[pool, None], -1))
+    assert got_f.dtype == np.float64 and got_i.dtype == np.int64 and valid.any() and not valid.all()
 
 
 def test_pick_three_equals_take_along_axis() -> None:
@@ -115,23 +194,109 @@ def test_pick_three_equals_take_along_axis() -> None:
         np.testing.assert_array_equal(got, expected)
 
 
-def test_add_weighted_equals_hist_fill_to_the_last_bit() -> None:
-    """The direct M_gg fill (bin index and bincount into the slice) against hist.fill: the same
-    values and variances in every bin, flow bins included (edges, NaN, infinities), the same
-    category axes grown, into a histogram that holds other slices already."""
+def test_chunk_fills_equal_hist_fill_to_the_last_bit() -> None:
+    """The batched direct fills (bin index and bincount into each slice) against hist.fill: the
+    same values and variances in every bin, flow bins included (edges, NaN, infinities), the
+    same category axes grown in the same order, for every kind of histogram the processor
+    fills (variable M_gg axis, regular axes, two regular axes, a fixed category axis) into
+    histograms that hold other slices already; category-only histograms get np.sum."""
     rng = np.random.default_rng(9)
     edges = (0.0, 0.2, 0.21, 1.0, 3.3, 9.7)
-    x = np.concatenate([rng.uniform(-1, 11, 50_000), edges, [np.nan, np.inf, -np.inf]])
-    w = rng.exponential(0.37, len(x))
-    fast, slow = make_histograms(edges, None)[MGG], make_histograms(edges, None)[MGG]
+    fast, slow = make_histograms(edges, None), make_histograms(edges, None)
     for h in (fast, slow):
-        h.fill(dataset="gg", period="2018", variation="nominal", truth="matched", mgg=[0.5], weight=[2.0])  # fmt: skip
+        h[MGG].fill(dataset="gg", period="2018", variation="nominal", truth="matched", mgg=[0.5], weight=[2.0])  # fmt: skip
+    fills = ChunkFills(fast)
+
+    def both(name: str, where: dict[str, str], w: np.ndarray, *values: np.ndarray) -> None:
+        fills.add(name, where, w, *values)
+        axes = [a.name for a in slow[name].axes][len(where) :]
+        slow[name].fill(**where, **dict(zip(axes, values, strict=True)), weight=w)
+
+    def sample(lo: float, hi: float, n: int = 20_000) -> np.ndarray:
+        grid = np.linspace(lo, hi, 41)  # every edge of the regular axes used below
+        x = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), n)
+        return np.concatenate([x, grid, np.nextafter(grid, -np.inf), [np.nan, np.inf, -np.inf]])
+
     for where in (
         {"dataset": "gg", "period": "2018", "variation": "nominal", "truth": "unmatched"},
         {"dataset": "ggg", "period": "2019", "variation": "escale_up", "truth": "matched"},
     ):
-        add_weighted(fast, where, x, w)
-        slow.fill(**where, mgg=x, weight=w)
-    assert [list(a) for a in fast.axes[:4]] == [list(a) for a in slow.axes[:4]]
-    np.testing.assert_array_equal(fast.view(flow=True).value, slow.view(flow=True).value)
-    np.testing.assert_array_equal(fast.view(flow=True).variance, slow.view(flow=True).variance)
+        x = sample(0.0, 9.7)
+        both(MGG, where, rng.exponential(0.37, len(x)), x)
+    x = sample(-6.0, 6.0)
+    both("kinfit_pull", {"dataset": "ggg", "quantity": "theta"}, rng.exponential(1.0, len(x)), x)
+    x, y = sample(0.0, 30.0), sample(0.0, 1.0)
+    both("kinfit_chi2", {"dataset": "ggg"}, rng.exponential(1.0, len(x)), x, rng.permutation(y))
+    x = sample(-0.2, 0.2)
+    both("mass_resolution", {"dataset": "alp", "kind": "fit"}, rng.exponential(1.0, len(x)), x)
+    for name, (_, lo, hi) in FEATURE_BINNING.items():
+        x = sample(lo, hi)
+        both(
+            f"feature_{name}", {"dataset": "gg", "period": "2018"}, rng.exponential(1.0, len(x)), x
+        )
+    w = rng.exponential(1.0, 1000)
+    fills.add(CUTFLOW, {"dataset": "gg", "period": "2018", "cut": "m3g"}, w)
+    fills.flush()
+    for name in slow:
+        if name == CUTFLOW:
+            continue
+        assert [list(a) for a in fast[name].axes] == [list(a) for a in slow[name].axes], name
+        got, want = fast[name].view(flow=True), slow[name].view(flow=True)
+        np.testing.assert_array_equal(got.value, want.value, err_msg=name)
+        np.testing.assert_array_equal(got.variance, want.variance, err_msg=name)
+    cut = fast[CUTFLOW][{"dataset": "gg", "period": "2018", "cut": "m3g"}]
+    assert (cut.value, cut.variance) == (float(np.sum(w)), float(np.sum(w * w)))
+
+
+def test_three_photon_features_equal_the_numpy_features_to_the_last_bit() -> None:
+    """The compiled features against :func:`event_features` and :func:`candidate_features`
+    (numpy, the reference): every feature the same to the bit on random three-photon events
+    (the compiled pass repeats numpy's order of additions, einsum's included)."""
+    rng = np.random.default_rng(12)
+    n = 20_000
+    energy = rng.uniform(0.1, 6.0, (n, 3))
+    theta, phi = rng.uniform(0.3, 2.8, (n, 3)), rng.uniform(-3.2, 3.2, (n, 3))
+    p_fit = photon_momenta(energy, theta, phi)
+    p_raw = photon_momenta(energy * rng.normal(1.0, 0.02, (n, 3)), theta, phi)
+    beam = np.stack(
+        [
+            rng.normal(11.0, 0.005, n),
+            rng.normal(0.4567, 0.001, n),
+            np.zeros(n),
+            rng.normal(2.99, 0.005, n),
+        ],
+        axis=1,
+    )
+    event, candidate = three_photon_features(p_fit, p_raw, beam)
+    want = {**event_features(p_fit, beam), **candidate_features(p_fit, p_raw, beam)}
+    got = {**event, **candidate}
+    assert sorted(got) == sorted(want)
+    for name, values in want.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+def test_variable_bins_equal_searchsorted_on_the_mass_edges() -> None:
+    """The table-guided bin search against ``flow_index`` (``np.searchsorted``) on the default
+    mass binning: every edge, its neighbours, random values, flows, NaN and infinities."""
+    edges = mass_edges(HistogramConfig())
+    rng = np.random.default_rng(13)
+    x = np.concatenate([
+        edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+        rng.uniform(-1.0, edges[-1] + 1.0, 200_000), [np.nan, np.inf, -np.inf],
+    ])  # fmt: skip
+    for cells in (1, 7, 4096):
+        lower = edges[0] + (edges[-1] - edges[0]) / cells * np.arange(cells)
+        start = np.clip(np.searchsorted(edges, lower, side="right") - 1, 0, len(edges) - 2)
+        np.testing.assert_array_equal(variable_bins(edges, start, x), flow_index(edges, x)[0])
+
+
+def test_momenta_and_masses_equal_the_numpy_momenta_and_masses() -> None:
+    rng = np.random.default_rng(14)
+    n = 50_000
+    energy = rng.uniform(0.05, 6.0, (n, 3))
+    theta, phi = rng.uniform(0.0, np.pi, (n, 3)), rng.uniform(-4.0, 4.0, (n, 3))
+    energy[::97, 1] = np.nan
+    p, mgg = momenta_and_masses(energy, theta, phi)
+    want = photon_momenta(energy, theta, phi)
+    np.testing.assert_array_equal(p, want)
+    np.testing.assert_array_equal(mgg, pair_masses(want))
