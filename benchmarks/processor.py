@@ -19,6 +19,9 @@ one run:
   (histograms); ``other`` is the rest of that pass (coffea, merging, writing the histograms);
 * the floor: the bare read plus the fits the processor must do, at the fit kernel's cost per fit
   measured in this process on the same inputs; the end-to-end time over the floor;
+* ``independent_*``: the machine's own ceiling for two workers: the same processing in two
+  independent forked processes at once (no Dask), CPU per event against one alone, their ratio
+  (parallel efficiency) and the CPU-bound speedup it allows (2 x efficiency);
 * ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (workers with alps's
   malloc settings, ``alps.cluster.WORKER_MALLOC``), with the workers' system CPU time and page
   faults, each worker's peak and final resident memory and the load average of the machine (it is shared: the 2-worker figure is
@@ -103,6 +106,46 @@ def _fresh() -> None:
     except ImportError:  # an older version of the processor opens the files for each chunk
         return
     clear_open_files()
+
+
+def _warm_worker(config: AnalysisConfig, source: str) -> None:
+    """Process the small warm-up sample in this worker process, in a copy of its own (workers
+    must not write one work directory at once): every worker loads or compiles the numba kernels
+    before the timed run, whichever chunks the scheduler gives it (the warm-up sample's chunks
+    through the cluster could all land on one worker)."""
+    import shutil
+
+    target = Path(source).with_name(f"warm-{os.getpid()}")
+    if not target.exists():
+        shutil.copytree(source, target)
+    run_processing(config, target, progress=False, write_skims=False)
+
+
+def _child(config: AnalysisConfig, workdir: str, queue: Any) -> None:
+    """One independent processing of a work directory in a forked process (no Dask): its CPU
+    and wall seconds."""
+    _fresh()
+    start, wall = _clock(), time.perf_counter()
+    run_processing(config, Path(workdir), progress=False, write_skims=False)
+    queue.put((_clock() - start, time.perf_counter() - wall))
+
+
+def _independent(config: AnalysisConfig, copies: list[Path]) -> list[tuple[float, float]]:
+    """Process each copy in its own forked process, all at once: (CPU, wall) seconds per
+    process. Forked from this warm process, so nothing compiles in them."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    children = [context.Process(target=_child, args=(config, str(c), queue)) for c in copies]
+    for child in children:
+        child.start()
+    results = [queue.get() for _ in children]
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"an independent processing failed (exit code {child.exitcode})")
+    return results
 
 
 def _usage() -> tuple[float, float, int]:
@@ -314,6 +357,29 @@ def main() -> None:
         print(f"ratio_processor_over_floor: {single / floor:.2f} x")
         print(f"peak_memory_main_process: {_peak_rss_mb():.0f} MB")
 
+        # the machine's own ceiling for two workers: the same processing in two independent
+        # processes at once (no Dask, no client), each on a copy of the work directory whose
+        # ntuples are hard links; CPU per event against one such process alone
+        import shutil
+
+        copies = []
+        for k in range(2):
+            copy = workdir / f"copy{k}"
+            shutil.copytree(workdir, copy, copy_function=os.link,
+                            ignore=shutil.ignore_patterns("warm*", "histograms", "copy*"))  # fmt: skip
+            copies.append(copy)
+        alone = _independent(config, copies[:1])[0]
+        together = _independent(config, copies)
+        cpu_alone = alone[0] / events
+        cpu_together = sum(cpu for cpu, _ in together) / len(together) / events
+        print(f"independent_1_process_cpu_per_event: {1e9 * cpu_alone:.0f} ns")
+        print(f"independent_2_processes_cpu_per_event: {1e9 * cpu_together:.0f} ns")
+        print(f"independent_parallel_efficiency: {cpu_alone / cpu_together:.2f} fraction")
+        print(f"independent_speedup_2_over_1: {2 * alone[1] / max(w for _, w in together):.2f} x")
+        print(f"independent_speedup_ceiling_cpu_bound: {2 * cpu_alone / cpu_together:.2f} x")
+        for copy in copies:
+            shutil.rmtree(copy, ignore_errors=True)
+
         if args.no_dask:
             return
         from distributed import Client, LocalCluster
@@ -321,10 +387,7 @@ def main() -> None:
         rates, bound = {}, {}
         for workers in (1, 2):
             with _worker_malloc(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
-                client.run(lambda: __import__("processors.alp_processor"))
-                run_processing(
-                    warm, workdir / "warm", client=client, progress=False, write_skims=False
-                )
+                client.run(_warm_worker, warm, str(workdir / "warm"))
                 load = os.getloadavg()[0]
                 _fresh()
                 client.run(_fresh)
