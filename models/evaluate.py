@@ -22,7 +22,7 @@ background are validation (or held-out-mass) events that no training step saw.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "ratio_summary",
     "scan_at_hypothesis",
     "selection_at",
+    "std_decomposition",
 ]
 
 
@@ -106,20 +107,30 @@ def per_mass_difference_std(
     *,
     replicas: int = 100,
     seed: int = 0,
+    resample: Literal["all", "signal", "background"] = "all",
 ) -> np.ndarray:
     """Bootstrap standard deviation of σ_min(A) − σ_min(B) per mass (pb).
 
     Both fixed selections see the same Poisson(1)-resampled candidates in each replica (as in
     :func:`models.working_point.bootstrap_difference`), so the spread is the statistical
     uncertainty of the per-mass difference given the finite evaluation sample; replicas in which
-    a mass loses all its signal are left out for that mass.
+    a mass loses all its signal are left out for that mass. ``resample``: which candidates are
+    resampled (``signal`` or ``background`` only, the others kept at weight 1): the part of the
+    spread that the signal (background) statistics of the evaluation sample cause
+    (:func:`std_decomposition`). The draws are the same for every ``resample``, so the parts and
+    the total come from the same replicas.
     """
+    if resample not in ("all", "signal", "background"):
+        raise ValueError(f"resample must be 'all', 'signal' or 'background', got {resample!r}")
     rng = np.random.default_rng(seed)
     pa = np.asarray(passed_a, dtype=np.float64)
     pb = np.asarray(passed_b, dtype=np.float64)
+    fixed = np.zeros(len(pa), dtype=bool)
+    if resample != "all":
+        fixed[table.signal_rows if resample == "background" else table.background_rows] = True
     draws = np.empty((replicas, table.n_masses))
     for r in range(replicas):
-        w = rng.poisson(1.0, len(pa))
+        w = np.where(fixed, 1, rng.poisson(1.0, len(pa)))
         ea, ba = table.yields(pa * w)
         eb, bb = table.yields(pb * w)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -452,4 +463,38 @@ def compare_bootstrap(
             table, pass_a, pass_b, luminosity_pb, mask, seed=seed, a=a, b=b
         )
         out[label], out[f"{label}_bootstrap_std"] = d, err
+    return out
+
+
+def std_decomposition(
+    table: WindowTable,
+    passed_a: np.ndarray,
+    passed_b: np.ndarray,
+    reference_sigma_pb: np.ndarray,
+    luminosity_pb: float,
+    a: float,
+    b: float,
+    *,
+    replicas: int = 100,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per-mass bootstrap std of σ_min(A) − σ_min(B) split into its statistical sources.
+
+    Returns, per mass and relative to ``reference_sigma_pb`` (B's σ_min, so that the figures read
+    as fractions of the reference selection's sensitivity): ``total`` (every candidate
+    resampled), ``signal`` (only the signal candidates: the finite signal MC of each mass in the
+    evaluation sample) and ``background`` (only the background candidates: the finite background
+    MC). The two sources are independent, so ``total² ≈ signal² + background²``; how the total
+    would shrink with f times the signal events is √(signal²/f + background²).
+    """
+    ref = np.asarray(reference_sigma_pb, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    parts: tuple[Literal["all", "signal", "background"], ...] = ("all", "signal", "background")
+    for part in parts:
+        std = per_mass_difference_std(
+            table, passed_a, passed_b, luminosity_pb, a, b, replicas=replicas, seed=seed,
+            resample=part,
+        )  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["total" if part == "all" else part] = np.where(ref > 0, std / ref, np.nan)
     return out

@@ -304,10 +304,13 @@ def load_training_sample(
     features: Sequence[str] | None = None,
     client: Any = None,
     progress: bool = False,
+    validation_fold: tuple[int, int] | None = None,
 ) -> SelectionSample:
     """The skims as training and validation candidates with ``config.training``'s settings.
 
-    ``features`` defaults to every float feature of the skims (the ranking needs them all).
+    ``features`` defaults to every float feature of the skims (the ranking needs them all);
+    ``validation_fold`` (i, k): the i-th of k cross-validation folds is the validation split
+    (:func:`models.data.load_selection_sample`).
     """
     tc = config.training
     return load_selection_sample(
@@ -321,6 +324,7 @@ def load_training_sample(
         features=features,
         client=client,
         progress=progress,
+        validation_fold=validation_fold,
     )
 
 
