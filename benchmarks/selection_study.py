@@ -60,6 +60,7 @@ from models.evaluate import (
     paired_significance,
     selection_at,
     std_decomposition,
+    strict_share_projection,
 )
 from models.pipeline import fair_comparison, load_training_sample, search_mask
 from models.sample import Candidates
@@ -144,6 +145,9 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+#: evaluation-statistics factors of the strict-share projection (models.evaluate)
+_FACTORS = (1.0, 1 / 0.3, float("inf"))
 
 #: the shipped working-point tolerance (tightest edge on the σ_min plateau, models/working_point.py)
 _TOLERANCE = AnalysisConfig().training.working_point_tolerance
@@ -498,6 +502,9 @@ def _fair(
         "std_parts": {k: v.tolist() for k, v in parts.items()},
         "std_median_trained": {k: float(np.median(v[trained])) for k, v in parts.items()},
         "advantage_median_trained": float(np.median(-diff[~held] / x.sigma_min_pb[~held])),
+        "projection_trained": strict_share_projection(
+            -diff[trained] / x.sigma_min_pb[trained], parts["total"][trained], _FACTORS
+        ),
         "cut": cut,
         "xgboost_cut": x.cut,
         "mean_trained_pb": net.mean(~held),
@@ -529,6 +536,13 @@ def _fair(
     for part, v in out["std_median_trained"].items():
         print(f"{k}_std_{part}: {v:.4g} fraction of xgboost sigma_min (median, trained)")
     print(f"{k}_advantage: {out['advantage_median_trained']:.4g} fraction (median, trained)")
+    proj = out["projection_trained"]
+    print(f"{k}_true_advantage_spread: {proj.get('true_spread', float('nan')):.4g} fraction")
+    for f in _FACTORS:
+        key = f"share_at_{f:g}x"
+        print(
+            f"{k}_projected_strict_share_{f:g}x_events: {proj.get(key, float('nan')):.3g} fraction"
+        )
     return out
 
 
