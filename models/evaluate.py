@@ -395,6 +395,7 @@ class Sensitivity:
     per_mass_cuts: dict[str, dict[str, float]]
     background_core_fraction: dict[str, float]
     fair: FairComparison | None = None
+    evaluation_folds: int = 0
 
     @property
     def selected(self) -> SelectionSigma:
@@ -412,7 +413,13 @@ class Sensitivity:
     def to_dict(self) -> dict[str, Any]:
         trained = ~self.held_out
         return {
-            "evaluated_on": "validation split; held-out masses: all their events (none trained on)",
+            "evaluated_on": (
+                f"{self.evaluation_folds}-fold cross-validation: every event once, scored by the "
+                "models of the fold it was left out of (held-out masses: by every fold's)"
+                if self.evaluation_folds
+                else "validation split; held-out masses: all their events (none trained on)"
+            ),
+            "evaluation_folds": self.evaluation_folds,
             "luminosity_pb": self.luminosity_pb,
             "masses_GeV": self.masses.tolist(),
             "held_out": self.held_out.tolist(),
