@@ -505,6 +505,12 @@ def _fair(
         "projection_trained": strict_share_projection(
             -diff[trained] / x.sigma_min_pb[trained], parts["total"][trained], _FACTORS
         ),
+        "projection_trained_signal_only": strict_share_projection(
+            -diff[trained] / x.sigma_min_pb[trained],
+            parts["total"][trained],
+            _FACTORS,
+            signal_std=parts["signal"][trained],
+        ),
         "cut": cut,
         "xgboost_cut": x.cut,
         "mean_trained_pb": net.mean(~held),
@@ -538,11 +544,11 @@ def _fair(
     print(f"{k}_advantage: {out['advantage_median_trained']:.4g} fraction (median, trained)")
     proj = out["projection_trained"]
     print(f"{k}_true_advantage_spread: {proj.get('true_spread', float('nan')):.4g} fraction")
+    only = out["projection_trained_signal_only"]
     for f in _FACTORS:
         key = f"share_at_{f:g}x"
-        print(
-            f"{k}_projected_strict_share_{f:g}x_events: {proj.get(key, float('nan')):.3g} fraction"
-        )
+        print(f"{k}_projected_strict_share_{f:g}x_events: {proj.get(key, np.nan):.3g} fraction")
+        print(f"{k}_projected_strict_share_{f:g}x_signal: {only.get(key, np.nan):.3g} fraction")
     return out
 
 

@@ -96,10 +96,10 @@ def decompose(workdir: Path, config: Any, replicas: int = 200) -> dict[str, Any]
         entry["advantage_median"] = float(np.median(adv[ok]))
         entry["strict_share"] = float((adv[ok] >= 0).mean())
         entry["both"] = strict_share_projection(adv[ok], parts["total"][ok], FACTORS)
-        sig_only = {}
-        for f in FACTORS:
-            sd = np.sqrt(parts["signal"][ok] ** 2 / f + parts["background"][ok] ** 2)
-            sig_only[f"{f:g}"] = strict_share_projection(adv[ok], sd, (1.0,))["share_at_1x"]
+        only = strict_share_projection(
+            adv[ok], parts["total"][ok], FACTORS, signal_std=parts["signal"][ok]
+        )
+        sig_only = {f"{f:g}": only[f"share_at_{f:g}x"] for f in FACTORS}
         entry["signal_only_share"] = sig_only
         out[label] = entry
         print(f"{label}_quadrature_check: {entry['quadrature_check_median']:.3g} (median)")
@@ -107,7 +107,7 @@ def decompose(workdir: Path, config: Any, replicas: int = 200) -> dict[str, Any]
         print(f"{label}_strict_share: {entry['strict_share']:.3g} fraction ({entry['masses']})")
         b = entry["both"]
         print(
-            f"{label}_projection: mean advantage {b['mean_advantage']:.4g}, true spread "
+            f"{label}_projection: centre {b['centre']:.4g}, true spread "
             f"{b['true_spread']:.4g}; share at f x events "
             + ", ".join(f"{f:g}: {b[f'share_at_{f:g}x']:.3f}" for f in FACTORS)
             + "; signal only "
