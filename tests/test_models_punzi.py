@@ -308,20 +308,20 @@ def test_std_decomposition_splits_signal_and_background_statistics() -> None:
                              points, 10.0, 2.0)  # fmt: skip
     pa, pb = scores >= 0.4, scores >= 0.6
     ref = np.ones(n)
-    parts = std_decomposition(core, pa, pb, ref, 445.0, A, B_PUNZI, replicas=400, seed=3)
-    total = per_mass_difference_std(core, pa, pb, 445.0, A, B_PUNZI, replicas=400, seed=3)
+    parts = std_decomposition(core, pa, pb, ref, 445.0, A, B_PUNZI, replicas=150, seed=3)
+    total = per_mass_difference_std(core, pa, pb, 445.0, A, B_PUNZI, replicas=150, seed=3)
     np.testing.assert_array_equal(parts["total"], total)
     assert np.all(parts["signal"] > 0) and np.all(parts["background"] > 0)
     quad = np.hypot(parts["signal"], parts["background"]) / parts["total"]
     assert np.all(np.abs(quad - 1) < 0.25), quad
     # twice the reference σ_min halves every relative figure
-    half = std_decomposition(core, pa, pb, 2 * ref, 445.0, A, B_PUNZI, replicas=400, seed=3)
+    half = std_decomposition(core, pa, pb, 2 * ref, 445.0, A, B_PUNZI, replicas=150, seed=3)
     np.testing.assert_allclose(half["signal"], parts["signal"] / 2)
     # the same signal passes: the signal-only spread is only the common 1/ε factor's, far below
     # the background's
     sig = index >= 0
     pc = np.where(sig, pa, scores >= 0.6)
-    same_sig = std_decomposition(core, pa, pc, ref, 445.0, A, B_PUNZI, replicas=200, seed=3)
+    same_sig = std_decomposition(core, pa, pc, ref, 445.0, A, B_PUNZI, replicas=60, seed=3)
     assert np.all(same_sig["signal"] < same_sig["background"])
     with pytest.raises(ValueError, match="resample"):
         per_mass_difference_std(core, pa, pb, 445.0, A, B_PUNZI, resample="data")  # type: ignore[arg-type]
