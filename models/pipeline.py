@@ -333,11 +333,10 @@ def load_training_sample(
 
 
 def _evaluated_on(folds: int) -> str:
-    return (
-        f"{folds}-fold cross-validated (every event once, out of fold)"
-        if folds
-        else ("validation split")
-    )
+    """How σ_min was evaluated, for the tables (``training.evaluation_folds``)."""
+    if folds:
+        return f"{folds}-fold cross-validated (every event once, out of fold)"
+    return "validation split"
 
 
 def _other_folds(
