@@ -350,6 +350,19 @@ class TrainingConfig(_Frozen):
         gt=0,
         description="half-width (sigma_m) of the core window of the fair Punzi-vs-XGBoost table",
     )
+    evaluation_folds: int = Field(
+        default=0,
+        ge=0,
+        description="k-fold cross-validated evaluation (k >= 2): the selections are trained k "
+        "times and every event is evaluated once, out of fold; 0: one validation split",
+    )
+
+    @field_validator("evaluation_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("evaluation_folds must be 0 (one validation split) or at least 2")
+        return value
 
 
 class LimitsConfig(_Frozen):

@@ -217,6 +217,8 @@ def plan_run(config: AnalysisConfig, costs: str | Path | None = None) -> Plan:
     train_hours = cost("train", learned) + c.get("train", {}).get("read_per_event", 0.0) * (
         read_only / 3600.0
     )
+    # k-fold evaluation (training.evaluation_folds) trains the selections k times (issue #13)
+    train_hours *= max(1, config.training.evaluation_folds)
 
     categories = len(samples) * periods
 

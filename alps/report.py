@@ -458,12 +458,14 @@ def _sensitivity_table(sens: Mapping[str, Any]) -> str:
         for k, g in goal.items()
     ]
     per_mass = sens.get("per_mass_cuts", {})
+    folds = int(sens.get("evaluation_folds") or 0)
+    where = f"{folds}-fold cross-validated, every event once" if folds else "validation split"
     cut_rows = [
         [k, g["mean_gain_score_edges"], g["mean_gain_any_cut"], g["max_gain_any_cut"]]
         for k, g in per_mass.items()
     ]
     return (
-        f"<h3>Minimal detectable cross-section per mass (validation split; deployed: {html.escape(chosen)})</h3>"
+        f"<h3>Minimal detectable cross-section per mass ({where}; deployed: {html.escape(chosen)})</h3>"
         + '<p class="note">sigma_min [pb] (Punzi, arXiv:physics/0308063; 5 sigma discovery, 90% power) '
         "inside the +-N sigma_m window of each mass; * = held-out mass (never trained on). The last "
         "column is sigma_min without selection over the deployed selection's (the gain in "

@@ -16,9 +16,23 @@ net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fa
 ``training.training_hypothesis: candidate``), ``p_window_*`` in the core windows m ± k σ_m (the
 windows narrowed for training only), ``p_log`` / ``p_relative`` combine the masses differently.
 
+Every fair comparison also splits the per-mass bootstrap std of (net − XGBoost) into the part the
+signal statistics and the part the background statistics of the evaluation sample cause
+(``<variant>_fair_std_*``: medians over the trained masses, as fractions of XGBoost's σ_min;
+``models.evaluate.std_decomposition``).
+
+``--folds K``: k-fold cross-validated evaluation (issue #13). The events are cut into K folds by
+the same event hash as the validation split; for each fold XGBoost and the variant's net are
+trained on the other K − 1 folds and score only the fold's own events, so every event is evaluated
+once, by models that never saw it (about 1 / validation_fraction times the evaluation events of
+the single split; K times the training). The comparison is then of the training procedures (each
+fold's model is one draw of it), at one cut for all folds; ``<variant>_fold0_fair_*`` gives the
+same nets judged on fold 0 alone, the single-split figure, for contrast.
+
 Run: ``python benchmarks/selection_study.py --skims DIR [--config YAML] [--epochs BCE PUNZI]
-[--variants a,b] [--json OUT]`` (``--epochs``: a shortened schedule for every variant);
-``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute). Training runs on one thread.
+[--variants a,b] [--folds K] [--json OUT]`` (``--epochs``: a shortened schedule for every
+variant); ``--quick`` uses a toy sample, 2 + 4 epochs and three variants (under a minute).
+Training runs on one thread.
 """
 
 from __future__ import annotations
@@ -40,8 +54,16 @@ from models import (
     scan_at_hypothesis,
     train_punzi_net,
 )
-from models.evaluate import background_core_fraction, paired_significance, selection_at
+from models.evaluate import (
+    background_core_fraction,
+    core_window_table,
+    paired_significance,
+    selection_at,
+    std_decomposition,
+    strict_share_projection,
+)
 from models.pipeline import fair_comparison, load_training_sample, search_mask
+from models.sample import Candidates
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
 
@@ -124,6 +146,9 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: evaluation-statistics factors of the strict-share projection (models.evaluate)
+_FACTORS = (1.0, 1 / 0.3, float("inf"))
+
 #: the shipped working-point tolerance (tightest edge on the σ_min plateau, models/working_point.py)
 _TOLERANCE = AnalysisConfig().training.working_point_tolerance
 
@@ -157,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("BCE", "PUNZI"),
         help="a shortened schedule for every variant (baseline alike)",
     )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        metavar="K",
+        help="k-fold cross-validated evaluation with K >= 2 folds (module docstring)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     config = load_config(args.config)
@@ -178,7 +210,11 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
         names = args.variants or (QUICK if args.quick else ",".join(VARIANTS))
-        rows = study(skims, config, [v for v in names.split(",") if v])
+        chosen = [v for v in names.split(",") if v]
+        if args.folds:
+            rows = study_folds(skims, config, chosen, args.folds)
+        else:
+            rows = study(skims, config, chosen)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
@@ -306,6 +342,99 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
     return rows
 
 
+def pooled(parts: list[Candidates]) -> Candidates:
+    """The folds' evaluation sets as one: every weight divided by the number of folds (each fold's
+    weights estimate the full sample's efficiency and background on their own)."""
+    k = len(parts)
+    return Candidates(
+        np.concatenate([p.features for p in parts]),
+        parts[0].feature_names,
+        np.concatenate([p.mgg for p in parts]),
+        np.concatenate([p.weight for p in parts]) / k,
+        np.concatenate([p.mass_index for p in parts]),
+    )
+
+
+def study_folds(skims: Path, config: Any, variants: list[str], k: int) -> list[dict[str, Any]]:
+    """``--folds K``: every variant and XGBoost trained K times, each fold evaluated out of fold."""
+    if k < 2:
+        raise ValueError(f"--folds needs K >= 2, got {k}")
+    tc, seed = config.training, int(config.seed)
+    for name in variants:
+        if VARIANTS[name].get("features") or "train_window_nsigma" in VARIANTS[name]:
+            raise ValueError(f"--folds does not support variant {name!r} (feature set / windows)")
+    samples = []
+    for i in range(k):
+        c0 = time.perf_counter()
+        samples.append(
+            load_training_sample(skims, config, features=list(tc.features), validation_fold=(i, k))
+        )
+        print(f"# fold {i}: read in {time.perf_counter() - c0:.1f} s", file=sys.stderr)
+    masses, lumi = samples[0].masses, samples[0].luminosity_pb
+    evals = [s.evaluation_set() for s in samples]
+    pool = pooled(evals)
+    sig_of = [
+        e.is_signal & masses.trained[np.where(e.is_signal, e.mass_index, 0)] for e in [pool, *evals]
+    ]
+    table = pool.window_table(masses)
+    edges = config.histograms.score_edges
+    mask = masses.trained & search_mask(masses.masses, config)
+    ab = (tc.punzi_a, tc.punzi_b)
+    print(
+        f"# {k} folds, {sum(len(e) for e in evals)} evaluation candidates, {len(masses)} masses "
+        f"({int(masses.held_out.sum())} held out), L = {lumi:g} /pb",
+        file=sys.stderr,
+    )
+    c0 = time.process_time()
+    xgb_parts = []
+    for i, smp in enumerate(samples):
+        booster = train_xgboost(
+            smp.without_held_out(), masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth,
+            seed=seed, threads=1,
+        )  # fmt: skip
+        xgb_parts.append(xgboost_scores(booster, evals[i].features))
+    sx = np.concatenate(xgb_parts)
+    scan_x = scan_sigma_min(table, sx, lumi, scan_cuts(sx[sig_of[0]], edges), *ab)
+    rows = [_row("xgboost", scan_x, edges, mask, masses.held_out, None, 0.0)]
+    rows[0]["cpu_seconds"] = time.process_time() - c0
+    print(f"xgboost_training_cpu_time: {rows[0]['cpu_seconds']:.4g} s ({k} folds)")
+    xgb_ref = selection_at(scan_x, rows[0]["best_cut"], "xgboost")
+    for name in variants:
+        cfg = _variant_config(tc, VARIANTS[name])
+        offset = int(VARIANTS[name].get("seed_offset", 0))
+        n_seeds = int(VARIANTS[name].get("seeds", 1))
+        c0 = time.process_time()
+        parts = []
+        for i, smp in enumerate(samples):
+            members = []
+            for m in range(n_seeds):
+                fit = train_punzi_net(
+                    smp.without_held_out(), smp.valid, masses, lumi, cfg, seed=seed + offset + m,
+                    threads=1,
+                )  # fmt: skip
+                members.append(deployed_scores(fit, evals[i]))
+            parts.append(np.mean(members, axis=0) if n_seeds > 1 else members[0])
+        cpu = time.process_time() - c0
+        s = np.concatenate(parts)
+        scan = scan_sigma_min(table, s, lumi, scan_cuts(s[sig_of[0]], edges), *ab)
+        row = _row(name, scan, edges, mask, masses.held_out, xgb_ref, cpu)
+        row["cpu_seconds"] = cpu
+        row["folds"] = k
+        print(f"{name}_training_cpu_time: {cpu:.4g} s ({k} folds)")
+        row["fair"] = _fair(name, pool, masses, s, row["cut"], sx, config, mask, lumi)
+        # the same nets judged on fold 0 alone (the single-split figure), its own working point
+        scan0 = scan_sigma_min(
+            evals[0].window_table(masses), parts[0], lumi, scan_cuts(parts[0][sig_of[1]], edges),
+            *ab,
+        )  # fmt: skip
+        cut0 = choose_working_point(scan0, edges, mask, tolerance=_TOLERANCE).cut
+        row["fold0_fair"] = _fair(
+            f"{name}_fold0", evals[0], masses, parts[0], cut0, xgb_parts[0], config, mask, lumi
+        )
+        rows.append(row)
+    return rows
+
+
 def narrowed_windows(masses: Any, window_nsigma: float, nsigma: float) -> Any:
     """``masses`` with windows m ± nsigma·σ_m instead of m ± window_nsigma·σ_m."""
     from models.sample import MassPoints
@@ -363,7 +492,25 @@ def _fair(
     sig = paired_significance(diff, std, held)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(std > 0, diff / np.where(std > 0, std, 1.0), 0.0)
+    core = core_window_table(valid, masses, tc.window_nsigma, tc.fair_window_nsigma)
+    parts = std_decomposition(
+        core, scores >= cut, xgb_scores >= x.cut, x.sigma_min_pb, lumi, tc.punzi_a, tc.punzi_b,
+        seed=int(config.seed),
+    )  # fmt: skip
+    trained = ~held & np.isfinite(parts["total"])
     out = {
+        "std_parts": {k: v.tolist() for k, v in parts.items()},
+        "std_median_trained": {k: float(np.median(v[trained])) for k, v in parts.items()},
+        "advantage_median_trained": float(np.median(-diff[~held] / x.sigma_min_pb[~held])),
+        "projection_trained": strict_share_projection(
+            -diff[trained] / x.sigma_min_pb[trained], parts["total"][trained], _FACTORS
+        ),
+        "projection_trained_signal_only": strict_share_projection(
+            -diff[trained] / x.sigma_min_pb[trained],
+            parts["total"][trained],
+            _FACTORS,
+            signal_std=parts["signal"][trained],
+        ),
         "cut": cut,
         "xgboost_cut": x.cut,
         "mean_trained_pb": net.mean(~held),
@@ -392,6 +539,16 @@ def _fair(
     print(f"{k}_trained_better_by_2std: {out['trained_better_by_2std']} masses")
     print(f"{k}_trained_combined_z: {out['trained_combined_z']:+.3g} sigma")
     print(f"{k}_held_out_no_worse: {out['held_out_no_worse']} masses")
+    for part, v in out["std_median_trained"].items():
+        print(f"{k}_std_{part}: {v:.4g} fraction of xgboost sigma_min (median, trained)")
+    print(f"{k}_advantage: {out['advantage_median_trained']:.4g} fraction (median, trained)")
+    proj = out["projection_trained"]
+    print(f"{k}_true_advantage_spread: {proj.get('true_spread', float('nan')):.4g} fraction")
+    only = out["projection_trained_signal_only"]
+    for f in _FACTORS:
+        key = f"share_at_{f:g}x"
+        print(f"{k}_projected_strict_share_{f:g}x_events: {proj.get(key, np.nan):.3g} fraction")
+        print(f"{k}_projected_strict_share_{f:g}x_signal: {only.get(key, np.nan):.3g} fraction")
     return out
 
 

@@ -120,7 +120,7 @@ def _read_file(
     signal: bool,
     features: tuple[str, ...],
     keep_fraction: float,
-    valid_fraction: float,
+    valid_range: tuple[float, float],
     seed: int,
     batch_rows: int,
 ) -> dict[str, np.ndarray]:
@@ -141,7 +141,7 @@ def _read_file(
         v = event_uniform(
             dataset, cols["exp"][rows], cols["run"][rows], cols["event"][rows], seed + 1
         )
-        parts["valid"].append(v < valid_fraction)
+        parts["valid"].append((v >= valid_range[0]) & (v < valid_range[1]))
         parts["mgg"].append(cols["mgg"][rows].astype(np.float64))
         parts["weight"].append(cols["weight"][rows].astype(np.float64))
         parts["x"].append(
@@ -195,12 +195,25 @@ def load_selection_sample(
     client: Any = None,
     progress: bool = False,
     batch_rows: int = 262_144,
+    validation_fold: tuple[int, int] | None = None,
 ) -> SelectionSample:
     """Stream the skims into training and validation candidates (see the module docstring).
 
     ``resolution`` has ``sigma(m)`` (GeV; ``HistogramConfig.resolution``); ``features`` defaults to
     every float feature column found in all files (the ranking needs them all).
+    ``validation_fold`` = (i, k): k-fold cross-validation, the validation split is the i-th of k
+    equal event folds (the events whose split number u lies in [i/k, (i+1)/k); the default split
+    is u < ``validation_fraction``, which is then ignored), so the k folds' validation splits
+    are disjoint and together hold every event once.
     """
+    if validation_fold is not None:
+        i, k = validation_fold
+        if not (k >= 2 and 0 <= i < k):
+            raise ValueError(f"validation_fold (i, k) needs k >= 2 and 0 <= i < k, got {i, k}")
+        valid_range = (i / k, (i + 1) / k)
+        validation_fraction = 1.0 / k
+    else:
+        valid_range = (0.0, validation_fraction)
     skim_dir = Path(skim_dir)
     summary = read_summary(skim_dir)
     files = skim_files(skim_dir)
@@ -234,7 +247,7 @@ def load_selection_sample(
         counts_only[j] |= gw <= 0
 
     tasks = [(f, d, d in index_of) for d in files for f in files[d]]
-    args = (names, keep, validation_fraction, seed, batch_rows)
+    args = (names, keep, valid_range, seed, batch_rows)
     results = map_tasks(
         _read_file, [(*task, *args) for task in tasks], client=client, progress=progress,
         desc="read skims",
@@ -286,4 +299,6 @@ def load_selection_sample(
         "split_and_sampling": "hash of (dataset, exp, run, event) with the analysis seed",
         "seed": seed,
     }
+    if validation_fold is not None:
+        info["validation_fold"] = list(validation_fold)
     return SelectionSample(_stack(pieces["train"]), _stack(pieces["valid"]), points, lumi, info)

@@ -22,7 +22,10 @@ Steps (Abudinen et al., EPJC 82 (2022) 121; physics.md "Selection (Punzi net)"):
    ``ranking.png``, ``working_point.png``, ``training.png`` (``grid.png``).
 
 The working point is a score-bin edge (see ``models/working_point.py``); σ_min is evaluated on
-the validation split (held-out masses: on all their events, none of which was trained on).
+the validation split (held-out masses: on all their events, none of which was trained on), or,
+with ``training.evaluation_folds`` k ≥ 2, on every event once: XGBoost, the nets and the cuts
+are trained k times, each fold's events scored by the models that left them out
+(``models/folds.py``); the deployed models are fold 0's.
 """
 
 from __future__ import annotations
@@ -52,9 +55,9 @@ from .evaluate import (
     per_mass_cut_gain,
     per_mass_difference_std,
     ratio_summary,
-    scan_at_hypothesis,
     selection_at,
 )
+from .folds import FoldScores, pool_folds, pooled_scan_at_hypothesis
 from .grid import GridResult, grid_search
 from .io import save_punzi, save_xgboost, write_json
 from .plots import plot_grid, plot_history, plot_ranking, plot_scan, plot_sensitivity
@@ -134,7 +137,8 @@ def _write_table(path: Path, sens: Sensitivity, wp: WorkingPoint) -> Path:
     }
     chosen = sens.selected
     lines = [
-        f"σ_min [pb] per mass, validation split, L = {sens.luminosity_pb:g} pb^-1; "
+        f"σ_min [pb] per mass, {_evaluated_on(sens.evaluation_folds)}, "
+        f"L = {sens.luminosity_pb:g} pb^-1; "
         f"deployed: {names[sens.chosen]} at score >= {wp.cut:g} (binned working point); the other "
         "net at its own working point; XGBoost at its best cut; rectangular cuts. "
         "* = held-out mass, † = outside the search range.",
@@ -304,10 +308,13 @@ def load_training_sample(
     features: Sequence[str] | None = None,
     client: Any = None,
     progress: bool = False,
+    validation_fold: tuple[int, int] | None = None,
 ) -> SelectionSample:
     """The skims as training and validation candidates with ``config.training``'s settings.
 
-    ``features`` defaults to every float feature of the skims (the ranking needs them all).
+    ``features`` defaults to every float feature of the skims (the ranking needs them all);
+    ``validation_fold`` (i, k): the i-th of k cross-validation folds is the validation split
+    (:func:`models.data.load_selection_sample`).
     """
     tc = config.training
     return load_selection_sample(
@@ -321,7 +328,57 @@ def load_training_sample(
         features=features,
         client=client,
         progress=progress,
+        validation_fold=validation_fold,
     )
+
+
+def _evaluated_on(folds: int) -> str:
+    """How σ_min was evaluated, for the tables (``training.evaluation_folds``)."""
+    if folds:
+        return f"{folds}-fold cross-validated (every event once, out of fold)"
+    return "validation split"
+
+
+def _other_folds(
+    skim_dir: Path,
+    config: Any,
+    features: tuple[str, ...],
+    kinds: tuple[str, ...],
+    client: Any,
+    progress: bool,
+) -> list[FoldScores]:
+    """Folds 1 … k − 1 of ``training.evaluation_folds`` (``models/folds.py``): each fold's XGBoost,
+    nets of ``kinds`` and rectangular cuts trained on the other folds, scoring its own events."""
+    tc, seed = config.training, int(config.seed)
+    k = int(tc.evaluation_folds)
+    out = []
+    for i in range(1, k):
+        _log(progress, f"cross-validation fold {i + 1} of {k}: XGBoost, {', '.join(kinds)} net")
+        smp = load_training_sample(
+            skim_dir, config, features=features, client=client, validation_fold=(i, k)
+        )
+        train = smp.without_held_out()
+        booster = train_xgboost(
+            train, smp.masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed
+        )
+        fits = {
+            kind: train_punzi_net(
+                train,
+                smp.valid,
+                smp.masses,
+                smp.luminosity_pb,
+                tc.model_copy(update={"parametrised": kind == "parametrised"}),
+                seed=seed,
+                progress=progress,
+            )
+            for kind in kinds
+        }
+        cuts = optimise_cuts(train, smp.masses, smp.luminosity_pb, a=tc.punzi_a, b=tc.punzi_b)
+        valid = smp.evaluation_set()
+        scores = {kind: deployed_scores(f, valid) for kind, f in fits.items()}
+        scores["xgboost"] = xgboost_scores(booster, valid.features)
+        out.append(FoldScores(valid, scores, cuts.passes(valid.features), fits))
+    return out
 
 
 def train_models(
@@ -346,7 +403,13 @@ def train_models(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     _log(progress, f"reading skims from {skim_dir}")
-    full = load_training_sample(Path(skim_dir), config, client=client, progress=progress)
+    k_folds = int(tc.evaluation_folds)
+    if k_folds and tc.grid:
+        raise ValueError("training.evaluation_folds and training.grid cannot be combined")
+    first_fold = (0, k_folds) if k_folds else None
+    full = load_training_sample(
+        Path(skim_dir), config, client=client, progress=progress, validation_fold=first_fold
+    )
     masses, lumi = full.masses, full.luminosity_pb
     seconds["read"] = time.perf_counter() - t0
     _log(
@@ -391,14 +454,22 @@ def train_models(
 
     t0 = time.perf_counter()
     valid = sample.evaluation_set()
+    scores: dict[str, np.ndarray] = {k: deployed_scores(f, valid) for k, f in fits.items()}
+    scores["xgboost"] = xgboost_scores(booster, valid.features)
+    pass_c = cuts.passes(valid.features)
+    folds = [FoldScores(valid, scores, pass_c, fits)]
+    if k_folds:
+        folds += _other_folds(Path(skim_dir), config, features, tuple(fits), client, progress)
+        pooled = pool_folds(folds)
+        valid, scores, pass_c = pooled.candidates, pooled.scores, pooled.cut_based
+        seconds["other_folds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     table = valid.window_table(masses)
     trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
     edges = config.histograms.score_edges
     in_search = search_mask(masses.masses, config)
     wp_mask = masses.trained & in_search
     metric, ab = tc.working_point_metric, (tc.punzi_a, tc.punzi_b)
-    scores: dict[str, np.ndarray] = {k: deployed_scores(f, valid) for k, f in fits.items()}
-    scores["xgboost"] = xgboost_scores(booster, valid.features)
     scans: dict[str, CutScan] = {
         k: scan_sigma_min(table, s, lumi, scan_cuts(s[trained_sig], edges), *ab)
         for k, s in scores.items()
@@ -418,11 +489,10 @@ def train_models(
     nets = {k: selection_at(scans[k], wps[k].cut, k) for k in fits}
     at_hyp = None
     if "parametrised" in fits:
-        scan_h = scan_at_hypothesis(
-            fits["parametrised"], valid, masses, lumi, scans["parametrised"].cuts, *ab
+        scan_h = pooled_scan_at_hypothesis(
+            folds, "parametrised", masses, lumi, scans["parametrised"].cuts, *ab
         )
         at_hyp = selection_at(scan_h, wps["parametrised"].cut, "parametrised_at_hypothesis")
-    pass_c = cuts.passes(valid.features)
     fair, fair_scans = fair_comparison(
         valid,
         masses,
@@ -495,6 +565,7 @@ def train_models(
             "no_selection": background_core_fraction(valid, np.ones(len(valid)), masses, wp_mask),
         },
         fair=fair,
+        evaluation_folds=k_folds,
     )
     seconds["evaluation"] = time.perf_counter() - t0
 
@@ -544,8 +615,9 @@ def train_models(
             "tolerance": tc.working_point_tolerance,
             "plateau": list(wp.plateau),
             "rule": f"best score-bin edge (histograms are binned in score) for the {metric} of "
-            "sigma_min over the trained masses inside the search range, validation split; the "
-            "tightest edge within the tolerance (relative) of the best",
+            f"sigma_min over the trained masses inside the search range, "
+            f"{_evaluated_on(k_folds)}; the tightest edge within the tolerance (relative) of the "
+            "best",
             "score_distribution": {
                 k: score_distribution(valid, s, edges, trained_sig) for k, s in scores.items()
             },

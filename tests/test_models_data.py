@@ -100,6 +100,31 @@ def test_sample_does_not_depend_on_batch_size_or_dask(skims: Path) -> None:
             np.testing.assert_array_equal(x.mass_index, y.mass_index)
 
 
+def test_validation_folds_are_disjoint_and_cover_every_event(skims: Path) -> None:
+    """k-fold evaluation (issue #13): the k validation splits hold every candidate once, each
+    fold's weights estimate the whole sample (about 1/k of the events, weights × k), and a
+    fold's training split is the other folds."""
+    whole = _load(skims)
+    n = len(whole.train) + len(whole.valid)
+    folds = [_load(skims, validation_fold=(i, 3)) for i in range(3)]
+    assert sum(len(f.valid) for f in folds) == n
+    assert all(len(f.train) + len(f.valid) == n for f in folds)
+    mgg = np.sort(np.concatenate([f.valid.mgg for f in folds]))
+    np.testing.assert_array_equal(mgg, np.sort(np.concatenate([whole.train.mgg, whole.valid.mgg])))
+    # the pooled efficiency and background equal the whole sample's (every event once)
+    pooled = np.concatenate([f.valid.weight for f in folds]) / 3
+    index = np.concatenate([f.valid.mass_index for f in folds])
+    ref_w = np.concatenate([whole.train.weight * 0.7, whole.valid.weight * 0.3])
+    ref_i = np.concatenate([whole.train.mass_index, whole.valid.mass_index])
+    for j in range(-1, len(MASSES)):
+        assert pooled[index == j].sum() == pytest.approx(ref_w[ref_i == j].sum(), rel=1e-9)
+    for f in folds:
+        assert 0.25 < len(f.valid) / n < 0.42
+        assert f.info["validation_fraction"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="validation_fold"):
+        _load(skims, validation_fold=(3, 3))
+
+
 def test_background_down_sampling_keeps_events_and_compensates_weights(skims: Path) -> None:
     full = _load(skims)
     small = _load(skims, max_background_candidates=6000)

@@ -117,3 +117,47 @@ def test_grid_search_runs_on_dask_and_keeps_the_best(skims: Path, tmp_path: Path
     assert result.punzi.spec.width == best["width"]
     assert len(result.features) == 5 and result.features == result.ranking.top(5)
     assert (tmp_path / "models" / "grid.png").exists()
+
+
+def test_cross_validated_evaluation_uses_every_event_once(skims: Path, tmp_path: Path) -> None:
+    """``training.evaluation_folds: 3`` (issue #13): the selections are trained three times and
+    every event is evaluated once, out of fold; the deployed net is fold 0's. Without a
+    selection the pooled efficiency and background are those of the whole sample."""
+    import numpy as np
+
+    from alps.config import MassResolution
+    from models import load_selection_sample
+
+    training = {**TINY, "evaluation_folds": 3, "compare_nets": False}
+    config = AnalysisConfig.model_validate({"training": training})
+    train_models(skims, config, tmp_path, progress=False)
+    sens = json.loads((tmp_path / "models" / "sensitivity.json").read_text())
+    assert sens["evaluation_folds"] == 3 and sens["evaluated_on"].startswith("3-fold")
+    meta = json.loads((tmp_path / "models" / "punzi.json").read_text())
+    assert meta["provenance"]["sample"]["validation_fold"] == [0, 3]
+    wp = json.loads((tmp_path / "models" / "working_point.json").read_text())
+    assert "3-fold cross-validated" in wp["rule"]
+
+    whole = load_selection_sample(
+        skims,
+        window_nsigma=config.training.window_nsigma,
+        resolution=MassResolution(),
+        held_out_masses=2,
+        max_background_candidates=config.training.max_background_candidates,
+        validation_fraction=0.3,
+        seed=int(config.seed),
+    )
+    lo, hi = whole.masses.window_lo, whole.masses.window_hi
+    eff = np.zeros(len(lo))
+    bkg = np.zeros(len(lo))
+    for part, frac in ((whole.train, 0.7), (whole.valid, 0.3)):
+        sig = part.is_signal
+        eff += np.bincount(part.mass_index[sig], part.weight[sig] * frac, len(lo))
+        for j in range(len(lo)):
+            inside = ~sig & (part.mgg >= lo[j]) & (part.mgg <= hi[j])
+            bkg[j] += part.weight[inside].sum() * frac
+    np.testing.assert_allclose(sens["no_selection"]["efficiency"], eff, rtol=1e-9)
+    np.testing.assert_allclose(sens["no_selection"]["background"], bkg, rtol=1e-9)
+    assert all(s > 0 for s in sens["parametrised"]["sigma_min_pb"])
+    with pytest.raises(ValueError, match="evaluation_folds"):
+        AnalysisConfig.model_validate({"training": {"evaluation_folds": 1}})

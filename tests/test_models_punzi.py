@@ -27,7 +27,13 @@ from models import (
     sigma_min,
     sigma_min_torch,
 )
-from models.evaluate import core_window_table, paired_significance, per_mass_difference_std
+from models.evaluate import (
+    core_window_table,
+    paired_significance,
+    per_mass_difference_std,
+    std_decomposition,
+    strict_share_projection,
+)
 from models.working_point import scan_cuts
 
 A, B_PUNZI = 5.0, 1.28
@@ -283,6 +289,67 @@ def test_core_window_counts_only_inside_the_core() -> None:
     assert np.all(np.isfinite(other)) and np.all(other > 0)
     again = per_mass_difference_std(core, passed, scores >= 0.6, 445.0, A, B_PUNZI, replicas=50)
     np.testing.assert_array_equal(other, again)
+
+
+def test_std_decomposition_splits_signal_and_background_statistics() -> None:
+    """Resampling only the signal (only the background) gives the part of the per-mass spread
+    that each sample's statistics cause: the two add in quadrature to the total; a pair of
+    selections that differ only in the background has no signal-only spread beyond the common
+    efficiency's, and the total equals the default bootstrap (issue #13)."""
+    d = _toy_inputs(5)
+    mgg = np.concatenate([d["sig_mgg"], d["bkg_mgg"]])
+    weight = np.concatenate([d["sig_w"], d["bkg_w"]])
+    index = np.concatenate([d["sig_mass"], np.full(len(d["bkg_mgg"]), -1)])
+    scores = np.concatenate([d["scores_s"], d["scores_b"]])
+    m = d["masses"]
+    n = len(m)
+    points = MassPoints(m, d["lo"], d["hi"], np.zeros(n, bool), tuple(f"m{j}" for j in range(n)))
+    core = core_window_table(Candidates(np.zeros((len(mgg), 1)), ("x",), mgg, weight, index),
+                             points, 10.0, 2.0)  # fmt: skip
+    pa, pb = scores >= 0.4, scores >= 0.6
+    ref = np.ones(n)
+    parts = std_decomposition(core, pa, pb, ref, 445.0, A, B_PUNZI, replicas=150, seed=3)
+    total = per_mass_difference_std(core, pa, pb, 445.0, A, B_PUNZI, replicas=150, seed=3)
+    np.testing.assert_array_equal(parts["total"], total)
+    assert np.all(parts["signal"] > 0) and np.all(parts["background"] > 0)
+    quad = np.hypot(parts["signal"], parts["background"]) / parts["total"]
+    assert np.all(np.abs(quad - 1) < 0.25), quad
+    # twice the reference σ_min halves every relative figure
+    half = std_decomposition(core, pa, pb, 2 * ref, 445.0, A, B_PUNZI, replicas=150, seed=3)
+    np.testing.assert_allclose(half["signal"], parts["signal"] / 2)
+    # the same signal passes: the signal-only spread is only the common 1/ε factor's, far below
+    # the background's
+    sig = index >= 0
+    pc = np.where(sig, pa, scores >= 0.6)
+    same_sig = std_decomposition(core, pa, pc, ref, 445.0, A, B_PUNZI, replicas=60, seed=3)
+    assert np.all(same_sig["signal"] < same_sig["background"])
+    with pytest.raises(ValueError, match="resample"):
+        per_mass_difference_std(core, pa, pb, 445.0, A, B_PUNZI, resample="data")  # type: ignore[arg-type]
+
+
+def test_strict_share_projection_recovers_a_uniform_advantage() -> None:
+    """Noise around one true advantage μ: the observed share is about Φ(μ/σ), the projected
+    true spread about 0, and the share rises to 1 without noise (issue #13)."""
+    rng = np.random.default_rng(7)
+    mu, sd = 0.035, 0.049
+    adv = mu + sd * rng.standard_normal(4000)
+    out = strict_share_projection(adv, np.full(len(adv), sd), (1.0, 1 / 0.3, float("inf")))
+    assert out["centre"] == pytest.approx(mu, abs=0.004)
+    assert out["true_spread"] < 0.01
+    assert out["share_at_1x"] == pytest.approx(float((adv >= 0).mean()), abs=0.03)
+    assert out["share_at_3.33333x"] > out["share_at_1x"]
+    assert out["share_at_infx"] > 0.99
+    # a true spread as large as the mean: some masses stay worse however many events
+    spread = mu + 0.05 * rng.standard_normal(4000) + 0.01 * rng.standard_normal(4000)
+    wide = strict_share_projection(spread, np.full(4000, 0.01), (float("inf"),))
+    assert wide["true_spread"] == pytest.approx(0.05, rel=0.1)
+    assert 0.7 < wide["share_at_infx"] < 0.8  # Φ(0.7) = 0.76
+    # signal statistics only: the background part stays, the share rises less
+    both = strict_share_projection(adv, np.full(4000, sd), (10.0,))
+    only = strict_share_projection(
+        adv, np.full(4000, sd), (10.0,), signal_std=np.full(4000, sd / 2)
+    )
+    assert out["share_at_1x"] < only["share_at_10x"] < both["share_at_10x"]
 
 
 def test_paired_significance_counts_significant_deficits() -> None:
