@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+from typing import Any
 
 import numpy as np
 import pytest
@@ -256,17 +257,26 @@ def test_working_point_snaps_to_score_edges() -> None:
         choose_working_point(scan, edges, tolerance=-0.1)
 
 
-def test_core_window_counts_only_inside_the_core() -> None:
-    """The fair comparison's table: signal and background inside m ± k σ_m, brute force."""
+def _toy_pool() -> tuple[dict[str, Any], Candidates, MassPoints, np.ndarray]:
+    """The toy's signal and background as one candidate pool, its mass points and scores."""
     d = _toy_inputs(5)
     mgg = np.concatenate([d["sig_mgg"], d["bkg_mgg"]])
     weight = np.concatenate([d["sig_w"], d["bkg_w"]])
     index = np.concatenate([d["sig_mass"], np.full(len(d["bkg_mgg"]), -1)])
     scores = np.concatenate([d["scores_s"], d["scores_b"]])
+    n = len(d["masses"])
+    names = tuple(f"m{j}" for j in range(n))
+    points = MassPoints(d["masses"], d["lo"], d["hi"], np.zeros(n, bool), names)
+    cands = Candidates(np.zeros((len(mgg), 1)), ("x",), mgg, weight, index)
+    return d, cands, points, scores
+
+
+def test_core_window_counts_only_inside_the_core() -> None:
+    """The fair comparison's table: signal and background inside m ± k σ_m, brute force."""
+    d, cands, points, scores = _toy_pool()
+    mgg, weight, index = cands.mgg, cands.weight, cands.mass_index
     m = d["masses"]
     n = len(m)
-    points = MassPoints(m, d["lo"], d["hi"], np.zeros(n, bool), tuple(f"m{j}" for j in range(n)))
-    cands = Candidates(np.zeros((len(mgg), 1)), ("x",), mgg, weight, index)
     core = core_window_table(cands, points, 10.0, 2.0)
     half = (d["hi"] - m) * 0.2
     passed = scores >= 0.4
@@ -296,16 +306,10 @@ def test_std_decomposition_splits_signal_and_background_statistics() -> None:
     that each sample's statistics cause: the two add in quadrature to the total; a pair of
     selections that differ only in the background has no signal-only spread beyond the common
     efficiency's, and the total equals the default bootstrap (issue #13)."""
-    d = _toy_inputs(5)
-    mgg = np.concatenate([d["sig_mgg"], d["bkg_mgg"]])
-    weight = np.concatenate([d["sig_w"], d["bkg_w"]])
-    index = np.concatenate([d["sig_mass"], np.full(len(d["bkg_mgg"]), -1)])
-    scores = np.concatenate([d["scores_s"], d["scores_b"]])
-    m = d["masses"]
-    n = len(m)
-    points = MassPoints(m, d["lo"], d["hi"], np.zeros(n, bool), tuple(f"m{j}" for j in range(n)))
-    core = core_window_table(Candidates(np.zeros((len(mgg), 1)), ("x",), mgg, weight, index),
-                             points, 10.0, 2.0)  # fmt: skip
+    d, cands, points, scores = _toy_pool()
+    index = cands.mass_index
+    n = len(d["masses"])
+    core = core_window_table(cands, points, 10.0, 2.0)
     pa, pb = scores >= 0.4, scores >= 0.6
     ref = np.ones(n)
     parts = std_decomposition(core, pa, pb, ref, 445.0, A, B_PUNZI, replicas=150, seed=3)
