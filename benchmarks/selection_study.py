@@ -229,7 +229,7 @@ def study(skims: Path, config: Any, variants: list[str]) -> list[dict[str, Any]]
     masses, lumi = sample.masses, sample.luminosity_pb
     valid = sample.evaluation_set()
     table = valid.window_table(masses)
-    trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
+    trained_sig = valid.trained_signal(masses)
     edges = config.histograms.score_edges
     mask = masses.trained & search_mask(masses.masses, config)
     ab = (tc.punzi_a, tc.punzi_b)
@@ -373,9 +373,7 @@ def study_folds(skims: Path, config: Any, variants: list[str], k: int) -> list[d
     masses, lumi = samples[0].masses, samples[0].luminosity_pb
     evals = [s.evaluation_set() for s in samples]
     pool = pooled(evals)
-    sig_of = [
-        e.is_signal & masses.trained[np.where(e.is_signal, e.mass_index, 0)] for e in [pool, *evals]
-    ]
+    sig_of = [e.trained_signal(masses) for e in [pool, *evals]]
     table = pool.window_table(masses)
     edges = config.histograms.score_edges
     mask = masses.trained & search_mask(masses.masses, config)

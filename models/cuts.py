@@ -60,8 +60,7 @@ def optimise_cuts(
     trained = masses.trained
     x = train.features
     k = x.shape[1]
-    sig = train.is_signal & (train.weight > 0)
-    sig &= trained[np.where(sig, train.mass_index, 0)]
+    sig = train.trained_signal(masses) & (train.weight > 0)
     q_lo = np.linspace(0.01, 0.5, n_thresholds)
     q_hi = np.linspace(0.5, 0.99, n_thresholds)
     options: list[list[np.ndarray]] = []

@@ -240,10 +240,7 @@ def fair_comparison(
     working points), XGBoost (``scores["xgboost"]``) at its best cut for the core-window mean
     over ``mask``, ``cut_based`` (pass mask) and no selection; with every score's core scan."""
     core = core_window_table(candidates, masses, window_nsigma, core_nsigma)
-    sig = (
-        candidates.is_signal
-        & masses.trained[np.where(candidates.is_signal, candidates.mass_index, 0)]
-    )
+    sig = candidates.trained_signal(masses)
     fair_scans = {
         k: scan_sigma_min(core, s, luminosity_pb, scan_cuts(s[sig], list(net_cuts.values())), a, b)
         for k, s in scores.items()
@@ -465,7 +462,7 @@ def train_models(
         seconds["other_folds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
     table = valid.window_table(masses)
-    trained_sig = valid.is_signal & masses.trained[np.where(valid.is_signal, valid.mass_index, 0)]
+    trained_sig = valid.trained_signal(masses)
     edges = config.histograms.score_edges
     in_search = search_mask(masses.masses, config)
     wp_mask = masses.trained & in_search

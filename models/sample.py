@@ -75,6 +75,11 @@ class Candidates:
             self.mass_index,
         )
 
+    def trained_signal(self, masses: MassPoints) -> np.ndarray:
+        """Mask of the signal candidates of trained masses (held-out masses' signal excluded)."""
+        sig = self.is_signal
+        return sig & masses.trained[np.where(sig, self.mass_index, 0)]
+
     def window_table(self, masses: MassPoints) -> WindowTable:
         return WindowTable.build(
             self.mgg, self.weight, self.mass_index, masses.window_lo, masses.window_hi
