@@ -49,6 +49,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_SINGULAR",
     "STATUS_UNPHYSICAL",
+    "empty_outputs",
     "fit_events",
 ]
 
@@ -322,6 +323,24 @@ def _flag(i: int, code: int, E: FloatArray, theta: FloatArray, phi: FloatArray,
 
 
 @jit
+def empty_outputs(n: int) -> tuple:
+    """The result arrays of ``n`` fits (E, theta, phi, cov, chi2, pvalue, iterations, status,
+    pulls; iterations zeroed), as :func:`fit_events` and :func:`kinfit.lanes.fit_events_lanes`
+    return them."""
+    return (
+        np.empty((n, 3)),
+        np.empty((n, 3)),
+        np.empty((n, 3)),
+        np.empty((n, 3, 3, 3)),
+        np.empty(n),
+        np.empty(n),
+        np.zeros(n, dtype=np.int32),
+        np.empty(n, dtype=np.int8),
+        np.empty((n, 3, 3)),
+    )
+
+
+@jit
 def fit_events(
     E: FloatArray,
     theta: FloatArray,
@@ -343,17 +362,7 @@ def fit_events(
     :class:`kinfit.KinFitResult`.
     """
     n = E.shape[0]
-    out = (
-        np.empty((n, 3)),
-        np.empty((n, 3)),
-        np.empty((n, 3)),
-        np.empty((n, 3, 3, 3)),
-        np.empty(n),
-        np.empty(n),
-        np.zeros(n, dtype=np.int32),
-        np.empty(n, dtype=np.int8),
-        np.empty((n, 3, 3)),
-    )
+    out = empty_outputs(n)
     out_E, out_theta, out_phi, out_cov, chi2, pvalue, iterations, status, pulls = out
 
     a0 = np.empty(9)  # measured point; the free energy's entry tracks the current z

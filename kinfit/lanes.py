@@ -48,6 +48,7 @@ from .kernel import (
     STATUS_UNPHYSICAL,
     _flag,
     _load_covariance,
+    empty_outputs,
 )
 from .numerics import SINCOS_MAX, chi2_sf, jit, jit_inline, sincos
 from .numerics import sincos_reduced as _sincos_reduced
@@ -665,17 +666,7 @@ def fit_events_lanes(
     """The standard 4C fit of every event, ``LANES`` at a time. Arguments and result as
     :func:`kinfit.kernel.fit_events` without ``free`` (no unmeasured energy)."""
     n = E.shape[0]
-    out = (
-        np.empty((n, 3)),
-        np.empty((n, 3)),
-        np.empty((n, 3)),
-        np.empty((n, 3, 3, 3)),
-        np.empty(n),
-        np.empty(n),
-        np.zeros(n, dtype=np.int32),
-        np.empty(n, dtype=np.int8),
-        np.empty((n, 3, 3)),
-    )
+    out = empty_outputs(n)
     s = np.zeros(SUPER * _BLOCK)  # the scratch blocks, reused for every SUPER blocks of events
     V = np.zeros((3, 3, 3))
     for i0 in range(0, n, SUPER * LANES):
