@@ -62,7 +62,12 @@ from models.evaluate import (
     std_decomposition,
     strict_share_projection,
 )
-from models.pipeline import fair_comparison, load_training_sample, search_mask
+from models.pipeline import (
+    fair_comparison,
+    load_training_sample,
+    read_training_skims,
+    search_mask,
+)
 from models.sample import Candidates
 from models.working_point import choose_working_point, scan_cuts, scan_sigma_min
 from models.xgb import train_xgboost, xgboost_scores
@@ -363,13 +368,11 @@ def study_folds(skims: Path, config: Any, variants: list[str], k: int) -> list[d
     for name in variants:
         if VARIANTS[name].get("features") or "train_window_nsigma" in VARIANTS[name]:
             raise ValueError(f"--folds does not support variant {name!r} (feature set / windows)")
-    samples = []
-    for i in range(k):
-        c0 = time.perf_counter()
-        samples.append(
-            load_training_sample(skims, config, features=list(tc.features), validation_fold=(i, k))
-        )
-        print(f"# fold {i}: read in {time.perf_counter() - c0:.1f} s", file=sys.stderr)
+    c0 = time.perf_counter()
+    read = read_training_skims(skims, config, features=list(tc.features))
+    print(f"# skims read once in {time.perf_counter() - c0:.1f} s", file=sys.stderr)
+    samples = [read.sample(tc.validation_fraction, (i, k)) for i in range(k)]
+    del read
     masses, lumi = samples[0].masses, samples[0].luminosity_pb
     evals = [s.evaluation_set() for s in samples]
     pool = pooled(evals)

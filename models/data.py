@@ -16,6 +16,12 @@ Which events are kept, and which go to the validation split (fraction
 analysis seed, not by a random stream: the sample is the same whatever the file order, the batch
 size or the number of Dask workers, and the three pairings of an event stay together. With a Dask
 client the files are read as parallel tasks.
+
+k-fold evaluation (``training.evaluation_folds``, issue #13) reads the skims once:
+:func:`read_selection_skims` keeps every kept candidate with its split number u (the same event
+hash), :meth:`SkimRead.fold_labels` gives each candidate's fold, and :meth:`SkimRead.sample`
+builds any fold's training and validation splits in memory, identical to what
+:func:`load_selection_sample` with that ``validation_fold`` gives from the files.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +44,11 @@ from .sample import Candidates, MassPoints, SelectionSample, choose_held_out
 from .windows import efficiency_weights, mass_windows
 
 __all__ = [
+    "SkimRead",
     "event_uniform",
     "feature_columns",
     "load_selection_sample",
+    "read_selection_skims",
     "read_summary",
     "skim_files",
 ]
@@ -120,13 +129,12 @@ def _read_file(
     signal: bool,
     features: tuple[str, ...],
     keep_fraction: float,
-    valid_range: tuple[float, float],
     seed: int,
     batch_rows: int,
 ) -> dict[str, np.ndarray]:
-    """Kept candidates of one file: features, mgg, weight, validation flag (one Dask task)."""
+    """Kept candidates of one file: features, mgg, weight, split number u (one Dask task)."""
     columns = list(dict.fromkeys(_BOOKKEEPING + features))
-    parts: dict[str, list[np.ndarray]] = {"x": [], "mgg": [], "weight": [], "valid": []}
+    parts: dict[str, list[np.ndarray]] = {"x": [], "mgg": [], "weight": [], "u": []}
     handle = pq.ParquetFile(path)
     for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
         cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in columns}
@@ -138,10 +146,11 @@ def _read_file(
         else:
             keep = np.ones(len(cols["mgg"]), dtype=bool)
         rows = np.flatnonzero(keep)
-        v = event_uniform(
-            dataset, cols["exp"][rows], cols["run"][rows], cols["event"][rows], seed + 1
+        parts["u"].append(
+            event_uniform(
+                dataset, cols["exp"][rows], cols["run"][rows], cols["event"][rows], seed + 1
+            )
         )
-        parts["valid"].append((v >= valid_range[0]) & (v < valid_range[1]))
         parts["mgg"].append(cols["mgg"][rows].astype(np.float64))
         parts["weight"].append(cols["weight"][rows].astype(np.float64))
         parts["x"].append(
@@ -154,7 +163,7 @@ def _read_file(
             "x": np.zeros((0, len(features)), np.float32),
             "mgg": np.zeros(0),
             "weight": np.zeros(0),
-            "valid": np.zeros(0, bool),
+            "u": np.zeros(0),
         }
     return {k: np.concatenate(v) for k, v in parts.items()}
 
@@ -182,38 +191,125 @@ def _luminosity(summary: dict[str, dict[str, Any]]) -> float:
     return lumi
 
 
-def load_selection_sample(
+def _valid_range(
+    validation_fraction: float, validation_fold: tuple[int, int] | None
+) -> tuple[tuple[float, float], float]:
+    """The split numbers u of the validation split, and its fraction of the events."""
+    if validation_fold is None:
+        return (0.0, validation_fraction), validation_fraction
+    i, k = validation_fold
+    if not (k >= 2 and 0 <= i < k):
+        raise ValueError(f"validation_fold (i, k) needs k >= 2 and 0 <= i < k, got {i, k}")
+    return (i / k, (i + 1) / k), 1.0 / k
+
+
+@dataclass(frozen=True)
+class SkimRead:
+    """The skims read once: every kept candidate of every file with its split number u.
+
+    ``tasks``: (file, dataset, is signal) per file, ``results``: that file's arrays (``x``
+    features in ``names`` order, ``mgg``, ``weight`` as stored, ``u``); the rest is what the
+    splits' weights need (:meth:`sample`).
+    """
+
+    tasks: tuple[tuple[Path, str, bool], ...]
+    results: tuple[dict[str, np.ndarray], ...]
+    names: tuple[str, ...]
+    points: MassPoints
+    index_of: dict[str, int]
+    counts_only: np.ndarray
+    gen_w: np.ndarray
+    gen_n: np.ndarray
+    keep: float
+    luminosity_pb: float
+    info: dict[str, Any]
+
+    def with_features(self, names: Sequence[str]) -> SkimRead:
+        """The same candidates with only the named feature columns (in that order)."""
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise KeyError(f"features {missing} are not in the skims; available: {self.names}")
+        cols = [self.names.index(n) for n in names]
+        results = tuple({**r, "x": np.ascontiguousarray(r["x"][:, cols])} for r in self.results)
+        return replace(self, results=results, names=tuple(names))
+
+    def fold_labels(self, k: int) -> np.ndarray:
+        """The cross-validation fold (0 … k − 1) of every candidate, files in ``tasks`` order:
+        fold i holds the events with i/k ≤ u < (i + 1)/k (:meth:`sample`'s validation split)."""
+        if k < 2:
+            raise ValueError(f"fold_labels needs k >= 2, got {k}")
+        u = np.concatenate([r["u"] for r in self.results]) if self.results else np.zeros(0)
+        label = np.full(len(u), -1, dtype=np.int64)
+        for i in range(k):
+            label[(u >= i / k) & (u < (i + 1) / k)] = i
+        return label
+
+    def sample(
+        self,
+        validation_fraction: float = 0.3,
+        validation_fold: tuple[int, int] | None = None,
+    ) -> SelectionSample:
+        """Training and validation candidates of one split, weights scaled by its fractions:
+        the validation split is u < ``validation_fraction``, or with ``validation_fold`` = (i, k)
+        the i-th of k equal folds (``validation_fraction`` then ignored)."""
+        valid_range, fraction = _valid_range(validation_fraction, validation_fold)
+        lo, hi = self.points.window_lo, self.points.window_hi
+        pieces: dict[str, list[list[np.ndarray]]] = {"train": [], "valid": []}
+        for (_, dataset, signal), res in zip(self.tasks, self.results):
+            j = self.index_of.get(dataset, -1)
+            valid = (res["u"] >= valid_range[0]) & (res["u"] < valid_range[1])
+            for split, rows, frac in (
+                ("train", ~valid, 1 - fraction),
+                ("valid", valid, fraction),
+            ):
+                mgg, w = res["mgg"][rows], res["weight"][rows]
+                idx = np.full(len(mgg), j, dtype=np.int32)
+                if signal:
+                    if self.counts_only[j]:
+                        w, denom = np.ones_like(w), self.gen_n * frac
+                    else:
+                        denom = self.gen_w * frac
+                    w = efficiency_weights(mgg, idx, w, denom, lo, hi)
+                else:
+                    w = w / (self.keep * frac)
+                pieces[split].append([res["x"][rows], mgg, w, idx])
+
+        def _stack(parts: list[list[np.ndarray]]) -> Candidates:
+            return Candidates(
+                np.concatenate([p[0] for p in parts]),
+                self.names,
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+                np.concatenate([p[3] for p in parts]),
+            )
+
+        info = {**self.info, "validation_fraction": fraction}
+        if validation_fold is not None:
+            info["validation_fold"] = list(validation_fold)
+        return SelectionSample(
+            _stack(pieces["train"]), _stack(pieces["valid"]), self.points, self.luminosity_pb, info
+        )
+
+
+def read_selection_skims(
     skim_dir: Path,
     *,
     window_nsigma: float,
     resolution: Any,
     held_out_masses: int,
     max_background_candidates: int,
-    validation_fraction: float,
     seed: int,
     features: Sequence[str] | None = None,
     client: Any = None,
     progress: bool = False,
     batch_rows: int = 262_144,
-    validation_fold: tuple[int, int] | None = None,
-) -> SelectionSample:
-    """Stream the skims into training and validation candidates (see the module docstring).
+) -> SkimRead:
+    """Stream the skims once into memory (the module docstring); :meth:`SkimRead.sample` then
+    cuts any split or cross-validation fold without reading again.
 
     ``resolution`` has ``sigma(m)`` (GeV; ``HistogramConfig.resolution``); ``features`` defaults to
     every float feature column found in all files (the ranking needs them all).
-    ``validation_fold`` = (i, k): k-fold cross-validation, the validation split is the i-th of k
-    equal event folds (the events whose split number u lies in [i/k, (i+1)/k); the default split
-    is u < ``validation_fraction``, which is then ignored), so the k folds' validation splits
-    are disjoint and together hold every event once.
     """
-    if validation_fold is not None:
-        i, k = validation_fold
-        if not (k >= 2 and 0 <= i < k):
-            raise ValueError(f"validation_fold (i, k) needs k >= 2 and 0 <= i < k, got {i, k}")
-        valid_range = (i / k, (i + 1) / k)
-        validation_fraction = 1.0 / k
-    else:
-        valid_range = (0.0, validation_fraction)
     skim_dir = Path(skim_dir)
     summary = read_summary(skim_dir)
     files = skim_files(skim_dir)
@@ -247,41 +343,13 @@ def load_selection_sample(
         counts_only[j] |= gw <= 0
 
     tasks = [(f, d, d in index_of) for d in files for f in files[d]]
-    args = (names, keep, valid_range, seed, batch_rows)
+    args = (names, keep, seed, batch_rows)
     results = map_tasks(
         _read_file, [(*task, *args) for task in tasks], client=client, progress=progress,
         desc="read skims",
     )  # fmt: skip
 
     lo, hi = mass_windows(masses, resolution.sigma(masses), window_nsigma)
-    pieces: dict[str, list[list[np.ndarray]]] = {"train": [], "valid": []}
-    for (_, dataset, signal), res in zip(tasks, results):
-        j = index_of.get(dataset, -1)
-        for split, rows, frac in (
-            ("train", ~res["valid"], 1 - validation_fraction),
-            ("valid", res["valid"], validation_fraction),
-        ):
-            mgg, w = res["mgg"][rows], res["weight"][rows]
-            idx = np.full(len(mgg), j, dtype=np.int32)
-            if signal:
-                if counts_only[j]:
-                    w, denom = np.ones_like(w), gen_n * frac
-                else:
-                    denom = gen_w * frac
-                w = efficiency_weights(mgg, idx, w, denom, lo, hi)
-            else:
-                w = w / (keep * frac)
-            pieces[split].append([res["x"][rows], mgg, w, idx])
-
-    def _stack(parts: list[list[np.ndarray]]) -> Candidates:
-        return Candidates(
-            np.concatenate([p[0] for p in parts]),
-            names,
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
-            np.concatenate([p[3] for p in parts]),
-        )
-
     points = MassPoints(
         masses,
         lo,
@@ -294,11 +362,61 @@ def load_selection_sample(
         "files": [str(f) for f in all_files],
         "background_rows": int(n_bkg_rows),
         "background_keep_fraction": keep,
-        "validation_fraction": validation_fraction,
+        "validation_fraction": None,  # set by SkimRead.sample (keeps the provenance's key order)
         "signal_definition": "truth-matched candidates; unmatched signal candidates dropped",
         "split_and_sampling": "hash of (dataset, exp, run, event) with the analysis seed",
         "seed": seed,
     }
-    if validation_fold is not None:
-        info["validation_fold"] = list(validation_fold)
-    return SelectionSample(_stack(pieces["train"]), _stack(pieces["valid"]), points, lumi, info)
+    return SkimRead(
+        tuple(tasks),
+        tuple(results),
+        names,
+        points,
+        index_of,
+        counts_only,
+        gen_w,
+        gen_n,
+        keep,
+        lumi,
+        info,
+    )
+
+
+def load_selection_sample(
+    skim_dir: Path,
+    *,
+    window_nsigma: float,
+    resolution: Any,
+    held_out_masses: int,
+    max_background_candidates: int,
+    validation_fraction: float,
+    seed: int,
+    features: Sequence[str] | None = None,
+    client: Any = None,
+    progress: bool = False,
+    batch_rows: int = 262_144,
+    validation_fold: tuple[int, int] | None = None,
+) -> SelectionSample:
+    """Stream the skims into training and validation candidates (see the module docstring):
+    :func:`read_selection_skims`, then :meth:`SkimRead.sample` of one split.
+
+    ``validation_fold`` = (i, k): k-fold cross-validation, the validation split is the i-th of k
+    equal event folds (the events whose split number u lies in [i/k, (i+1)/k); the default split
+    is u < ``validation_fraction``, which is then ignored), so the k folds' validation splits
+    are disjoint and together hold every event once. To cut several folds, read once with
+    :func:`read_selection_skims` instead.
+    """
+    _valid_range(validation_fraction, validation_fold)  # a bad fold fails before the read
+    read = read_selection_skims(
+        skim_dir,
+        window_nsigma=window_nsigma,
+        resolution=resolution,
+        held_out_masses=held_out_masses,
+        max_background_candidates=max_background_candidates,
+        seed=seed,
+        features=features,
+        client=client,
+        progress=progress,
+        batch_rows=batch_rows,
+    )
+    return read.sample(validation_fraction, validation_fold)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .cuts import RectangularCuts, optimise_cuts
-from .data import load_selection_sample
+from .data import SkimRead, load_selection_sample, read_selection_skims
 from .evaluate import (
     FairComparison,
     SelectionSigma,
@@ -72,6 +72,7 @@ __all__ = [
     "TrainingResult",
     "fair_comparison",
     "load_training_sample",
+    "read_training_skims",
     "score_distribution",
     "search_mask",
     "train_models",
@@ -329,6 +330,31 @@ def load_training_sample(
     )
 
 
+def read_training_skims(
+    skim_dir: Path,
+    config: Any,
+    *,
+    features: Sequence[str] | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> SkimRead:
+    """The skims read once with ``config.training``'s settings
+    (:func:`models.data.read_selection_skims`): ``.sample(validation_fraction, (i, k))`` cuts
+    any split or cross-validation fold in memory."""
+    tc = config.training
+    return read_selection_skims(
+        Path(skim_dir),
+        window_nsigma=tc.window_nsigma,
+        resolution=config.histograms.resolution,
+        held_out_masses=tc.held_out_masses,
+        max_background_candidates=tc.max_background_candidates,
+        seed=int(config.seed),
+        features=features,
+        client=client,
+        progress=progress,
+    )
+
+
 def _evaluated_on(folds: int) -> str:
     """How σ_min was evaluated, for the tables (``training.evaluation_folds``)."""
     if folds:
@@ -337,23 +363,20 @@ def _evaluated_on(folds: int) -> str:
 
 
 def _other_folds(
-    skim_dir: Path,
+    skims: SkimRead,
     config: Any,
-    features: tuple[str, ...],
     kinds: tuple[str, ...],
-    client: Any,
     progress: bool,
 ) -> list[FoldScores]:
     """Folds 1 … k − 1 of ``training.evaluation_folds`` (``models/folds.py``): each fold's XGBoost,
-    nets of ``kinds`` and rectangular cuts trained on the other folds, scoring its own events."""
+    nets of ``kinds`` and rectangular cuts trained on the other folds, scoring its own events.
+    The folds are cut in memory from ``skims`` (read once, with the chosen features)."""
     tc, seed = config.training, int(config.seed)
     k = int(tc.evaluation_folds)
     out = []
     for i in range(1, k):
         _log(progress, f"cross-validation fold {i + 1} of {k}: XGBoost, {', '.join(kinds)} net")
-        smp = load_training_sample(
-            skim_dir, config, features=features, client=client, validation_fold=(i, k)
-        )
+        smp = skims.sample(tc.validation_fraction, (i, k))
         train = smp.without_held_out()
         booster = train_xgboost(
             train, smp.masses, rounds=tc.xgboost_rounds, depth=tc.xgboost_depth, seed=seed
@@ -404,9 +427,9 @@ def train_models(
     if k_folds and tc.grid:
         raise ValueError("training.evaluation_folds and training.grid cannot be combined")
     first_fold = (0, k_folds) if k_folds else None
-    full = load_training_sample(
-        Path(skim_dir), config, client=client, progress=progress, validation_fold=first_fold
-    )
+    # read once: with k folds every fold is cut in memory from the same read (issue #13)
+    read = read_training_skims(Path(skim_dir), config, client=client, progress=progress)
+    full = read.sample(tc.validation_fraction, first_fold)
     masses, lumi = full.masses, full.luminosity_pb
     seconds["read"] = time.perf_counter() - t0
     _log(
@@ -428,6 +451,9 @@ def train_models(
     features = ranking.top(tc.select_top_features) if tc.select_top_features else tuple(tc.features)
     sample: SelectionSample = full.with_features(features)
     del full
+    # the other folds need only the chosen features; without folds the read is done with
+    fold_read = read.with_features(features) if k_folds else None
+    del read
     train = sample.without_held_out()
     seconds["ranking"] = time.perf_counter() - t0
 
@@ -456,7 +482,9 @@ def train_models(
     pass_c = cuts.passes(valid.features)
     folds = [FoldScores(valid, scores, pass_c, fits)]
     if k_folds:
-        folds += _other_folds(Path(skim_dir), config, features, tuple(fits), client, progress)
+        assert fold_read is not None
+        folds += _other_folds(fold_read, config, tuple(fits), progress)
+        del fold_read
         pooled = pool_folds(folds)
         valid, scores, pass_c = pooled.candidates, pooled.scores, pooled.cut_based
         seconds["other_folds"] = time.perf_counter() - t0

@@ -11,6 +11,7 @@ import pytest
 
 from alps.config import MassResolution
 from models import load_selection_sample
+from models.data import read_selection_skims
 from models.testing import write_toy_skims
 
 MASSES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
@@ -151,3 +152,44 @@ def test_missing_summary_entry_is_named(skims: Path, tmp_path: Path) -> None:
     (copy / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(KeyError, match="etag"):
         _load(copy)
+
+
+def test_read_once_folds_equal_the_per_fold_reads(skims: Path) -> None:
+    """Issue #13: the skims read once (``read_selection_skims``) give every cross-validation
+    fold's splits, and the default split, identical to reading the files for that fold; the
+    fold labels are the folds' validation splits."""
+    read = read_selection_skims(
+        skims,
+        window_nsigma=10.0,
+        resolution=MassResolution(),
+        held_out_masses=2,
+        max_background_candidates=6000,
+        seed=42,
+    )
+    for fold in (None, (0, 3), (1, 3), (2, 3), (4, 5)):
+        mine = read.sample(0.3, fold)
+        ref = _load(skims, max_background_candidates=6000, validation_fold=fold)
+        assert mine.info == ref.info
+        np.testing.assert_array_equal(mine.masses.window_lo, ref.masses.window_lo)
+        np.testing.assert_array_equal(mine.masses.held_out, ref.masses.held_out)
+        for split in ("train", "valid"):
+            x, y = getattr(mine, split), getattr(ref, split)
+            assert x.feature_names == y.feature_names
+            for name in ("features", "mgg", "weight", "mass_index"):
+                np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
+    labels = read.fold_labels(3)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    mgg = np.concatenate([r["mgg"] for r in read.results])
+    for i in range(3):
+        valid = read.sample(0.3, (i, 3)).valid
+        np.testing.assert_array_equal(np.sort(mgg[labels == i]), np.sort(valid.mgg))
+    # a feature subset cut after the read equals reading only those columns
+    names = read.names[:3]
+    sub = read.with_features(names).sample(0.3, (1, 3))
+    ref = _load(skims, max_background_candidates=6000, validation_fold=(1, 3), features=names)
+    np.testing.assert_array_equal(sub.train.features, ref.train.features)
+    np.testing.assert_array_equal(sub.valid.features, ref.valid.features)
+    with pytest.raises(ValueError, match="validation_fold"):
+        read.sample(0.3, (3, 3))
+    with pytest.raises(KeyError, match="not in the skims"):
+        read.with_features(["nope"])

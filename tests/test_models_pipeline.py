@@ -119,18 +119,32 @@ def test_grid_search_runs_on_dask_and_keeps_the_best(skims: Path, tmp_path: Path
     assert (tmp_path / "models" / "grid.png").exists()
 
 
-def test_cross_validated_evaluation_uses_every_event_once(skims: Path, tmp_path: Path) -> None:
+def test_cross_validated_evaluation_uses_every_event_once(
+    skims: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``training.evaluation_folds: 3`` (issue #13): the selections are trained three times and
     every event is evaluated once, out of fold; the deployed net is fold 0's. Without a
     selection the pooled efficiency and background are those of the whole sample."""
     import numpy as np
 
+    import models.data
     from alps.config import MassResolution
     from models import load_selection_sample
 
     training = {**TINY, "evaluation_folds": 3, "compare_nets": False}
     config = AnalysisConfig.model_validate({"training": training})
+    reads: list[str] = []
+    original = models.data._read_file
+
+    def counted(path: Path, *args: object) -> dict[str, np.ndarray]:
+        reads.append(str(path))
+        return original(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(models.data, "_read_file", counted)
     train_models(skims, config, tmp_path, progress=False)
+    # three folds, the skims read once (issue #13): every file exactly once
+    files = sorted(str(f) for f in skims.glob("*/*.parquet"))
+    assert sorted(reads) == files
     sens = json.loads((tmp_path / "models" / "sensitivity.json").read_text())
     assert sens["evaluation_folds"] == 3 and sens["evaluated_on"].startswith("3-fold")
     meta = json.loads((tmp_path / "models" / "punzi.json").read_text())
