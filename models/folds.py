@@ -3,10 +3,10 @@
 With a single split the σ_min of every mass is measured on the validation events only (30% of
 them), and the per-mass comparison of two selections that differ by a few per cent is as noisy
 as that difference (README "The selection"). With k folds (cut by the same event hash as the
-split, ``models.data.load_selection_sample(validation_fold=...)``) the selections are trained k
-times, each time on the other k − 1 folds, and each fold's events are scored only by the
-models that never saw them: every event is evaluated once, about 1 / validation_fraction times
-the events of the single split, at k times the training cost.
+split, in memory from skims read once: ``models.data.SkimRead.sample(validation_fold=...)``)
+the selections are trained k times, each time on the other k − 1 folds, and each fold's events
+are scored only by the models that never saw them: every event is evaluated once, about
+1 / validation_fraction times the events of the single split, at k times the training cost.
 
 The figures are then those of the training procedure (each fold's models are one draw of it,
 judged on the events it left out), at one cut for all folds. The deployed models are fold 0's

@@ -3,7 +3,8 @@
 29 ALP masses 0.2–3.0 GeV in 0.1 GeV steps (4000 events each), six held out, with γγγ, γγ,
 e+e-γ, μ+μ-γ and π0/η/η'γ backgrounds (``models.testing``); the seed's network
 (10 × 30 LeakyReLU) with shortened training (30 BCE + 60 Punzi epochs) and the shipped Punzi
-configuration (the mass-parametrised net, deployed at the candidate's M_γγ).
+configuration (the mass-parametrised net, deployed at the candidate's M_γγ, with the shipped
+default's ``training.loss_combination``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from alps.config import AnalysisConfig
+from alps.config import AnalysisConfig, load_config
 from models import train_models
 from models.testing import write_toy_skims
 
@@ -43,6 +44,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 "punzi_epochs": 60,
                 "held_out_masses": 6,
                 "compare_nets": False,
+                # the shipped default's loss (default.yaml), so this tests what ships
+                "loss_combination": load_config(None).training.loss_combination,
             }
         }
     )
