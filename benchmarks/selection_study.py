@@ -12,6 +12,10 @@ the core windows m ± 2σ_m, XGBoost at its best cut there, the masses strictly 
 training CPU time (``time.process_time``). ``p_*`` variants change one thing on the parametrised
 net; ``p_seeds_3`` averages the scores of three seeds (and prints each seed's fair lines).
 
+Every variant starts from ``--config``'s training section: with the shipped ``default.yaml``
+(``loss_combination: relative`` since issue #13's third round) ``p_base`` is the relative loss
+and ``p_mean`` / ``p_mean_seed_1`` the earlier mean σ_min.
+
 ``p_own_mass`` trains the parametrised net at the deployed hypothesis (its own M_γγ,
 ``training.training_hypothesis: candidate``), ``p_window_*`` in the core windows m ± k σ_m (the
 windows narrowed for training only), ``p_log`` / ``p_relative`` combine the masses differently.
@@ -125,6 +129,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "training_hypothesis": "candidate",
         "train_window_nsigma": 2.0,
     },
+    # issue #13 third round: default.yaml's loss is now `relative`, so the p_* variants above
+    # inherit it; these name the combination explicitly (the second with another training seed)
+    "p_mean": {"parametrised": True, "loss_combination": "mean"},
+    "p_mean_seed_1": {"parametrised": True, "loss_combination": "mean", "seed_offset": 1},
+    "p_relative_seed_1": {"parametrised": True, "loss_combination": "relative", "seed_offset": 1},
     "p_window_2_relative": {
         "parametrised": True,
         "train_window_nsigma": 2.0,
