@@ -162,13 +162,16 @@ def _rss_mb() -> float:
 
 
 def _worker_malloc() -> Any:
-    """The malloc settings alps gives its Dask workers (alps.cluster.worker_malloc); Dask's
-    defaults with an older version."""
+    """The settings alps gives its Dask clusters (alps.cluster.worker_settings: malloc, quiet
+    workers); with an older version its malloc settings, or Dask's defaults."""
     import contextlib
 
     from alps import cluster
 
-    return getattr(cluster, "worker_malloc", contextlib.nullcontext)()
+    settings = getattr(cluster, "worker_settings", None)
+    if settings is None:
+        settings = getattr(cluster, "worker_malloc", contextlib.nullcontext)
+    return settings()
 
 
 def _peak_rss_mb() -> float:
