@@ -22,8 +22,8 @@ one run:
 * ``independent_*``: the machine's own ceiling for two workers: the same processing in two
   independent forked processes at once (no Dask), CPU per event against one alone, their ratio
   (parallel efficiency) and the CPU-bound speedup it allows (2 x efficiency);
-* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (workers with alps's
-  malloc settings, ``alps.cluster.WORKER_MALLOC``), with the workers' system CPU time and page
+* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (with alps's cluster
+  settings, ``alps.cluster.worker_settings``: malloc, quiet workers), with the workers' system CPU time and page
   faults, each worker's peak and final resident memory and the load average of the machine (it is shared: the 2-worker figure is
   noisy when the load is above the number of cores); beside the wall-clock speedup, a CPU-bound
   estimate (the 1-worker run's worker and client CPU time over the 2-worker run's busiest

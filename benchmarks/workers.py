@@ -15,12 +15,25 @@ the files opened by the workers (opens of the same file by two workers are paid 
 fit's fixed cost and cost per event, the steady-state speedup ``per_event_1 / per_event_2`` and
 the end-to-end speedup at each size.
 
-Every figure is given twice: by the wall clock, and as a CPU-bound estimate (the busiest worker's
-CPU seconds plus the client's), which the other processes of a shared machine distort less; the
-load average before each run is printed beside it.
+Every figure is given by the wall clock and as a CPU-bound estimate (the busiest worker's CPU
+seconds plus the client's, the client counted as serial), which the other processes of a shared
+machine distort less; the load average before each run is printed beside it. ``cpu_total`` is the
+CPU of all processes (workers and client): its cost per event with two workers over one's is what
+Dask adds when it spreads the work.
 
-Run: ``python -P benchmarks/workers.py [--quick] [--repeat N] [--workdir DIR]`` (``--workdir``
-keeps the generated samples for the next run); prints ``name: value unit`` lines.
+A control without Dask, timed in the same rounds: the same processing in one forked process and in
+two at once (``independent_*``). Its CPU per event two over one is the machine's own share of any
+excess (two processes on a loaded machine slow each other down); ``dask_excess_over_independent``
+is Dask's part. ``--compare`` also times, alternated with alps's settings, the same without the
+chunk placement (``unplaced_*``) and with Dask's defaults as before (``dask_defaults_*``: the
+workers' profiler and 20 ms tick on, files checked and chunks run where Dask puts them, chunks in
+their order). Each round makes a fresh cluster per variant and worker count; its first run also
+pays each worker's heap growth (as a fresh ``alps process`` does), so the smallest sample is
+processed once more at the end and the best runs are fitted; ``first_run_extra`` is that
+growth's cost (CPU-bound, first run minus the repeat, median over the rounds).
+
+Run: ``python -P benchmarks/workers.py [--quick] [--compare] [--repeat N] [--workdir DIR]``
+(``--workdir`` keeps the generated samples for the next run); prints ``name: value unit`` lines.
 """
 
 from __future__ import annotations
@@ -220,7 +233,9 @@ def _variant(name: str) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small samples (about a minute)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs per point (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, help="rounds of timed runs (best kept; default 2, --quick 1)"
+    )
     parser.add_argument("--workdir", help="keep the generated samples here (re-used next time)")
     parser.add_argument(
         "--sizes", type=float, nargs="+", help="luminosities in fb^-1 (default: 0.2 0.6)"
@@ -233,6 +248,7 @@ def main() -> None:
     if len(set(sizes)) < 2:
         parser.error("the fit needs at least two sample sizes")
     variants = list(VARIANTS) if args.compare else ["alps"]
+    repeat = args.repeat or (1 if args.quick else 2)
     from distributed import Client, LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,7 +269,7 @@ def main() -> None:
         control: dict[float, list[dict[str, float]]] = {}
         # the forked processes of the control need this process warm (numba loaded)
         run_processing(bench._config(0.002), warm, progress=False, write_skims=False)
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             for lumi, (workdir, _, _) in samples.items():
                 control.setdefault(lumi, []).append(_control(lumi, workdir))
             for variant in variants:
@@ -263,6 +279,13 @@ def main() -> None:
                         for lumi, (workdir, _, _) in samples.items():
                             result = _time_run(client, lumi, workdir)
                             runs.setdefault((variant, workers, lumi), []).append(result)
+                        # the smallest again, its workers' heaps grown: the first run's extra
+                        # CPU is that growth (a fixed cost of a fresh cluster), not the sample's
+                        lumi, (workdir, _, _) = next(iter(samples.items()))
+                        again = _time_run(client, lumi, workdir)
+                        first = runs[(variant, workers, lumi)][-1]
+                        again["first_run_extra"] = first["bound"] - again["bound"]
+                        runs[(variant, workers, lumi)].append(again)
         ratio = _report_control(control, samples)
         for variant in variants:
             _report(variant, {k[1:]: v for k, v in runs.items() if k[0] == variant}, samples, ratio)
@@ -322,6 +345,8 @@ def _report(
             print(f"{tag}_file_opens: {r['opens']} opens")
             print(f"{tag}_files_opened: {r['files_opened']} files")
             print(f"{tag}_load_average_before: {r['load']:.2f} processes")
+        extra = [x["first_run_extra"] for x in runs[(workers, sizes[0])] if "first_run_extra" in x]
+        print(f"{prefix}dask_{workers}w_first_run_extra_cpu_bound: {float(np.median(extra)):.3f} s")
     events_at = [samples[lumi][1] for lumi in sizes]
     for name, key in (("wall", "wall"), ("cpu_bound", "bound"), ("cpu_total", "total")):
         fits = {}
