@@ -269,7 +269,7 @@ def main() -> None:
         control: dict[float, list[dict[str, float]]] = {}
         # the forked processes of the control need this process warm (numba loaded)
         run_processing(bench._config(0.002), warm, progress=False, write_skims=False)
-        for _ in range(repeat):
+        for round_ in range(repeat):
             for lumi, (workdir, _, _) in samples.items():
                 control.setdefault(lumi, []).append(_control(lumi, workdir))
             for variant in variants:
@@ -277,12 +277,12 @@ def main() -> None:
                     with _variant(variant), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:  # fmt: skip
                         client.run(bench._warm_worker, bench._config(0.002), str(warm))
                         for lumi, (workdir, _, _) in samples.items():
-                            result = _time_run(client, lumi, workdir)
+                            result = dict(_time_run(client, lumi, workdir), round=round_)
                             runs.setdefault((variant, workers, lumi), []).append(result)
                         # the smallest again, its workers' heaps grown: the first run's extra
                         # CPU is that growth (a fixed cost of a fresh cluster), not the sample's
                         lumi, (workdir, _, _) = next(iter(samples.items()))
-                        again = _time_run(client, lumi, workdir)
+                        again = dict(_time_run(client, lumi, workdir), round=round_)
                         first = runs[(variant, workers, lumi)][-1]
                         again["first_run_extra"] = first["bound"] - again["bound"]
                         runs[(variant, workers, lumi)].append(again)
@@ -364,6 +364,23 @@ def _report(
         for lumi in sizes:
             ratio = best[(1, lumi)][key] / best[(2, lumi)][key]
             print(f"{prefix}speedup_{name}_end_to_end_{lumi:g}fb_2_over_1: {ratio:.2f} x")
+        # the same fit within each round (its 1- and 2-worker clusters ran back to back, under
+        # much the same load): the spread of the rounds shows what the load does to the figure
+        rounds = sorted({x["round"] for v in runs.values() for x in v})
+        if len(rounds) > 1:
+            per_round = []
+            for k in rounds:
+                slope = {}
+                for workers in (1, 2):
+                    times = [
+                        min(x[key] for x in runs[(workers, s)] if x["round"] == k) for s in sizes
+                    ]
+                    slope[workers] = _fit(events_at, times)[1]
+                per_round.append(slope[1] / slope[2])
+            print(
+                f"{prefix}speedup_{name}_steady_state_2_over_1_rounds: "
+                f"{' '.join(f'{x:.2f}' for x in per_round)} x"
+            )
 
 
 if __name__ == "__main__":
