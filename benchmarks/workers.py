@@ -116,7 +116,7 @@ def _usage() -> float:
 def _fresh_workers(client: Any) -> None:
     """``_fresh`` in every worker's task thread: the files a thread keeps open are that
     thread's (processors.opening), and ``client.run`` runs in another thread of the worker."""
-    for address in client.scheduler_info()["workers"]:
+    for address in client.nthreads():
         client.submit(bench._fresh, workers=[address], pure=False).result()
 
 

@@ -288,7 +288,7 @@ def _check_on_workers(client: Any, args: list[list[Any]]) -> tuple[list[Any], di
     by entries (:func:`processors.placement.share_out`; a loose restriction: another worker
     checks a file whose worker is gone); the results, and file -> the worker that checked it."""
     paths = args[0]
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(client.nthreads())
     plan = share_out(paths, [max(e or 0, 1) for e in args[2]], workers)
     futures: list[Any] = [None] * len(paths)
     for worker in workers:

@@ -81,7 +81,7 @@ def no_stealing() -> Iterator[Client]:
 
 
 def test_chunks_run_where_placed_and_merge_bit_for_bit(no_stealing: Client) -> None:
-    workers = sorted(no_stealing.scheduler_info()["workers"])
+    workers = sorted(no_stealing.nthreads())
     sizes = [100, 5, 100, 60, 5, 100, 60, 100, 5, 60, 100] * 3
     chunks = [Chunk(f"file{i % 7}", 0, n, i) for i, n in enumerate(sizes)]
     placement = {f"file{k}": workers[k % 2] for k in range(7)}
@@ -117,7 +117,7 @@ def slow_output(chunk: Chunk) -> dict[str, Any]:
 
 
 def test_each_worker_runs_its_bigger_chunks_first(no_stealing: Client) -> None:
-    workers = sorted(no_stealing.scheduler_info()["workers"])
+    workers = sorted(no_stealing.nthreads())
     sizes = [5, 20, 100, 5, 60, 100, 20, 5, 60]
     chunks = [Chunk("file0", 0, n, i) for i, n in enumerate(sizes)]
     merged, _ = WindowedDaskExecutor(
@@ -156,7 +156,7 @@ def test_the_file_check_records_where_each_file_was_checked(
         client=no_stealing,
     )  # fmt: skip
     files = [p for d in fileset.values() for p in d["files"]]
-    workers = sorted(no_stealing.scheduler_info()["workers"])
+    workers = sorted(no_stealing.nthreads())
     assert sorted(check.placement) == sorted(files) and len(files) >= 4
     assert check.placement == share_out(files, [expected[p] for p in files], workers)
     # in-process checks without a client record no placement
