@@ -24,10 +24,10 @@ Dask adds when it spreads the work.
 A control without Dask, timed in the same rounds: the same processing in one forked process and in
 two at once (``independent_*``). Its CPU per event two over one is the machine's own share of any
 excess (two processes on a loaded machine slow each other down); ``dask_excess_over_independent``
-is Dask's part. ``--compare`` also times, alternated with alps's settings, the same without the
-chunk placement (``unplaced_*``) and with Dask's defaults as before (``dask_defaults_*``: the
-workers' profiler and 20 ms tick on, files checked and chunks run where Dask puts them, chunks in
-their order). Each round makes a fresh cluster per variant and worker count; its first run also
+is Dask's part. ``--compare`` also times, alternated with alps's settings, the same with each file's
+chunks placed on the worker that checked it (``placed_*``, ``processors.run.PLACE_CHUNKS``) and
+with Dask's defaults as before (``dask_defaults_*``: the workers' profiler and 20 ms tick on,
+files checked where Dask puts them, chunks in their order). Each round makes a fresh cluster per variant and worker count; its first run also
 pays each worker's heap growth (as a fresh ``alps process`` does), so the smallest sample is
 processed once more at the end and the best runs are fitted; ``first_run_extra`` is that
 growth's cost (CPU-bound, first run minus the repeat, median over the rounds).
@@ -182,14 +182,14 @@ def _fit(sizes: list[int], times: list[float]) -> tuple[float, float]:
     return float(fixed), float(per_event)
 
 
-#: what is timed: alps's settings, and (``--compare``) the same without placing a file's chunks
-#: on the worker that checked it, and Dask's defaults as before issue 12's scaling work (the
-#: workers' profiler and 20 ms tick on, files checked and chunks run wherever Dask puts them,
-#: chunks in their order); each: (quiet Dask settings, files shared out for their check, chunks
-#: placed, biggest chunks first)
+#: what is timed: alps's settings, and (``--compare``) the same with a file's chunks placed on the
+#: worker that checked it (``processors.run.PLACE_CHUNKS``), and Dask's defaults as before issue
+#: 12's scaling work (the workers' profiler and 20 ms tick on, files checked wherever Dask puts
+#: them, chunks in their order); each: (quiet Dask settings, files shared out for their check,
+#: chunks placed, biggest chunks first)
 VARIANTS: dict[str, tuple[bool, bool, bool, bool]] = {
-    "alps": (True, True, True, True),
-    "unplaced": (True, True, False, True),
+    "alps": (True, True, False, True),
+    "placed": (True, True, True, True),
     "dask_defaults": (False, False, False, False),
 }
 
@@ -209,14 +209,13 @@ def _variant(name: str) -> Any:
         checks = run_module._check_on_workers
 
         def configured(*args: Any, **kwargs: Any) -> Any:
-            kwargs = dict(kwargs, biggest_first=biggest)
-            if not placed:
-                kwargs["placement"] = None
-            return executor(*args, **kwargs)
+            return executor(*args, **dict(kwargs, biggest_first=biggest))
 
         def anywhere(client: Any, args: list[list[Any]]) -> Any:
             return client.gather(client.map(run_module._check_file, *args, pure=False)), {}
 
+        place = run_module.PLACE_CHUNKS
+        run_module.PLACE_CHUNKS = placed
         run_module.WindowedDaskExecutor = configured  # type: ignore[misc]
         if not shared:
             run_module._check_on_workers = anywhere  # type: ignore[assignment]
@@ -224,6 +223,7 @@ def _variant(name: str) -> Any:
             with bench._worker_malloc() if quiet else cluster.worker_malloc():
                 yield
         finally:
+            run_module.PLACE_CHUNKS = place
             run_module.WindowedDaskExecutor = executor  # type: ignore[misc]
             run_module._check_on_workers = checks  # type: ignore[assignment]
 

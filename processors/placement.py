@@ -6,9 +6,11 @@ chunks (:mod:`processors.opening`). A chunk that runs on another worker opens th
 Dask free to place both, two workers opened 27 times the 17 files of ``benchmarks/processor.py``'s
 sample. So the files are shared out between the workers before the check, balanced by their
 entries (longest first, each to the worker with the fewest entries so far: Graham's LPT rule,
-within 4/3 of the best split), and each file's chunks are asked for on the worker that checked it
+within 4/3 of the best split). Each file's chunks can be asked for on the worker that checked it
 (:class:`processors.windowed.WindowedDaskExecutor`'s ``placement``; loosely, so that Dask's work
-stealing still evens out the workers' queues).
+stealing may still even out the workers' queues); the processing does not, by default
+(``processors.run.PLACE_CHUNKS``): equal entries are not equal work, and Dask's own queue
+balanced the workers better than the saved opens were worth (README, "1 -> 2 workers").
 """
 
 from __future__ import annotations

@@ -76,6 +76,12 @@ REQUIRED_BRANCHES = (
     "ntrack", "track_px", "track_py", "track_pz", "track_dr", "track_dz",
 )  # fmt: skip
 MC_BRANCHES = ("nmc_photon", "mc_photon_E", "mc_photon_fromALP")
+#: ask for a file's chunks on the worker that checked it (FileCheck.placement). Off: it saves the
+#: second opens of a file (17-19 instead of 23-27 opens of the benchmark's 17 files, two workers)
+#: but the split by entries balances the workers worse than Dask's own queue, since a file's cost
+#: per event depends on its sample (busiest worker's share 0.58-0.74 against 0.54-0.58 on the
+#: --quick samples of benchmarks/workers.py --compare, 2026-12-03, load 1; README "1 -> 2 workers")
+PLACE_CHUNKS = False
 CALIBRATION_FILE = "calibration/corrections.json"
 
 
@@ -374,7 +380,8 @@ def run_processing(
         # coffea's merge tree, with a bounded number of tasks on the scheduler (issue 12)
         executor = WindowedDaskExecutor(
             client=client, retries=config.processing.retries, status=progress,
-            treereduction=TREE_REDUCTION, placement=check.placement,
+            treereduction=TREE_REDUCTION,
+            placement=check.placement if PLACE_CHUNKS else None,
         )  # fmt: skip
     else:
         executor = processor.IterativeExecutor(status=progress)

@@ -18,8 +18,8 @@ Order and placement (issue 12, 1 -> 2 workers): the chunk tasks are run biggest 
 (longest-processing-time order, through Dask priorities: chunks of equal size keep their order,
 and every merge task still outranks every chunk task), so that no large chunk starts last and
 leaves the other workers idle at the end; and, given ``placement`` (file -> the worker that
-checked it, :func:`processors.run.inspect_files`), a file's chunks are asked for on the worker
-that has the file open already (a loose restriction: any worker runs them when that one is gone,
+checked it, :func:`processors.run.inspect_files`; off by default, ``processors.run.PLACE_CHUNKS``),
+a file's chunks are asked for on the worker that has the file open already (a loose restriction: any worker runs them when that one is gone,
 and Dask's work stealing moves them to an idle one). Neither changes a task's position in the
 merge tree, so the result is bit for bit the same.
 
