@@ -26,6 +26,7 @@ import yaml
 
 __all__ = [
     "CLUSTER_TYPES",
+    "QUIET_DASK",
     "WORKER_MALLOC",
     "ClusterProfile",
     "ClusterType",
@@ -39,6 +40,7 @@ __all__ = [
     "open_session",
     "walltime_seconds",
     "worker_malloc",
+    "worker_settings",
 ]
 
 #: glibc malloc settings of the worker processes (issue 12). Dask's nanny sets
@@ -66,6 +68,41 @@ def worker_malloc() -> Iterator[None]:
 
     environ = {**dask.config.get(_PRE_SPAWN, default={}), **WORKER_MALLOC}
     with dask.config.set({_PRE_SPAWN: environ}):
+        yield
+
+
+#: Dask settings of alps's clusters (issue 12, 1 -> 2 workers): an idle worker process spent 4%
+#: of a core, the client and its in-process scheduler 5-6%, all of it Dask's own bookkeeping
+#: (measured on 2 cores: 0.039 -> 0.009 CPU seconds per second per worker, 0.059 -> 0.025 in the
+#: client). It is paid during processing too, and on a full machine it takes CPU from the
+#: chunks. Off: the workers' statistical profiler (it samples every task thread every 10 ms for
+#: the dashboard's profile page; set ``distributed.worker.profile.enabled: true`` to debug with
+#: it). Slower: the event loops' health tick (20 ms -> 1 s; it only times how late the loop is,
+#: to warn when a task blocked it for more than ``distributed.admin.tick.limit``, 3 s).
+QUIET_DASK: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
+_QUIET_ENV = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+}
+
+
+@contextmanager
+def worker_settings() -> Iterator[None]:
+    """Clusters (their scheduler and nannies) made inside run with :data:`QUIET_DASK` and give
+    their worker processes :data:`WORKER_MALLOC` (a setting of the caller's Dask configuration,
+    e.g. ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED``, wins)."""
+    import dask
+    import distributed  # noqa: F401  (loads Dask's distributed defaults)
+
+    quiet = {
+        key: value
+        for (key, value), env in zip(QUIET_DASK.items(), _QUIET_ENV, strict=True)
+        if env not in os.environ  # the user's own choice
+    }
+    with dask.config.set(quiet), worker_malloc():
         yield
 
 
@@ -112,7 +149,8 @@ def _start_local(profile: ClusterProfile, workers: int | None) -> Any:
     if options.get("n_workers") is None:
         options["n_workers"] = os.cpu_count() or 1
     options.setdefault("dashboard_address", None)
-    with worker_malloc():  # each nanny keeps the environment it was made with (restarts too)
+    # each nanny keeps the environment and configuration it was made with (restarts too)
+    with worker_settings():
         return LocalCluster(**options)
 
 
@@ -123,7 +161,8 @@ def _connect(profile: ClusterProfile, workers: int | None) -> str:
 
 def _start_jobqueue(profile: ClusterProfile, workers: int | None) -> Any:
     options = jobqueue_options(profile)
-    cluster = _jobqueue_class(profile)(**options)
+    with worker_settings():  # the scheduler, here (the workers: the job script's exports)
+        cluster = _jobqueue_class(profile)(**options)
     from .batch import preflight
 
     preflight(profile, cluster)
@@ -280,6 +319,7 @@ def jobqueue_options(profile: ClusterProfile) -> dict[str, Any]:
     prologue += [f"export {key}={value}" for key, value in profile.worker_env.items()]
     if _PRE_SPAWN_ENV not in profile.worker_env:
         prologue.append(f"export {_PRE_SPAWN_ENV}={shlex.quote(json.dumps(WORKER_MALLOC))}")
+    prologue += [f"export {k}={v}" for k, v in _QUIET_ENV.items() if k not in profile.worker_env]
     if prologue:
         options["job_script_prologue"] = prologue
     extra = list(options.get("worker_extra_args", []))

@@ -22,8 +22,8 @@ one run:
 * ``independent_*``: the machine's own ceiling for two workers: the same processing in two
   independent forked processes at once (no Dask), CPU per event against one alone, their ratio
   (parallel efficiency) and the CPU-bound speedup it allows (2 x efficiency);
-* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (workers with alps's
-  malloc settings, ``alps.cluster.WORKER_MALLOC``), with the workers' system CPU time and page
+* ``dask_1_worker`` and ``dask_2_workers``: the same on a LocalCluster (with alps's cluster
+  settings, ``alps.cluster.worker_settings``: malloc, quiet workers), with the workers' system CPU time and page
   faults, each worker's peak and final resident memory and the load average of the machine (it is shared: the 2-worker figure is
   noisy when the load is above the number of cores); beside the wall-clock speedup, a CPU-bound
   estimate (the 1-worker run's worker and client CPU time over the 2-worker run's busiest
@@ -162,13 +162,16 @@ def _rss_mb() -> float:
 
 
 def _worker_malloc() -> Any:
-    """The malloc settings alps gives its Dask workers (alps.cluster.worker_malloc); Dask's
-    defaults with an older version."""
+    """The settings alps gives its Dask clusters (alps.cluster.worker_settings: malloc, quiet
+    workers); with an older version its malloc settings, or Dask's defaults."""
     import contextlib
 
     from alps import cluster
 
-    return getattr(cluster, "worker_malloc", contextlib.nullcontext)()
+    settings = getattr(cluster, "worker_settings", None)
+    if settings is None:
+        settings = getattr(cluster, "worker_malloc", contextlib.nullcontext)
+    return settings()
 
 
 def _peak_rss_mb() -> float:

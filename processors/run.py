@@ -49,6 +49,7 @@ from .opening import (
     open_tree,
     unmap_all,
 )
+from .placement import share_out
 from .reading import OutputWriteError
 from .schema import BelleIISchema
 from .score_lists import in_work_order, list_features, write_chunks
@@ -75,6 +76,12 @@ REQUIRED_BRANCHES = (
     "ntrack", "track_px", "track_py", "track_pz", "track_dr", "track_dz",
 )  # fmt: skip
 MC_BRANCHES = ("nmc_photon", "mc_photon_E", "mc_photon_fromALP")
+#: ask for a file's chunks on the worker that checked it (FileCheck.placement). Off: it saves the
+#: second opens of a file (17-19 instead of 23-27 opens of the benchmark's 17 files, two workers)
+#: but the split by entries balances the workers worse than Dask's own queue, since a file's cost
+#: per event depends on its sample (busiest worker's share 0.58-0.74 against 0.54-0.58 on the
+#: --quick samples of benchmarks/workers.py --compare, 2026-12-03, load 1; README "1 -> 2 workers")
+PLACE_CHUNKS = False
 CALIBRATION_FILE = "calibration/corrections.json"
 
 
@@ -145,6 +152,9 @@ class FileCheck:
     #: per file hashed by the check (not trusted on its remembered digest): its ``(size,
     #: mtime_ns, sha256)`` when it was hashed, for :class:`~alps.records.FileDigests`
     hashed: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    #: per usable file checked on a Dask worker: that worker's address (it keeps the file open:
+    #: its chunks are asked for there, :mod:`processors.placement`)
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 def _check_file(
@@ -250,8 +260,9 @@ def inspect_files(
         [checksums.get(p) for p, _ in items],
         [memo.get(p) for p, _ in items],
     ]
+    checked_on: dict[str, str] = {}
     if client is not None:
-        results = client.gather(client.map(_check_file, *args, pure=False))
+        results, checked_on = _check_on_workers(client, args)
     else:
         results = list(map(_check_file, *args))
     verdict = dict(zip(args[0], results))
@@ -274,7 +285,38 @@ def inspect_files(
             skipped.append({"file": path, "error": reason})
         if files:
             good[key] = dict(dataset, files=files)
-    return FileCheck(good, skipped, opened, hashed)
+    placement = {p: w for p, w in checked_on.items() if p in opened}
+    return FileCheck(good, skipped, opened, hashed, placement)
+
+
+def _check_on_workers(client: Any, args: list[list[Any]]) -> tuple[list[Any], dict[str, str]]:
+    """:func:`_check_file` of every file on the Dask workers, the files shared out between them
+    by entries (:func:`processors.placement.share_out`; a loose restriction: another worker
+    checks a file whose worker is gone); the results, and file -> the worker that checked it."""
+    paths = args[0]
+    workers = sorted(client.nthreads())
+    plan = share_out(paths, [max(e or 0, 1) for e in args[2]], workers)
+    futures: list[Any] = [None] * len(paths)
+    for worker in workers:
+        mine = [i for i, p in enumerate(paths) if plan[p] == worker]
+        if not mine:
+            continue
+        batch = client.map(
+            _check_file, *([column[i] for i in mine] for column in args),
+            pure=False, workers=[worker], allow_other_workers=True,
+        )  # fmt: skip
+        for i, future in zip(mine, batch):
+            futures[i] = future
+    if not workers:  # no worker yet (a batch cluster starting): wherever one comes
+        futures = client.map(_check_file, *args, pure=False)
+    results = client.gather(futures)
+    holders = client.who_has(futures)
+    checked_on = {
+        path: str(holders[future.key][0])
+        for path, future in zip(paths, futures)
+        if holders.get(future.key)
+    }
+    return results, checked_on
 
 
 def check_files(
@@ -339,6 +381,7 @@ def run_processing(
         executor = WindowedDaskExecutor(
             client=client, retries=config.processing.retries, status=progress,
             treereduction=TREE_REDUCTION,
+            placement=check.placement if PLACE_CHUNKS else None,
         )  # fmt: skip
     else:
         executor = processor.IterativeExecutor(status=progress)

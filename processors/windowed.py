@@ -14,6 +14,15 @@ block's lineage). So the scheduler holds O(window) tasks whatever the number of 
 client, up to ``k - 1`` merged blocks per level above: logarithmic), and the result is bit for bit that of coffea's executor (the same
 additions in the same order; ``tests/test_windowed_executor.py``).
 
+Order and placement (issue 12, 1 -> 2 workers): the chunk tasks are run biggest first
+(longest-processing-time order, through Dask priorities: chunks of equal size keep their order,
+and every merge task still outranks every chunk task), so that no large chunk starts last and
+leaves the other workers idle at the end; and, given ``placement`` (file -> the worker that
+checked it, :func:`processors.run.inspect_files`; off by default, ``processors.run.PLACE_CHUNKS``),
+a file's chunks are asked for on the worker that has the file open already (a loose restriction: any worker runs them when that one is gone,
+and Dask's work stealing moves them to an idle one). Neither changes a task's position in the
+merge tree, so the result is bit for bit the same.
+
 Retries, ``heavy_input`` (the processor sent once), LZ4 compression of the outputs in flight and
 the ``KilledWorker`` message are coffea's; the executor is a ``DaskExecutor`` subclass, so the
 coffea ``Runner`` treats it as one.
@@ -22,7 +31,7 @@ coffea ``Runner`` treats it as one.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -31,7 +40,7 @@ from coffea.processor import DaskExecutor
 from coffea.processor.accumulator import accumulate
 from coffea.processor.executor import _compression_wrapper, _decompress, _reduce
 
-__all__ = ["TREE_REDUCTION", "WindowedDaskExecutor", "window_size"]
+__all__ = ["TREE_REDUCTION", "WindowedDaskExecutor", "chunk_priorities", "window_size"]
 
 #: outputs merged per merge task (the processing, calibration and score passes)
 TREE_REDUCTION = 8
@@ -50,6 +59,36 @@ def window_size(threads: int, minimum: int = MIN_WINDOW) -> int:
     return max(minimum, TASKS_PER_THREAD * threads)
 
 
+def _entries(item: Any) -> int:
+    """Entries of a chunk (a coffea ``WorkItem``, alone or with the heavy input); 0 for an item
+    that is not one."""
+    if isinstance(item, tuple) and item:
+        item = item[0]
+    try:
+        return int(item.entrystop) - int(item.entrystart)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def _filename(item: Any) -> str | None:
+    if isinstance(item, tuple) and item:
+        item = item[0]
+    name = getattr(item, "filename", None)
+    return name if isinstance(name, str) else None
+
+
+def chunk_priorities(sizes: list[int], base: int = 0) -> list[int]:
+    """Dask priority of each chunk task from the chunks' entries: bigger chunks first (``base``
+    for the biggest, one less per smaller size; chunks of one size share a priority, so they run
+    in their order).
+
+    >>> chunk_priorities([5, 100, 5, 70])
+    [-2, 0, -2, -1]
+    """
+    rank = {size: r for r, size in enumerate(sorted(set(sizes), reverse=True))}
+    return [base - rank[size] for size in sizes]
+
+
 @dataclass
 class WindowedDaskExecutor(DaskExecutor):
     """``DaskExecutor`` whose scheduler holds a bounded number of tasks (see the module)."""
@@ -57,6 +96,10 @@ class WindowedDaskExecutor(DaskExecutor):
     #: the most unfinished chunk tasks; None: :func:`window_size` of the cluster's threads,
     #: re-read as workers come and go (a batch cluster grows while it runs)
     window: int | None = None
+    #: chunk file -> address of the worker asked to run its chunks (loosely: see the module)
+    placement: Mapping[str, str] | None = None
+    #: run bigger chunks first (see the module)
+    biggest_first: bool = True
 
     def __call__(self, items: Iterable[Any], function: Callable[..., Any], accumulator: Any) -> Any:
         items = list(items)
@@ -115,6 +158,14 @@ class _Tree:
         #: key of a block node's future -> its index at block_level
         self.blocks: dict[Any, int] = {}
         self.block_level = len(self.sizes)  # set by run() from the window
+        base = executor.priority
+        self.priorities = (
+            chunk_priorities([_entries(item) for item in items], base)
+            if executor.biggest_first
+            else [base] * len(items)
+        )
+        placement = executor.placement or {}
+        self.workers = [placement.get(_filename(item) or "") for item in items]
 
     def _place(self, level: int, index: int, output: Any, fetched: bool = False) -> None:
         """Record output ``index`` of ``level``; merge its group once the group is complete (a
@@ -164,9 +215,11 @@ class _Tree:
             while True:
                 while submitted < len(self.items) and submitted - finished < window:
                     item = self.items[submitted]
+                    worker = self.workers[submitted]
+                    where = {"workers": [worker], "allow_other_workers": True} if worker else {}
                     future = self.client.submit(
                         self.function, item, pure=False, retries=self.executor.retries,
-                        priority=self.executor.priority,
+                        priority=self.priorities[submitted], **where,
                     )  # fmt: skip
                     self.key_to_item[future.key] = item
                     self.running.add(future)

@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,35 @@ def test_local_workers_run_with_the_settings() -> None:
     with make_cluster(profile, workers=1) as cluster, Client(cluster) as client:
         seen = list(client.run(_environ).values())
     assert seen == [WORKER_MALLOC]
+
+
+def _quiet() -> tuple[Any, Any]:
+    import dask
+
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+    )
+
+
+def test_local_workers_are_quiet_unless_the_user_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers without the statistical profiler and with a 1 s event-loop tick (QUIET_DASK); a
+    user's own ``DASK_...`` variable wins."""
+    from distributed import Client
+
+    profile = load_profiles(ROOT / "dask_config.yaml")["local"]
+    profile = dataclasses.replace(profile, options={**profile.options, "dashboard_address": ":0"})
+    with make_cluster(profile, workers=1) as cluster, Client(cluster) as client:
+        assert list(client.run(_quiet).values()) == [(False, "1s")]
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "True")
+    with make_cluster(profile, workers=1) as cluster, Client(cluster) as client:
+        assert list(client.run(_quiet).values()) == [(True, "1s")]
+
+
+def test_batch_workers_are_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    script = job_script(load_profiles(ROOT / "dask_config.yaml")["slurm"])
+    assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in script
+    assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s" in script
