@@ -39,10 +39,12 @@ from .corrections import Corrections
 from .filling import (
     ChunkFills,
     ChunkInfo,
+    HistogramSums,
     fill_cutflow,
     fill_generated,
     fill_main,
     fill_monitoring,
+    layouts,
     per_candidate,
     skim_rows,
     write_skims,
@@ -68,7 +70,18 @@ from .variations import (
     nominal_weight,
 )
 
-__all__ = ["CUTS", "ALPProcessor", "ChunkReadError", "ProcessorSettings", "score_candidates"]
+__all__ = [
+    "CUTS",
+    "HISTOGRAM_SUMS",
+    "ALPProcessor",
+    "ChunkReadError",
+    "ProcessorSettings",
+    "score_candidates",
+]
+
+#: the key of a chunk's :class:`~processors.filling.HistogramSums` in its output (``postprocess``
+#: turns the merged sums into the ``hist.Hist`` objects, one key per histogram)
+HISTOGRAM_SUMS = "histogram_sums"
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -133,6 +146,25 @@ class ALPProcessor(processor.ProcessorABC):
 
     def __init__(self, settings: ProcessorSettings):
         self.settings = settings
+        self._empty: dict[str, Any] | None = None
+
+    def _histograms(self) -> dict[str, Any]:
+        """Empty histograms as ``make_histograms`` makes them for these settings."""
+        settings = self.settings
+        return make_histograms(
+            settings.mass_edges,
+            settings.config.histograms.score_edges if settings.scorer is not None else None,
+        )
+
+    def _fills(self) -> ChunkFills:
+        """A chunk's fills (the histograms' layouts are read once per processor instance)."""
+        if self._empty is None:
+            self._empty = self._histograms()
+            self._layouts = layouts(self._empty)
+        return ChunkFills(self._layouts, self._empty)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "_empty": None}
 
     def process(self, events: Any) -> dict[str, Any]:
         """Histograms and skims of one chunk. Only reading and computing are guarded: a read
@@ -141,17 +173,16 @@ class ALPProcessor(processor.ProcessorABC):
         collect_if_grown()  # the earlier chunks' reference cycles (processors.memory)
         try:
             columns = self._read(events)
-            hists, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))
+            sums, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))
         except Exception as exc:
             if not is_read_error(exc):
                 raise
             skipped = skipped_chunk(exc, events.metadata, self.settings.config)
-            empty = make_histograms(self.settings.mass_edges, None)
             return {
-                CUTFLOW: empty[CUTFLOW], "skipped": [skipped], "skims": [],
+                HISTOGRAM_SUMS: HistogramSums([CUTFLOW]), "skipped": [skipped], "skims": [],
                 "chunks": [chunk_entry(events.metadata)],
             }  # fmt: skip
-        out: dict[str, Any] = dict(hists)
+        out: dict[str, Any] = {HISTOGRAM_SUMS: sums}
         out["skipped"] = []
         counts = count_out_of_range(_checked_values(columns))
         out["out_of_range"] = {str(events.metadata["filename"]): counts} if counts else {}
@@ -175,15 +206,11 @@ class ALPProcessor(processor.ProcessorABC):
 
     def _process(
         self, events: ChunkColumns, chunk: ChunkInfo
-    ) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    ) -> tuple[HistogramSums, list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         settings = self.settings
         scorer = settings.scorer
-        hists = make_histograms(
-            settings.mass_edges,
-            settings.config.histograms.score_edges if scorer is not None else None,
-        )
         inputs, vary, trigger = self._inputs(events, chunk)
-        fills = ChunkFills(hists)  # done at once at the end of the chunk
+        fills = self._fills()  # summed at once at the end of the chunk
         fill_generated(fills, chunk, vary.weight)
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
@@ -225,8 +252,7 @@ class ALPProcessor(processor.ProcessorABC):
                     varied.append(weight_rows(weighted.name, w))
             fill_monitoring(fills, chunk, reco, nominal[reco.selected], truth)
             skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
-        fills.flush()
-        return hists, skims, varied
+        return fills.flush(), skims, varied
 
     def _inputs(
         self, events: ChunkColumns, chunk: ChunkInfo
@@ -260,4 +286,9 @@ class ALPProcessor(processor.ProcessorABC):
         return inputs, vary, trigger
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
-        return accumulator
+        """The merged output with the histograms as ``hist.Hist`` objects, one key per
+        histogram (in ``make_histograms``'s order), instead of the merged sums."""
+        sums = accumulator.pop(HISTOGRAM_SUMS, None)
+        if sums is None:
+            return accumulator
+        return {**sums.histograms(self._histograms()), **accumulator}

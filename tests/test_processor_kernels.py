@@ -19,7 +19,7 @@ from processors.features import (
     photon_momenta,
     three_photon_features,
 )
-from processors.filling import ChunkFills
+from processors.filling import ChunkFills, HistogramSums, layouts
 from processors.kernels import (
     count_good_tracks,
     gather_pool,
@@ -115,6 +115,40 @@ def test_select_for_fit_agrees_with_the_numpy_selection_of_each_set(exactly: boo
         np.testing.assert_array_equal(e3[got], pick_three(energy, rows[got], order[got]))
 
 
+def test_timing_cut_at_its_edge_is_the_cut_as_defined() -> None:
+    """#12: select_for_fit decides the timing cut from squared ratios (no hypot) unless a ratio
+    lies within 1e-9 of the cut; events whose time differences put the spread on the cut, a few
+    ulps either side and 1e-9 either side pass or fail exactly as the cut's own expression."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    energy = np.full((n, 5), np.nan)
+    energy[:, :3] = rng.uniform(0.2, 4.0, (n, 3))
+    theta = rng.uniform(0.5, 2.5, (n, 5))
+    phi = rng.uniform(-np.pi, np.pi, (n, 5))
+    sigma = time_resolution(energy[:, :3], 1.0, 0.5)
+    order = np.argsort(-energy[:, :3], axis=1, kind="stable")
+    s = np.take_along_axis(sigma, order, axis=1)  # the leading three's resolutions
+    edge = 3.0 * np.hypot(s[:, 0], s[:, 1])  # t0 - t1 on the cut
+    steps = rng.integers(-4, 5, n).astype(float)
+    scale = np.where(rng.random(n) < 0.5, 1.0 + steps * np.finfo(float).eps, 1.0 + steps * 1e-9)
+    time = np.zeros((n, 5))
+    t = np.zeros((n, 3))
+    t[:, 1] = -edge * scale  # the leading photon at 0, the second at the edge, the third between
+    t[:, 2] = -0.5 * edge * scale
+    inverse = np.argsort(order, axis=1)
+    time[:, :3] = np.take_along_axis(t, inverse, axis=1)
+    cuts, _, rows, _ = select_for_fit(
+        energy[None], theta, phi, time, np.ones(n), np.ones(n, bool), 0.1, True, -1.0, np.inf,
+        1.0, 0.5, TIME_E_FLOOR_GEV, 3.0,
+    )  # fmt: skip
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+    three, _, _, time_ok = _numpy_selection(energy, trig, time, np.ones(n), True)
+    assert three.all()
+    np.testing.assert_array_equal(cuts[2], time_ok)
+    np.testing.assert_array_equal(rows, np.flatnonzero(time_ok))
+    assert 0.2 < time_ok.mean() < 0.8  # both sides of the edge
+
+
 def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 4, 10_000)
@@ -195,57 +229,77 @@ def test_pick_three_equals_take_along_axis() -> None:
 
 
 def test_chunk_fills_equal_hist_fill_to_the_last_bit() -> None:
-    """The batched direct fills (bin index and bincount into each slice) against hist.fill: the
-    same values and variances in every bin, flow bins included (edges, NaN, infinities), the
-    same category axes grown in the same order, for every kind of histogram the processor
-    fills (variable M_gg axis, regular axes, two regular axes, a fixed category axis) into
-    histograms that hold other slices already; category-only histograms get np.sum."""
+    """The batched direct fills (bin index and bincount into each slice's sums) against
+    hist.fill: the same values and variances in every bin, flow bins included (edges, NaN,
+    infinities), the same category axes grown in the same order, for every kind of histogram the
+    processor fills (variable M_gg axis, regular axes, two regular axes, a fixed category axis);
+    category-only histograms get np.sum. Over three chunks merged by coffea's accumulate (the
+    sums against the chunks' hist.Hist objects), the first a chunk that could not be read (its
+    cutflow only), the others with categories in different orders."""
+    from coffea.processor import accumulate
+
     rng = np.random.default_rng(9)
     edges = (0.0, 0.2, 0.21, 1.0, 3.3, 9.7)
-    fast, slow = make_histograms(edges, None), make_histograms(edges, None)
-    for h in (fast, slow):
-        h[MGG].fill(dataset="gg", period="2018", variation="nominal", truth="matched", mgg=[0.5], weight=[2.0])  # fmt: skip
-    fills = ChunkFills(fast)
-
-    def both(name: str, where: dict[str, str], w: np.ndarray, *values: np.ndarray) -> None:
-        fills.add(name, where, w, *values)
-        axes = [a.name for a in slow[name].axes][len(where) :]
-        slow[name].fill(**where, **dict(zip(axes, values, strict=True)), weight=w)
+    layout = layouts(make_histograms(edges, None))
 
     def sample(lo: float, hi: float, n: int = 20_000) -> np.ndarray:
         grid = np.linspace(lo, hi, 41)  # every edge of the regular axes used below
         x = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), n)
         return np.concatenate([x, grid, np.nextafter(grid, -np.inf), [np.nan, np.inf, -np.inf]])
 
-    for where in (
-        {"dataset": "gg", "period": "2018", "variation": "nominal", "truth": "unmatched"},
-        {"dataset": "ggg", "period": "2019", "variation": "escale_up", "truth": "matched"},
-    ):
-        x = sample(0.0, 9.7)
-        both(MGG, where, rng.exponential(0.37, len(x)), x)
-    x = sample(-6.0, 6.0)
-    both("kinfit_pull", {"dataset": "ggg", "quantity": "theta"}, rng.exponential(1.0, len(x)), x)
-    x, y = sample(0.0, 30.0), sample(0.0, 1.0)
-    both("kinfit_chi2", {"dataset": "ggg"}, rng.exponential(1.0, len(x)), x, rng.permutation(y))
-    x = sample(-0.2, 0.2)
-    both("mass_resolution", {"dataset": "alp", "kind": "fit"}, rng.exponential(1.0, len(x)), x)
-    for name, (_, lo, hi) in FEATURE_BINNING.items():
-        x = sample(lo, hi)
-        both(
-            f"feature_{name}", {"dataset": "gg", "period": "2018"}, rng.exponential(1.0, len(x)), x
-        )
-    w = rng.exponential(1.0, 1000)
-    fills.add(CUTFLOW, {"dataset": "gg", "period": "2018", "cut": "m3g"}, w)
-    fills.flush()
-    for name in slow:
-        if name == CUTFLOW:
-            continue
-        assert [list(a) for a in fast[name].axes] == [list(a) for a in slow[name].axes], name
-        got, want = fast[name].view(flow=True), slow[name].view(flow=True)
-        np.testing.assert_array_equal(got.value, want.value, err_msg=name)
-        np.testing.assert_array_equal(got.variance, want.variance, err_msg=name)
-    cut = fast[CUTFLOW][{"dataset": "gg", "period": "2018", "cut": "m3g"}]
-    assert (cut.value, cut.variance) == (float(np.sum(w)), float(np.sum(w * w)))
+    def chunk(datasets: tuple[str, str]) -> tuple[HistogramSums, dict]:
+        slow = make_histograms(edges, None)
+        fills = ChunkFills(layout)
+
+        def both(name: str, where: dict[str, str], w: np.ndarray, *values: np.ndarray) -> None:
+            fills.add(name, where, w, *values)
+            axes = [a.name for a in slow[name].axes][len(where) :]
+            if axes:
+                slow[name].fill(**where, **dict(zip(axes, values, strict=True)), weight=w)
+                return
+            # category axes only: the processor adds np.sum(w), np.sum(w**2) (as before #12)
+            slow[name].fill(**{k: [v] for k, v in where.items()}, weight=[0.0])
+            at = tuple(list(a).index(where[a.name]) for a in slow[name].axes)
+            view = slow[name].view(flow=True)
+            view.value[at] += float(np.sum(w))
+            view.variance[at] += float(np.sum(w * w))
+
+        first, second = datasets
+        for where in (
+            {"dataset": first, "period": "2018", "variation": "nominal", "truth": "unmatched"},
+            {"dataset": second, "period": "2019", "variation": "escale_up", "truth": "matched"},
+        ):  # a slice is filled once per chunk (a second fill's sum would be added as a whole)
+            x = sample(0.0, 9.7)
+            both(MGG, where, rng.exponential(0.37, len(x)), x)
+        x = sample(-6.0, 6.0)
+        both("kinfit_pull", {"dataset": second, "quantity": "theta"}, rng.exponential(1.0, len(x)), x)  # fmt: skip
+        x, y = sample(0.0, 30.0), sample(0.0, 1.0)
+        both("kinfit_chi2", {"dataset": first}, rng.exponential(1.0, len(x)), x, rng.permutation(y))
+        x = sample(-0.2, 0.2)
+        both("mass_resolution", {"dataset": "alp", "kind": "fit"}, rng.exponential(1.0, len(x)), x)
+        for name, (_, lo, hi) in FEATURE_BINNING.items():
+            x = sample(lo, hi)
+            where = {"dataset": second, "period": "2018"}
+            both(f"feature_{name}", where, rng.exponential(1.0, len(x)), x)
+        for cut in ("all", "m3g"):
+            w = rng.exponential(1.0, 1000)
+            both(CUTFLOW, {"dataset": first, "period": "2018", "cut": cut}, w)
+        return fills.flush(), slow
+
+    unread = make_histograms(edges, None)
+    chunks = [({"h": HistogramSums([CUTFLOW])}, {CUTFLOW: unread[CUTFLOW]})]
+    for datasets in (("gg", "ggg"), ("ggg", "data")):
+        sums, slow = chunk(datasets)
+        chunks.append(({"h": sums}, slow))
+    merged = accumulate(c[0] for c in chunks)["h"].histograms(make_histograms(edges, None))
+    want = accumulate(c[1] for c in chunks)
+    assert list(merged) == list(want)  # the unread chunk's cutflow first, as its output had it
+    for name in want:
+        assert [list(a) for a in merged[name].axes] == [list(a) for a in want[name].axes], name
+        got, expected = merged[name].view(flow=True), want[name].view(flow=True)
+        assert got.value.tobytes() == expected.value.tobytes(), name
+        assert got.variance.tobytes() == expected.variance.tobytes(), name
+    assert merged[MGG].sum(flow=True).value > 0
 
 
 def test_three_photon_features_equal_the_numpy_features_to_the_last_bit() -> None:
