@@ -82,6 +82,9 @@ __all__ = [
 #: the key of a chunk's :class:`~processors.filling.HistogramSums` in its output (``postprocess``
 #: turns the merged sums into the ``hist.Hist`` objects, one key per histogram)
 HISTOGRAM_SUMS = "histogram_sums"
+#: (mass edges, score edges) -> the empty histograms (never filled: templates) and their
+#: direct-fill layouts, made once per process (:meth:`ALPProcessor._fills`)
+_TEMPLATES: dict[tuple[Any, Any], tuple[dict[str, Any], dict[str, Any]]] = {}
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -146,25 +149,21 @@ class ALPProcessor(processor.ProcessorABC):
 
     def __init__(self, settings: ProcessorSettings):
         self.settings = settings
-        self._empty: dict[str, Any] | None = None
 
-    def _histograms(self) -> dict[str, Any]:
-        """Empty histograms as ``make_histograms`` makes them for these settings."""
+    def _edges(self) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
         settings = self.settings
-        return make_histograms(
-            settings.mass_edges,
-            settings.config.histograms.score_edges if settings.scorer is not None else None,
-        )
+        score = settings.config.histograms.score_edges if settings.scorer is not None else None
+        return settings.mass_edges, None if score is None else tuple(score)
 
     def _fills(self) -> ChunkFills:
-        """A chunk's fills (the histograms' layouts are read once per processor instance)."""
-        if self._empty is None:
-            self._empty = self._histograms()
-            self._layouts = layouts(self._empty)
-        return ChunkFills(self._layouts, self._empty)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"settings": self.settings, "_empty": None}
+        """A chunk's fills (the empty histograms and their layouts are made once per process
+        and binning: coffea unpickles the processor for every chunk)."""
+        edges = self._edges()
+        known = _TEMPLATES.get(edges)
+        if known is None:
+            empty = make_histograms(*edges)
+            known = _TEMPLATES[edges] = (empty, layouts(empty))
+        return ChunkFills(known[1], known[0])
 
     def process(self, events: Any) -> dict[str, Any]:
         """Histograms and skims of one chunk. Only reading and computing are guarded: a read
@@ -232,9 +231,7 @@ class ALPProcessor(processor.ProcessorABC):
         recos = reconstruct(events, inputs, energies, fit_settings, features=full)
         for row, reco in zip(sets, recos, strict=True):
             if row.name == NOMINAL:
-                fill_cutflow(
-                    fills, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
-                )
+                fill_cutflow(fills, chunk, reco.cuts, vary.weight, nominal, inputs.pool, trigger)
             if not reco.any:
                 continue
             truth = reco.matched if not chunk.is_data else np.zeros_like(reco.mgg, dtype=bool)
@@ -251,7 +248,8 @@ class ALPProcessor(processor.ProcessorABC):
                 if listed is not None:
                     varied.append(weight_rows(weighted.name, w))
             fill_monitoring(fills, chunk, reco, nominal[reco.selected], truth)
-            skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
+            if settings.skim_dir is not None:  # the skims' rows only where they are written
+                skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
         return fills.flush(), skims, varied
 
     def _inputs(
@@ -291,4 +289,4 @@ class ALPProcessor(processor.ProcessorABC):
         sums = accumulator.pop(HISTOGRAM_SUMS, None)
         if sums is None:
             return accumulator
-        return {**sums.histograms(self._histograms()), **accumulator}
+        return {**sums.histograms(make_histograms(*self._edges())), **accumulator}

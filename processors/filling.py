@@ -13,7 +13,6 @@ from typing import Any
 import hist
 import numpy as np
 import numpy.typing as npt
-from coffea.analysis_tools import PackedSelection
 
 from alps.contract import (
     CUTFLOW,
@@ -300,13 +299,14 @@ def fill_generated(fills: ChunkFills, chunk: ChunkInfo, weight: FloatArray) -> N
 def fill_cutflow(
     fills: ChunkFills,
     chunk: ChunkInfo,
-    selection: PackedSelection,
+    cuts: dict[str, npt.NDArray[np.bool_]],
     generated: FloatArray,
     corrected: FloatArray,
     pool: npt.NDArray[np.int64],
     trigger: npt.NDArray[np.bool_],
 ) -> None:
-    """Weighted events after each successive cut; events outside the pool fail the second.
+    """Weighted events after each successive cut (``cuts``: each cut's mask over the pool, by
+    name); events outside the pool fail the second.
 
     The ``all`` row holds the ``generated`` weights; the rows from the trigger on the
     ``corrected`` ones (times the trigger scale factor, which corrects the efficiency of
@@ -316,9 +316,10 @@ def fill_cutflow(
     fills.add(CUTFLOW, {**where, "cut": "all"}, generated)
     fills.add(CUTFLOW, {**where, "cut": CUTS[0]}, corrected[trigger])
     pooled = corrected[pool]
-    for i in range(1, len(CUTS)):
-        passed = selection.all(*CUTS[1 : i + 1])
-        fills.add(CUTFLOW, {**where, "cut": CUTS[i]}, pooled[passed])
+    passed = np.ones(len(pool), dtype=bool)
+    for name in CUTS[1:]:  # the events that pass this cut and every one before it
+        passed &= cuts[name]
+        fills.add(CUTFLOW, {**where, "cut": name}, pooled[passed])
 
 
 def fill_main(
