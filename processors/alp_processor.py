@@ -261,12 +261,10 @@ class ALPProcessor(processor.ProcessorABC):
         trigger = events.get("trg_esum", bool)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
-        pool, fields = photon_candidates(
+        pool, fields, beam, e_cms = photon_candidates(
             events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
         )
         cands = Candidates.from_fields(fields)
-        beam = np.stack([events.get(f"beam_{c}")[pool] for c in ("E", "px", "py", "pz")], axis=1)
-        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         inputs = EventInputs(
             pool, cands, beam, e_cms, _no_good_track(events, cfg, pool),
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),

@@ -12,6 +12,7 @@ __all__ = [
     "gather_pool",
     "pick_three",
     "pick_three_stacked",
+    "pool_candidates",
     "regular_bins",
     "segment_argmax",
     "segment_sum",
@@ -463,3 +464,111 @@ def gather_pool(
                 ints[1, i, j] = -1
                 ints[2, i, j] = -1
     return floats, ints
+
+
+@nb.njit(cache=True, nogil=True)
+def pool_candidates(
+    offsets: npt.NDArray[np.int64],
+    energy: np.ndarray,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    time: np.ndarray,
+    err_e: np.ndarray,
+    err_theta: np.ndarray,
+    err_phi: np.ndarray,
+    region: np.ndarray,
+    mc_index: np.ndarray,
+    trigger: npt.NDArray[np.bool_],
+    beam: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    e_min: float,
+    theta_lo: float,
+    theta_hi: float,
+    time_window: float,
+    k: int,
+) -> tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]:
+    """:func:`top_candidates`, the pool (the triggered events with at least three of them) and
+    :func:`gather_pool` of the pool's candidates in one pass over the chunk's clusters (issue
+    12), with the pool's beam four-momenta ``(m, 4)`` (float64, from ``beam`` = E, px, py, pz
+    per event) and E_cms = sqrt(max(E^2 - ((px^2 + py^2) + pz^2), 0)) (numpy's order of the same
+    expression). Returns ``pool``, ``floats``, ``ints`` (as :func:`gather_pool`), ``beam`` and
+    ``e_cms``: the same values as the separate steps."""
+    n = len(offsets) - 1
+    pool = np.empty(n, dtype=np.int64)
+    floats = np.empty((7, n, k))
+    ints = np.empty((3, n, k), dtype=np.int64)
+    beams = np.empty((n, 4))
+    e_cms = np.empty(n)
+    top = np.empty(k, dtype=np.int64)
+    beam_e, beam_px, beam_py, beam_pz = beam
+    m = 0
+    for i in range(n):
+        if not trigger[i]:
+            continue
+        top[:] = -1
+        filled = 0
+        for j in range(offsets[i], offsets[i + 1]):
+            e = energy[j]
+            if not (
+                e > e_min
+                and theta[j] > theta_lo
+                and theta[j] < theta_hi
+                and abs(time[j]) < time_window
+            ):
+                continue
+            # insertion into the sorted top-k (as top_candidates)
+            pos = filled if filled < k else k
+            while pos > 0 and energy[top[pos - 1]] < e:
+                if pos < k:
+                    top[pos] = top[pos - 1]
+                pos -= 1
+            if pos < k:
+                top[pos] = j
+                if filled < k:
+                    filled += 1
+        if filled < 3:
+            continue
+        first = offsets[i]
+        for j in range(k):  # as gather_pool
+            c = top[j]
+            if c >= 0:
+                floats[0, m, j] = energy[c]
+                floats[1, m, j] = theta[c]
+                floats[2, m, j] = phi[c]
+                floats[3, m, j] = time[c]
+                floats[4, m, j] = err_e[c]
+                floats[5, m, j] = err_theta[c]
+                floats[6, m, j] = err_phi[c]
+                ints[0, m, j] = region[c]
+                ints[1, m, j] = mc_index[c]
+                ints[2, m, j] = c - first
+            else:
+                floats[0, m, j] = np.nan
+                floats[1, m, j] = 0.0
+                floats[2, m, j] = 0.0
+                floats[3, m, j] = 0.0
+                floats[4, m, j] = 1.0
+                floats[5, m, j] = 1.0
+                floats[6, m, j] = 1.0
+                ints[0, m, j] = 0
+                ints[1, m, j] = -1
+                ints[2, m, j] = -1
+        b0 = np.float64(beam_e[i])
+        b1 = np.float64(beam_px[i])
+        b2 = np.float64(beam_py[i])
+        b3 = np.float64(beam_pz[i])
+        beams[m, 0] = b0
+        beams[m, 1] = b1
+        beams[m, 2] = b2
+        beams[m, 3] = b3
+        s2 = b0 * b0 - ((b1 * b1 + b2 * b2) + b3 * b3)
+        e_cms[m] = np.sqrt(s2 if not (s2 < 0.0) else 0.0)  # np.clip(s2, 0, None)
+        pool[m] = i
+        m += 1
+    # views of the first m rows (the rest was never written: not even touched in memory)
+    return pool[:m], floats[:, :m], ints[:, :m], beams[:m], e_cms[:m]

@@ -25,8 +25,10 @@ from processors.kernels import (
     gather_pool,
     pick_three,
     pick_three_stacked,
+    pool_candidates,
     segment_sum,
     select_for_fit,
+    top_candidates,
     variable_bins,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
@@ -215,6 +217,47 @@ def test_gather_pool_is_a_fill_padded_take_in_float64_and_int64() -> None:
         )
     np.testing.assert_array_equal(got_i[2], np.where(valid, index - offsets[pool, None], -1))
     assert got_f.dtype == np.float64 and got_i.dtype == np.int64 and valid.any() and not valid.all()
+
+
+def test_pool_candidates_equal_the_separate_steps() -> None:
+    """#12: the one-pass pool (top candidates, pool, gathering, beams, E_cms) against
+    top_candidates, the pool's mask, gather_pool and the numpy beam expressions, to the bit."""
+    rng = np.random.default_rng(4)
+    n = 5000
+    counts = rng.integers(0, 9, n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(offsets[-1])
+    energy = rng.choice([0.05, 0.095, 0.2, 0.5, 1.0, 3.0], total).astype(np.float32)  # ties
+    energy[rng.random(total) < 0.02] = np.nan
+    theta = rng.uniform(0.1, 3.0, total).astype(np.float32)
+    time = rng.normal(0.0, 150.0, total).astype(np.float32)
+    others = [rng.normal(0, 1, total).astype(np.float32) for _ in range(4)]
+    region = rng.integers(0, 4, total).astype(np.int32)
+    mc_index = rng.integers(-1, 5, total).astype(np.int32)
+    trigger = rng.random(n) < 0.9
+    beam = [rng.normal(11.0, 0.01, n), rng.normal(0.46, 0.01, n), rng.normal(0, 0.01, n),
+            rng.normal(2.9, 0.01, n)]  # fmt: skip
+    beam[0][:3] = 0.0  # below the momentum: E_cms clipped to 0
+    cuts = (0.09, 0.3, 2.6, 200.0, 5)
+    pool, floats, ints, beams, e_cms = pool_candidates(
+        offsets, energy, theta, others[0], time, *others[1:], region, mc_index, trigger,
+        tuple(beam), *cuts,
+    )  # fmt: skip
+    index = top_candidates(offsets, energy, theta, time, *cuts)
+    want_pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
+    np.testing.assert_array_equal(pool, want_pool)
+    want_f, want_i = gather_pool(
+        index[want_pool], offsets, want_pool, energy, theta, others[0], time, *others[1:], region,
+        mc_index,
+    )  # fmt: skip
+    assert floats.tobytes() == want_f.tobytes() and ints.tobytes() == want_i.tobytes()
+    want_beam = np.stack([b[want_pool] for b in beam], axis=1)
+    np.testing.assert_array_equal(beams, want_beam)
+    want_cms = np.sqrt(
+        np.clip(want_beam[:, 0] ** 2 - np.sum(want_beam[:, 1:] ** 2, axis=1), 0.0, None)
+    )
+    assert e_cms.tobytes() == want_cms.tobytes()
+    assert 0 < len(pool) < n and (e_cms == 0).any()
 
 
 def test_pick_three_equals_take_along_axis() -> None:
