@@ -158,6 +158,109 @@ def pick_three(
     return out
 
 
+#: 1 / n! for n = 0 ... 17: the Taylor coefficients of sine and cosine
+_INVERSE_FACTORIALS = tuple(1.0 / float(np.prod(np.arange(1, n + 1))) for n in range(18))
+#: |x| up to which :func:`_sin_cos_table` reduces its argument (beyond it, and for a value not
+#: finite, the cut decides with libm's sine and cosine)
+_SIN_COS_RANGE = 64.0
+
+
+@nb.njit(cache=True, nogil=True)
+def _sin_cos_into(x: np.ndarray, sin_out: np.ndarray, cos_out: np.ndarray) -> None:
+    """sin and cos of the flat array ``x`` to within some 1e-14 (not libm's rounding: only for
+    decisions with a margin, :func:`_mass_verdict`), in a loop without branches that LLVM
+    vectorises: the argument reduced by the nearest multiple q of pi / 2 to |r| <= pi / 4 (plus
+    rounding), the Taylor series of sin r to r^17 / 17! and of cos r to r^16 / 16! (truncation
+    below 1e-16), then the quadrant q mod 4. An argument beyond :data:`_SIN_COS_RANGE` or not
+    finite gives NaN (the cut then decides with libm's)."""
+    f = _INVERSE_FACTORIALS
+    for i in range(len(x)):
+        v = x[i]
+        inside = abs(v) <= _SIN_COS_RANGE
+        v = v if inside else 0.0
+        q = np.floor(v * (2.0 / np.pi) + 0.5)
+        r = v - q * (np.pi / 2.0)
+        r2 = r * r
+        s = f[15] - r2 * f[17]
+        s = f[13] - r2 * s
+        s = f[11] - r2 * s
+        s = f[9] - r2 * s
+        s = f[7] - r2 * s
+        s = f[5] - r2 * s
+        s = f[3] - r2 * s
+        s = r * (1.0 - r2 * s)
+        c = f[14] - r2 * f[16]
+        c = f[12] - r2 * c
+        c = f[10] - r2 * c
+        c = f[8] - r2 * c
+        c = f[6] - r2 * c
+        c = f[4] - r2 * c
+        c = f[2] - r2 * c
+        c = 1.0 - r2 * c
+        quadrant = np.int64(q) & 3
+        odd = (quadrant & 1) == 1
+        sin_v = c if odd else s
+        cos_v = s if odd else c
+        sin_v = -sin_v if (quadrant & 2) == 2 else sin_v
+        cos_v = -cos_v if ((quadrant + 1) & 2) == 2 else cos_v
+        sin_out[i] = sin_v if inside else np.nan
+        cos_out[i] = cos_v if inside else np.nan
+
+
+@nb.njit(cache=True, nogil=True)
+def _sin_cos_table(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """sin theta, cos theta, sin phi, cos phi of ``(m, k)`` angles as ``(4, m, k)``
+    (:func:`_sin_cos_into`)."""
+    m, k = theta.shape
+    out = np.empty((4, m, k))
+    flat = out.reshape(4, m * k)
+    _sin_cos_into(np.ascontiguousarray(theta).reshape(m * k), flat[0], flat[1])
+    _sin_cos_into(np.ascontiguousarray(phi).reshape(m * k), flat[2], flat[3])
+    return out
+
+
+#: relative margin of :func:`_mass_verdict` on the squared window edges, and its absolute
+#: tolerance on M^2 in units of (sum |E|)^2: the rounding of the cut's own mass and of the
+#: polynomial one differ by some 1e-15 of these
+_MASS_MARGIN = 1e-9
+_MASS_TOLERANCE = 1e-10
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _mass_verdict(
+    tot_e: float,
+    abs_e: float,
+    px: float,
+    py: float,
+    pz: float,
+    e_cms: float,
+    lo: float,
+    hi: float,
+) -> int:
+    """The m3g cut of :func:`select_for_fit`, lo < M_3gamma / E_cms < hi, from the three
+    photons' summed energy ``tot_e`` and momentum (with :func:`_sin_cos`'s directions; ``abs_e``
+    their summed |E|, which bounds |p|): 1 inside, 0 outside, each by more than the margins
+    (:data:`_MASS_MARGIN` relative on the edges, :data:`_MASS_TOLERANCE` times abs_e^2 on M^2),
+    where the verdict is the cut's; -1: undecided (that close to an edge, a window not
+    0 < lo < hi < inf, or a value not finite), for the cut as defined to decide."""
+    if not (lo > 0.0 and lo < hi and hi < np.inf and e_cms > 0.0 and e_cms < np.inf):
+        return -1
+    if not (abs_e < np.inf):
+        return -1
+    m2 = tot_e * tot_e - (px * px + py * py + pz * pz)
+    if not (abs(m2) < np.inf):
+        return -1
+    tol = _MASS_TOLERANCE * (abs_e * abs_e)
+    c2 = e_cms * e_cms
+    lo2 = lo * lo * c2
+    hi2 = hi * hi * c2
+    if m2 + tol < lo2 * (1.0 - _MASS_MARGIN) or m2 - tol > hi2 * (1.0 + _MASS_MARGIN):
+        return 0
+    if m2 - tol > lo2 * (1.0 + _MASS_MARGIN) and m2 + tol < hi2 * (1.0 - _MASS_MARGIN):
+        return 1
+    return -1
+
+
 #: relative margin of :func:`_timing_verdict`'s squared ratios: their rounding differs from the
 #: cut's own by some 1e-15 relative
 _TIMING_MARGIN = 1e-9
@@ -253,6 +356,7 @@ def select_for_fit(
     sig = np.empty(3)
     trig = np.empty((k, 4))  # sin theta, cos theta, sin phi, cos phi of the event's candidates
     known = np.zeros(k, dtype=np.bool_)
+    approx = _sin_cos_table(theta, phi)  # the same to some 1e-15, every candidate at once
     for i in range(m):
         known[:] = False
         for v in range(n_sets):
@@ -278,27 +382,48 @@ def select_for_fit(
             three = (count == 3) if exactly else (count >= 3)
             if not three:
                 continue
+            # the mass window from polynomial sines and cosines, decided where the mass is
+            # farther than a 1e-9 margin from either edge (issue 12: libm's sin and cos were
+            # half the cost of the selection); otherwise as the cut is defined
             tot_e = 0.0
+            abs_e = 0.0
             px = 0.0
             py = 0.0
             pz = 0.0
             for q in range(3):
                 j = best[q]
-                if not known[j]:
-                    trig[j, 0] = np.sin(theta[i, j])
-                    trig[j, 1] = np.cos(theta[i, j])
-                    trig[j, 2] = np.sin(phi[i, j])
-                    trig[j, 3] = np.cos(phi[i, j])
-                    known[j] = True
                 e = energy[i, j]
-                st = trig[j, 0]
+                st = approx[0, i, j]
                 tot_e += e
-                px += e * st * trig[j, 3]
-                py += e * st * trig[j, 2]
-                pz += e * trig[j, 1]
-            m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
-            ratio = m3 / e_cms[i]
-            mass_ok = ratio > m3g_lo and ratio < m3g_hi
+                abs_e += abs(e)
+                px += e * st * approx[3, i, j]
+                py += e * st * approx[2, i, j]
+                pz += e * approx[1, i, j]
+            verdict = _mass_verdict(tot_e, abs_e, px, py, pz, e_cms[i], m3g_lo, m3g_hi)
+            if verdict >= 0:
+                mass_ok = verdict == 1
+            else:
+                tot_e = 0.0
+                px = 0.0
+                py = 0.0
+                pz = 0.0
+                for q in range(3):
+                    j = best[q]
+                    if not known[j]:
+                        trig[j, 0] = np.sin(theta[i, j])
+                        trig[j, 1] = np.cos(theta[i, j])
+                        trig[j, 2] = np.sin(phi[i, j])
+                        trig[j, 3] = np.cos(phi[i, j])
+                        known[j] = True
+                    e = energy[i, j]
+                    st = trig[j, 0]
+                    tot_e += e
+                    px += e * st * trig[j, 3]
+                    py += e * st * trig[j, 2]
+                    pz += e * trig[j, 1]
+                m3 = np.sqrt(max(tot_e * tot_e - (px * px + py * py + pz * pz), 0.0))
+                ratio = m3 / e_cms[i]
+                mass_ok = ratio > m3g_lo and ratio < m3g_hi
             time_ok = False
             if mass_ok:  # the cutflow is cumulative: timing counts only after m3g
                 t0 = time[i, best[0]]

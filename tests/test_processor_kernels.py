@@ -151,6 +151,39 @@ def test_timing_cut_at_its_edge_is_the_cut_as_defined() -> None:
     assert 0.2 < time_ok.mean() < 0.8  # both sides of the edge
 
 
+def test_mass_window_at_its_edges_is_the_cut_as_defined() -> None:
+    """#12: select_for_fit decides the m3g window from polynomial sines and cosines unless the
+    mass lies within a 1e-9 margin of an edge; events whose E_cms puts M_3gamma / E_cms on
+    either edge, a few ulps either side and 1e-9 either side, pass or fail exactly as the cut's
+    own expression (libm's sines and cosines)."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    energy = np.full((n, 5), np.nan)
+    energy[:, :3] = rng.uniform(0.5, 5.0, (n, 3))
+    theta = rng.uniform(0.3, 2.8, (n, 5))
+    phi = rng.uniform(-np.pi, np.pi, (n, 5))
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+    e3 = energy[:, :3]
+    px = (e3 * trig[0, :, :3] * trig[3, :, :3]).sum(axis=1)
+    py = (e3 * trig[0, :, :3] * trig[2, :, :3]).sum(axis=1)
+    pz = (e3 * trig[1, :, :3]).sum(axis=1)
+    m3 = np.sqrt(np.clip(e3.sum(axis=1) ** 2 - (px**2 + py**2 + pz**2), 0, None))
+    edge = np.where(rng.random(n) < 0.5, 0.8, 1.05)
+    steps = rng.integers(-4, 5, n).astype(float)
+    scale = np.where(rng.random(n) < 0.5, 1.0 + steps * np.finfo(float).eps, 1.0 + steps * 1e-9)
+    e_cms = m3 / (edge * scale)
+    time = np.zeros((n, 5))
+    cuts, _, rows, _ = select_for_fit(
+        energy[None], theta, phi, time, e_cms, np.ones(n, bool), 0.1, True, 0.8, 1.05,
+        1.0, 0.5, TIME_E_FLOOR_GEV, 3.0,
+    )  # fmt: skip
+    three, _, mass_ok, _ = _numpy_selection(energy, trig, time, e_cms, True)
+    assert three.all()
+    np.testing.assert_array_equal(cuts[1], mass_ok)
+    np.testing.assert_array_equal(rows, np.flatnonzero(mass_ok))
+    assert 0.2 < mass_ok.mean() < 0.8  # both sides of the edges
+
+
 def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 4, 10_000)
