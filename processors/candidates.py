@@ -90,7 +90,8 @@ def photon_candidates(
     # the values as the file holds them (float32, int32): only the pool's candidates are
     # converted (exactly) to float64 and int64, not every cluster of the chunk
     flat = {name: cl.raw[name] for name in (*_FIELDS, "region", "mcIndex")}
-    beams = tuple(columns.event[f"beam_{c}"] for c in ("E", "px", "py", "pz"))
+    event = columns.event
+    beams = (event["beam_E"], event["beam_px"], event["beam_py"], event["beam_pz"])
     pool, floats, ints, beam, e_cms = pool_candidates(
         cl.offsets, flat["E"], flat["theta"], flat["phi"], flat["time"], flat["errE"],
         flat["errTheta"], flat["errPhi"], flat["region"], flat["mcIndex"],
