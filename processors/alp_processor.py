@@ -17,8 +17,10 @@ Per chunk, ``process()`` chains pure steps:
 3. :mod:`processors.variations` makes the varied energies and weights, one function per
    systematic;
 4. :mod:`processors.filling` fills the histograms (the weight variations re-fill the nominal
-   reconstruction; a chunk's fills are gathered and done at once,
-   :class:`~processors.filling.ChunkFills`) and the skim rows. Data fill only the nominal.
+   reconstruction; a chunk's fills are gathered and summed at once,
+   :class:`~processors.filling.ChunkFills`, into the chunk's bin sums,
+   :class:`~processors.filling.HistogramSums`, which coffea merges and :meth:`postprocess`
+   makes into the ``hist.Hist`` objects) and the skim rows. Data fill only the nominal.
 """
 
 from __future__ import annotations
