@@ -623,12 +623,34 @@ def pool_candidates(
     per event) and E_cms = sqrt(max(E^2 - ((px^2 + py^2) + pz^2), 0)) (numpy's order of the same
     expression). Returns ``pool``, ``floats``, ``ints`` (as :func:`gather_pool`), ``beam`` and
     ``e_cms``: the same values as the separate steps."""
+    if k < 3:
+        raise ValueError("pool_candidates keeps at least the three leading candidates")
     n = len(offsets) - 1
-    pool = np.empty(n, dtype=np.int64)
-    floats = np.empty((7, n, k))
-    ints = np.empty((3, n, k), dtype=np.int64)
-    beams = np.empty((n, 4))
-    e_cms = np.empty(n)
+    # the pool's size first (a triggered event with three clusters that pass the cuts): the
+    # outputs are allocated at their size, not the chunk's (a chunk-sized block would be a fresh
+    # memory map with the workers' fixed mmap threshold, alps.cluster.WORKER_MALLOC)
+    size = 0
+    for i in range(n):
+        if not trigger[i]:
+            continue
+        passing = 0
+        for j in range(offsets[i], offsets[i + 1]):
+            e = energy[j]
+            if (
+                e > e_min
+                and theta[j] > theta_lo
+                and theta[j] < theta_hi
+                and abs(time[j]) < time_window
+            ):
+                passing += 1
+                if passing == 3:
+                    size += 1
+                    break
+    pool = np.empty(size, dtype=np.int64)
+    floats = np.empty((7, size, k))
+    ints = np.empty((3, size, k), dtype=np.int64)
+    beams = np.empty((size, 4))
+    e_cms = np.empty(size)
     top = np.empty(k, dtype=np.int64)
     beam_e, beam_px, beam_py, beam_pz = beam
     m = 0
@@ -695,5 +717,4 @@ def pool_candidates(
         e_cms[m] = np.sqrt(s2 if not (s2 < 0.0) else 0.0)  # np.clip(s2, 0, None)
         pool[m] = i
         m += 1
-    # views of the first m rows (the rest was never written: not even touched in memory)
-    return pool[:m], floats[:, :m], ints[:, :m], beams[:m], e_cms[:m]
+    return pool, floats, ints, beams, e_cms
