@@ -17,8 +17,10 @@ Per chunk, ``process()`` chains pure steps:
 3. :mod:`processors.variations` makes the varied energies and weights, one function per
    systematic;
 4. :mod:`processors.filling` fills the histograms (the weight variations re-fill the nominal
-   reconstruction; a chunk's fills are gathered and done at once,
-   :class:`~processors.filling.ChunkFills`) and the skim rows. Data fill only the nominal.
+   reconstruction; a chunk's fills are gathered and summed at once,
+   :class:`~processors.filling.ChunkFills`, into the chunk's bin sums,
+   :class:`~processors.filling.HistogramSums`, which coffea merges and :meth:`postprocess`
+   makes into the ``hist.Hist`` objects) and the skim rows. Data fill only the nominal.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ from .corrections import Corrections
 from .filling import (
     ChunkFills,
     ChunkInfo,
+    HistogramSums,
     fill_cutflow,
     fill_generated,
     fill_main,
     fill_monitoring,
+    layouts,
     per_candidate,
     skim_rows,
     write_skims,
@@ -68,7 +72,21 @@ from .variations import (
     nominal_weight,
 )
 
-__all__ = ["CUTS", "ALPProcessor", "ChunkReadError", "ProcessorSettings", "score_candidates"]
+__all__ = [
+    "CUTS",
+    "HISTOGRAM_SUMS",
+    "ALPProcessor",
+    "ChunkReadError",
+    "ProcessorSettings",
+    "score_candidates",
+]
+
+#: the key of a chunk's :class:`~processors.filling.HistogramSums` in its output (``postprocess``
+#: turns the merged sums into the ``hist.Hist`` objects, one key per histogram)
+HISTOGRAM_SUMS = "histogram_sums"
+#: (mass edges, score edges) -> the empty histograms (never filled: templates) and their
+#: direct-fill layouts, made once per process (:meth:`ALPProcessor._fills`)
+_TEMPLATES: dict[tuple[Any, Any], tuple[dict[str, Any], dict[str, Any]]] = {}
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -134,6 +152,21 @@ class ALPProcessor(processor.ProcessorABC):
     def __init__(self, settings: ProcessorSettings):
         self.settings = settings
 
+    def _edges(self) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+        settings = self.settings
+        score = settings.config.histograms.score_edges if settings.scorer is not None else None
+        return settings.mass_edges, None if score is None else tuple(score)
+
+    def _fills(self) -> ChunkFills:
+        """A chunk's fills (the empty histograms and their layouts are made once per process
+        and binning: coffea unpickles the processor for every chunk)."""
+        edges = self._edges()
+        known = _TEMPLATES.get(edges)
+        if known is None:
+            empty = make_histograms(*edges)
+            known = _TEMPLATES[edges] = (empty, layouts(empty))
+        return ChunkFills(known[1], known[0])
+
     def process(self, events: Any) -> dict[str, Any]:
         """Histograms and skims of one chunk. Only reading and computing are guarded: a read
         error is skipped (``skip_bad_files``) or named; the skims are written outside the guard,
@@ -141,17 +174,16 @@ class ALPProcessor(processor.ProcessorABC):
         collect_if_grown()  # the earlier chunks' reference cycles (processors.memory)
         try:
             columns = self._read(events)
-            hists, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))
+            sums, skims, varied = self._process(columns, ChunkInfo.from_metadata(events.metadata))
         except Exception as exc:
             if not is_read_error(exc):
                 raise
             skipped = skipped_chunk(exc, events.metadata, self.settings.config)
-            empty = make_histograms(self.settings.mass_edges, None)
             return {
-                CUTFLOW: empty[CUTFLOW], "skipped": [skipped], "skims": [],
+                HISTOGRAM_SUMS: HistogramSums([CUTFLOW]), "skipped": [skipped], "skims": [],
                 "chunks": [chunk_entry(events.metadata)],
             }  # fmt: skip
-        out: dict[str, Any] = dict(hists)
+        out: dict[str, Any] = {HISTOGRAM_SUMS: sums}
         out["skipped"] = []
         counts = count_out_of_range(_checked_values(columns))
         out["out_of_range"] = {str(events.metadata["filename"]): counts} if counts else {}
@@ -175,15 +207,11 @@ class ALPProcessor(processor.ProcessorABC):
 
     def _process(
         self, events: ChunkColumns, chunk: ChunkInfo
-    ) -> tuple[dict[str, Any], list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    ) -> tuple[HistogramSums, list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
         settings = self.settings
         scorer = settings.scorer
-        hists = make_histograms(
-            settings.mass_edges,
-            settings.config.histograms.score_edges if scorer is not None else None,
-        )
         inputs, vary, trigger = self._inputs(events, chunk)
-        fills = ChunkFills(hists)  # done at once at the end of the chunk
+        fills = self._fills()  # summed at once at the end of the chunk
         fill_generated(fills, chunk, vary.weight)
         nominal = nominal_weight(vary)
         rows = filled_variations(chunk.is_data, settings.config.systematics)
@@ -205,9 +233,7 @@ class ALPProcessor(processor.ProcessorABC):
         recos = reconstruct(events, inputs, energies, fit_settings, features=full)
         for row, reco in zip(sets, recos, strict=True):
             if row.name == NOMINAL:
-                fill_cutflow(
-                    fills, chunk, reco.selection, vary.weight, nominal, inputs.pool, trigger
-                )
+                fill_cutflow(fills, chunk, reco.cuts, vary.weight, nominal, inputs.pool, trigger)
             if not reco.any:
                 continue
             truth = reco.matched if not chunk.is_data else np.zeros_like(reco.mgg, dtype=bool)
@@ -224,9 +250,9 @@ class ALPProcessor(processor.ProcessorABC):
                 if listed is not None:
                     varied.append(weight_rows(weighted.name, w))
             fill_monitoring(fills, chunk, reco, nominal[reco.selected], truth)
-            skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
-        fills.flush()
-        return hists, skims, varied
+            if settings.skim_dir is not None:  # the skims' rows only where they are written
+                skims.append(skim_rows(events, chunk, reco, nominal[reco.selected], truth, scores))
+        return fills.flush(), skims, varied
 
     def _inputs(
         self, events: ChunkColumns, chunk: ChunkInfo
@@ -237,12 +263,10 @@ class ALPProcessor(processor.ProcessorABC):
         trigger = events.get("trg_esum", bool)
         # only triggered events with three loose candidates can pass in any variation: the
         # variations work on that pool, the cutflow counts the rest as failing
-        pool, fields = photon_candidates(
+        pool, fields, beam, e_cms = photon_candidates(
             events, cfg.preselection, corrections, chunk.period, cfg.seed, trigger
         )
         cands = Candidates.from_fields(fields)
-        beam = np.stack([events.get(f"beam_{c}")[pool] for c in ("E", "px", "py", "pz")], axis=1)
-        e_cms = np.sqrt(np.clip(beam[:, 0] ** 2 - np.sum(beam[:, 1:] ** 2, axis=1), 0.0, None))
         inputs = EventInputs(
             pool, cands, beam, e_cms, _no_good_track(events, cfg, pool),
             len(events), chunk.period, chunk.is_data, alp_flags(events, chunk.is_data),
@@ -260,4 +284,9 @@ class ALPProcessor(processor.ProcessorABC):
         return inputs, vary, trigger
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
-        return accumulator
+        """The merged output with the histograms as ``hist.Hist`` objects, one key per
+        histogram (in ``make_histograms``'s order), instead of the merged sums."""
+        sums = accumulator.pop(HISTOGRAM_SUMS, None)
+        if sums is None:
+            return accumulator
+        return {**sums.histograms(make_histograms(*self._edges())), **accumulator}

@@ -21,7 +21,7 @@ from alps.config import PreselectionConfig
 
 from .columns import ChunkColumns
 from .corrections import Corrections
-from .kernels import gather_jagged, gather_pool, top_candidates
+from .kernels import gather_jagged, pool_candidates
 
 __all__ = [
     "Candidates",
@@ -79,30 +79,29 @@ def photon_candidates(
     period: str,
     seed: int,
     trigger: npt.NDArray[np.bool_],
-) -> tuple[npt.NDArray[np.int64], dict[str, np.ndarray]]:
+) -> tuple[npt.NDArray[np.int64], dict[str, np.ndarray], FloatArray, FloatArray]:
     """The pool (the triggered events with three loose candidates, the only ones that can pass
-    in any variation) and its events' (up to) five leading photon candidates as ``(m, TOP)``
-    arrays, MC corrected when ``corrections`` is given (pass None for data). Nothing is
-    gathered or corrected for events outside the pool."""
+    in any variation), its events' (up to) five leading photon candidates as ``(m, TOP)``
+    arrays, MC corrected when ``corrections`` is given (pass None for data), and their beam
+    four-momenta ``(m, 4)`` (E, px, py, pz) and E_cms ``(m,)``. Nothing is gathered or
+    corrected for events outside the pool; one compiled pass
+    (:func:`~processors.kernels.pool_candidates`)."""
     cl = columns.collections["cluster"]
-    offsets = cl.offsets
     # the values as the file holds them (float32, int32): only the pool's candidates are
     # converted (exactly) to float64 and int64, not every cluster of the chunk
     flat = {name: cl.raw[name] for name in (*_FIELDS, "region", "mcIndex")}
-    index = top_candidates(
-        offsets, flat["E"], flat["theta"], flat["time"], 0.9 * pre.photon_e_min_GeV,
-        np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
-    )  # fmt: skip
-    pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
-    index = index[pool]
-    valid = index >= 0
-    floats, ints = gather_pool(
-        index, offsets, pool, flat["E"], flat["theta"], flat["phi"], flat["time"], flat["errE"],
+    event = columns.event
+    beams = (event["beam_E"], event["beam_px"], event["beam_py"], event["beam_pz"])
+    pool, floats, ints, beam, e_cms = pool_candidates(
+        cl.offsets, flat["E"], flat["theta"], flat["phi"], flat["time"], flat["errE"],
         flat["errTheta"], flat["errPhi"], flat["region"], flat["mcIndex"],
+        np.asarray(trigger, dtype=np.bool_), beams, 0.9 * pre.photon_e_min_GeV,
+        np.radians(pre.theta_min_deg), np.radians(pre.theta_max_deg), pre.time_window_ns, TOP,
     )  # fmt: skip
     out: dict[str, np.ndarray] = dict(zip(_FIELDS, floats, strict=True))
     out["region"], out["mcIndex"], out["position"] = ints
     if corrections is not None:
+        valid = out["position"] >= 0
         keys = (
             columns.get("exp", np.int64)[pool, None],
             columns.get("run", np.int64)[pool, None],
@@ -118,8 +117,8 @@ def photon_candidates(
         out["phi"] = np.where(valid, phi, out["phi"])
     finite = np.isfinite(out["E"][:, 2])  # a corrected energy is finite: kept for safety
     if finite.all():
-        return pool, out
-    return pool[finite], {k: v[finite] for k, v in out.items()}
+        return pool, out, beam, e_cms
+    return (pool[finite], {k: v[finite] for k, v in out.items()}, beam[finite], e_cms[finite])
 
 
 @dataclass(frozen=True)

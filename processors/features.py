@@ -244,6 +244,8 @@ def _shape_kernel(
     unit = np.empty((3, 3))
     cos_t = np.empty(3)
     pairs = ((1, 2, 0), (0, 2, 1), (0, 1, 2))
+    w = np.empty(9)  # scratch of the Fox-Wolfram sums (allocated once, not per event)
+    h = np.empty(9)
     for r in range(n):
         # beams_from_total, CollisionFrame.__init__
         e_her = 0.5 * (beam[r, 0] + beam[r, 3] / cos_a)
@@ -302,8 +304,6 @@ def _shape_kernel(
                 )
                 tensor[r, a, b] = s / norm2
         # Fox-Wolfram over all pairs (i, j), i = j included: numpy's pairwise sum of 9 terms
-        w = np.empty(9)
-        h = np.empty(9)
         for i in range(3):
             for j in range(3):
                 # einsum's order over a contiguous axis of three: (0 + 2) + 1

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,6 @@ from typing import Any
 import hist
 import numpy as np
 import numpy.typing as npt
-from coffea.analysis_tools import PackedSelection
 
 from alps.contract import (
     CUTFLOW,
@@ -31,10 +32,12 @@ from .reconstruction import CUTS, Reconstruction
 __all__ = [
     "ChunkFills",
     "ChunkInfo",
+    "HistogramSums",
     "fill_cutflow",
     "fill_generated",
     "fill_main",
     "fill_monitoring",
+    "layouts",
     "per_candidate",
     "skim_rows",
     "write_skims",
@@ -101,55 +104,105 @@ class _Binning:
         return variable_bins(self.edges, self.start, values)
 
 
-class ChunkFills:
-    """The fills of one chunk's histograms, gathered (:meth:`add`) and done at once
-    (:meth:`flush`), without ``hist.fill``'s per-call cost (about 45 us, and as much again for
-    each axis property read, over the 60 or so fills of a chunk, issue 12): per histogram one
-    fill grows its category axes by every new slice (in the order the slices were added, as
-    separate fills would grow them), its axes and view are read once, and each fill adds to its
-    slice the ``np.bincount`` of its entries' bins (weights and squared weights, summed in the
-    entries' order from 0.0 as boost-histogram's fill sums them: into the slices of a chunk's
-    fresh histograms the same to the last bit). Histograms of category axes only get the sums
-    ``np.sum(w)``, ``np.sum(w**2)``."""
+@dataclass(frozen=True)
+class _Layout:
+    """How a histogram is filled directly: its category axes' names, its value axes as
+    :class:`_Binning` and the shape of one slice (value axes with flow bins)."""
 
-    def __init__(self, hists: Histograms):
-        self.hists = hists
-        self._pending: dict[str, list[tuple[dict[str, str], tuple[FloatArray, ...], Any]]] = {}
+    categories: tuple[str, ...]
+    binning: tuple[_Binning, ...]
+    shape: tuple[int, ...]
 
-    def add(
-        self, name: str, categories: dict[str, str], weight: FloatArray, *values: FloatArray
-    ) -> None:
-        """One fill of histogram ``name``: the slice ``categories`` (every category axis by
-        name), ``values`` for its other axes in their order, and the ``weight`` per entry."""
-        self._pending.setdefault(name, []).append((categories, values, np.asarray(weight)))
-
-    def flush(self) -> None:
-        """Do the gathered fills."""
-        for name, fills in self._pending.items():
-            _fill_slices(self.hists[name], fills)
-        self._pending.clear()
+    @classmethod
+    def of(cls, histogram: Any) -> _Layout | None:
+        """The layout of ``histogram``; None where it cannot be filled directly (a value axis
+        without both flow bins, or a category axis after a value axis)."""
+        axes = histogram.axes
+        is_category = [isinstance(a, hist.axis.StrCategory) for a in axes]
+        n = sum(is_category)
+        if is_category != [True] * n + [False] * (len(axes) - n):
+            return None
+        try:
+            binning = tuple(_Binning.of(a) for a in axes[n:])
+        except ValueError:
+            return None
+        return cls(tuple(a.name for a in axes[:n]), binning, tuple(b.extent for b in binning))
 
 
-def _fill_slices(
-    histogram: Any, fills: list[tuple[dict[str, str], tuple[FloatArray, ...], Any]]
-) -> None:
+class HistogramSums:
+    """The bin sums of a chunk's histograms (issue 12: what the processor returns instead of
+    ``hist.Hist`` objects, whose making, filling and merging cost some 200 ns per event in
+    Python around the sums): per histogram name, per slice (its categories, in the order of the
+    histogram's category axes) the ``value`` and ``variance`` arrays of the slice's value axes,
+    flow bins included (a 0-d array without value axes); ``direct``: ``hist.Hist`` objects of
+    histograms that are filled with ``hist.fill`` (:meth:`ChunkFills.direct`).
+
+    ``a + b`` and ``a += b`` add as ``hist.Hist`` objects do (coffea's ``accumulate`` merges
+    the chunks' outputs with them): the bins of a slice in both are added, a slice only in
+    ``b`` is appended, so each category axis of :meth:`histograms` lists its values in the
+    order in which filling and then merging the chunks' ``hist.Hist`` objects would grow it,
+    and every bin holds the same sum, added in the same order, to the last bit
+    (``tests/test_processor_kernels.py``)."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        #: the histograms made (in the order of ``make_histograms``); a chunk that could not be
+        #: read makes the cutflow only
+        self.names: dict[str, None] = dict.fromkeys(names)
+        self.slices: dict[str, dict[tuple[str, ...], list[np.ndarray]]] = {}
+        self.direct: dict[str, Any] = {}
+
+    def __iadd__(self, other: HistogramSums) -> HistogramSums:
+        self.names.update(other.names)
+        for name, slices in other.slices.items():
+            mine = self.slices.setdefault(name, {})
+            for key, (value, variance) in slices.items():
+                sums = mine.get(key)
+                if sums is None:
+                    mine[key] = [value.copy(), variance.copy()]
+                else:
+                    sums[0] += value
+                    sums[1] += variance
+        for name, histogram in other.direct.items():
+            if name in self.direct:
+                self.direct[name] += histogram
+            else:
+                self.direct[name] = copy.deepcopy(histogram)
+        return self
+
+    def __add__(self, other: HistogramSums) -> HistogramSums:
+        out = HistogramSums()
+        out += self
+        out += other
+        return out
+
+    def histograms(self, empty: Histograms) -> Histograms:
+        """The ``hist.Hist`` objects: ``empty`` (the histograms as ``make_histograms`` makes
+        them, taken over) filled with the sums, those of :attr:`names` in their order."""
+        out: Histograms = {}
+        for name in self.names:
+            histogram = self.direct.get(name)
+            if histogram is None:
+                histogram = empty[name]
+                slices = self.slices.get(name)
+                if slices:
+                    _set_slices(histogram, slices)
+            out[name] = histogram
+        return out
+
+
+def _set_slices(histogram: Any, slices: dict[tuple[str, ...], list[np.ndarray]]) -> None:
+    """Write the sums of ``slices`` into the empty ``histogram``, growing its category axes by
+    the slices' values in their order (as filling them would)."""
     axes = histogram.axes
-    is_category = [isinstance(a, hist.axis.StrCategory) for a in axes]
-    names = [a.name for a, c in zip(axes, is_category, strict=True) if c]
-    if is_category != [True] * len(names) + [False] * (len(axes) - len(names)):
-        raise ValueError("category axes must come before the others for a direct fill")
-    categories = [list(a) for a in axes[: len(names)]]
-    binning = [_Binning.of(a) for a in axes[len(names) :]]
-    keys = [tuple(cats[n] for n in names) for cats, _, _ in fills]
+    n = len(next(iter(slices)))
+    categories = [list(a) for a in axes[:n]]
     known = [set(c) for c in categories]
-    missing = list(
-        dict.fromkeys(k for k in keys if any(v not in s for v, s in zip(k, known, strict=True)))
-    )
+    missing = [k for k in slices if any(v not in s for v, s in zip(k, known, strict=True))]
     if missing:  # grows the category axes (adds 0 to the overflow bins)
         nan = np.full(len(missing), np.nan)
         histogram.fill(
-            *([key[i] for key in missing] for i in range(len(names))),
-            *([nan] * len(binning)),
+            *([key[i] for key in missing] for i in range(n)),
+            *([nan] * (len(axes) - n)),
             weight=np.zeros(len(missing)),
         )
         for key in missing:  # a growing axis appends its new values in the order filled
@@ -159,21 +212,78 @@ def _fill_slices(
                     listed.append(value)
     position = [{v: i for i, v in enumerate(c)} for c in categories]
     view = histogram.view(flow=True)
-    value, variance = view.value, view.variance  # plain arrays: one field view each
-    shape = tuple(b.extent for b in binning)
-    size = int(np.prod(shape))
-    for key, (_, values, weight) in zip(keys, fills, strict=True):
-        where = tuple(p[v] for p, v in zip(position, key, strict=True))
-        if not binning:
-            value[where] += float(np.sum(weight))
-            variance[where] += float(np.sum(np.square(weight)))
-            continue
-        flat = binning[0].index(values[0])
-        for axis, x in zip(binning[1:], values[1:], strict=True):
-            flat = flat * axis.extent + axis.index(x)
-        w = np.broadcast_to(weight, flat.shape)
-        value[where] += np.bincount(flat, weights=w, minlength=size).reshape(shape)
-        variance[where] += np.bincount(flat, weights=w * w, minlength=size).reshape(shape)
+    value, variance = view.value, view.variance
+    for key, (v, var) in slices.items():
+        where = tuple(p[c] for p, c in zip(position, key, strict=True))
+        value[where] += v
+        variance[where] += var
+
+
+class ChunkFills:
+    """The fills of one chunk's histograms, gathered (:meth:`add`) and summed at once
+    (:meth:`flush`) into a :class:`HistogramSums`, without ``hist.fill``'s per-call cost (about
+    45 us, and as much again for each axis property read, over the 60 or so fills of a chunk,
+    issue 12): each fill adds to its slice the ``np.bincount`` of its entries' bins (weights and
+    squared weights, summed in the entries' order from 0.0 as boost-histogram's fill sums them:
+    the same to the last bit, for a slice filled once per chunk as the processor fills them; a
+    second fill of a slice adds its sum as a whole). Histograms of category axes only get the
+    sums ``np.sum(w)``,
+    ``np.sum(w**2)``. ``layouts``: per histogram name its :class:`_Layout` (None: filled with
+    ``hist.fill`` into a copy of ``empty[name]``, :meth:`direct`)."""
+
+    def __init__(self, layouts: dict[str, _Layout | None], empty: Histograms | None = None):
+        self.layouts = layouts
+        self.empty = empty
+        self.sums = HistogramSums(layouts)
+        self._pending: dict[str, list[tuple[tuple[str, ...], tuple[FloatArray, ...], Any]]] = {}
+
+    def add(
+        self, name: str, categories: dict[str, str], weight: FloatArray, *values: FloatArray
+    ) -> None:
+        """One fill of histogram ``name``: the slice ``categories`` (every category axis by
+        name), ``values`` for its other axes in their order, and the ``weight`` per entry."""
+        layout = self.layouts[name]
+        if layout is None:
+            raise ValueError(f"histogram {name!r} is filled with hist.fill (ChunkFills.direct)")
+        key = tuple(categories[c] for c in layout.categories)
+        self._pending.setdefault(name, []).append((key, values, np.asarray(weight)))
+
+    def direct(self, name: str) -> Any:
+        """The chunk's ``hist.Hist`` of a histogram filled with ``hist.fill``."""
+        histogram = self.sums.direct.get(name)
+        if histogram is None:
+            assert self.empty is not None, "ChunkFills needs the empty histograms for hist.fill"
+            histogram = self.sums.direct[name] = copy.deepcopy(self.empty[name])
+        return histogram
+
+    def flush(self) -> HistogramSums:
+        """Sum the gathered fills; returns the chunk's sums."""
+        for name, fills in self._pending.items():
+            layout = self.layouts[name]
+            assert layout is not None
+            slices = self.sums.slices.setdefault(name, {})
+            for key, values, weight in fills:
+                sums = slices.get(key)
+                if sums is None:
+                    sums = slices[key] = [np.zeros(layout.shape), np.zeros(layout.shape)]
+                if not layout.binning:
+                    sums[0] += float(np.sum(weight))
+                    sums[1] += float(np.sum(np.square(weight)))
+                    continue
+                flat = layout.binning[0].index(values[0])
+                for axis, x in zip(layout.binning[1:], values[1:], strict=True):
+                    flat = flat * axis.extent + axis.index(x)
+                size = int(np.prod(layout.shape))
+                w = np.broadcast_to(weight, flat.shape)
+                sums[0] += np.bincount(flat, weights=w, minlength=size).reshape(layout.shape)
+                sums[1] += np.bincount(flat, weights=w * w, minlength=size).reshape(layout.shape)
+        self._pending.clear()
+        return self.sums
+
+
+def layouts(empty: Histograms) -> dict[str, _Layout | None]:
+    """Per histogram of ``empty`` (as ``make_histograms`` makes them) its direct-fill layout."""
+    return {name: _Layout.of(h) for name, h in empty.items()}
 
 
 def per_candidate(values: np.ndarray) -> np.ndarray:
@@ -189,13 +299,14 @@ def fill_generated(fills: ChunkFills, chunk: ChunkInfo, weight: FloatArray) -> N
 def fill_cutflow(
     fills: ChunkFills,
     chunk: ChunkInfo,
-    selection: PackedSelection,
+    cuts: dict[str, npt.NDArray[np.bool_]],
     generated: FloatArray,
     corrected: FloatArray,
     pool: npt.NDArray[np.int64],
     trigger: npt.NDArray[np.bool_],
 ) -> None:
-    """Weighted events after each successive cut; events outside the pool fail the second.
+    """Weighted events after each successive cut (``cuts``: each cut's mask over the pool, by
+    name); events outside the pool fail the second.
 
     The ``all`` row holds the ``generated`` weights; the rows from the trigger on the
     ``corrected`` ones (times the trigger scale factor, which corrects the efficiency of
@@ -205,9 +316,10 @@ def fill_cutflow(
     fills.add(CUTFLOW, {**where, "cut": "all"}, generated)
     fills.add(CUTFLOW, {**where, "cut": CUTS[0]}, corrected[trigger])
     pooled = corrected[pool]
-    for i in range(1, len(CUTS)):
-        passed = selection.all(*CUTS[1 : i + 1])
-        fills.add(CUTFLOW, {**where, "cut": CUTS[i]}, pooled[passed])
+    passed = np.ones(len(pool), dtype=bool)
+    for name in CUTS[1:]:  # the events that pass this cut and every one before it
+        passed &= cuts[name]
+        fills.add(CUTFLOW, {**where, "cut": name}, pooled[passed])
 
 
 def fill_main(
@@ -233,7 +345,7 @@ def fill_main(
             continue
         fills.add(MGG, {**where, "truth": label}, w[mask], mgg[mask])
         if score is not None:
-            fills.hists[MGG_SCORE].fill(
+            fills.direct(MGG_SCORE).fill(
                 **where, truth=label, mgg=mgg[mask], score=score[mask], weight=w[mask]
             )
 

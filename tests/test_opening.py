@@ -16,6 +16,7 @@ import processors.opening as opening
 from alps.config import AnalysisConfig, ProcessingConfig, SimulationConfig
 from processors.alp_processor import ALPProcessor, ProcessorSettings
 from processors.binning import mass_edges
+from processors.columns import ChunkColumns, clear_spans, read_chunk
 from processors.opening import UPROOT_OPTIONS, ColumnRunner, clear_open_files, open_tree
 from processors.run import build_fileset, read_manifest
 from processors.schema import BelleIISchema
@@ -131,3 +132,85 @@ def test_column_runner_fills_what_coffea_s_runner_fills(production: Path) -> Non
             assert np.array_equal(va, vb, equal_nan=True), name
     assert coffea_out["mgg"].sum(flow=True).value > 0
     clear_open_files()
+
+
+def _columns_equal(a: ChunkColumns, b: ChunkColumns) -> None:
+    assert a.n == b.n
+    assert a.event.keys() == b.event.keys() and a.collections.keys() == b.collections.keys()
+    for name in a.event:
+        assert a.event[name].dtype == b.event[name].dtype
+        assert np.array_equal(a.event[name], b.event[name]), name
+    for prefix, coll in a.collections.items():
+        assert np.array_equal(coll.offsets, b.collections[prefix].offsets), prefix
+        assert coll.offsets[0] == 0 and coll.offsets[-1] == len(
+            coll.raw["E" if "E" in coll.raw else "px"]
+        )
+        for name, values in coll.raw.items():
+            other = b.collections[prefix].raw[name]
+            assert values.dtype == other.dtype and np.array_equal(values, other), (prefix, name)
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "shuffled"])
+def test_chunks_of_a_file_read_its_baskets_once_and_equal_a_read_of_each_chunk(
+    production: Path, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#12: the chunks of a file that share its baskets are cut from one read of them
+    (processors.columns), and each equals uproot's read of that chunk alone, in any order."""
+    import uproot
+
+    clear_open_files()
+    clear_spans()
+    path = max(_files(production), key=lambda p: p.stat().st_size)
+    tree = open_tree(path)
+    n = tree.num_entries
+    assert tree["cluster_E"].num_baskets < 3  # chunks of 400 share baskets
+    bounds = [(s, min(s + 300, n)) for s in range(0, n, 300)]
+    if order == "reversed":
+        bounds = bounds[::-1]
+    elif order == "shuffled":
+        bounds = [bounds[i] for i in np.random.default_rng(7).permutation(len(bounds))]
+    reads = []
+    original = tree.arrays
+
+    def counted(*args: object, **kwargs: object) -> object:
+        reads.append((kwargs["entry_start"], kwargs["entry_stop"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tree, "arrays", counted)
+    with uproot.open(path, **UPROOT_OPTIONS) as handle:
+        alone = handle["events"]
+        for start, stop in bounds:
+            _columns_equal(read_chunk(tree, start, stop, False), _read_alone(alone, start, stop))
+    if order == "in order":  # one basket read for the whole file
+        assert len(reads) == tree["cluster_E"].num_baskets
+    assert all(stop - start >= 300 for start, stop in reads)
+    clear_spans()
+    clear_open_files()
+
+
+def test_a_rewritten_file_is_read_again_not_cut_from_kept_baskets(
+    production: Path, tmp_path: Path
+) -> None:
+    clear_open_files()
+    clear_spans()
+    path = tmp_path / "r.root"
+    files = sorted(_files(production), key=lambda p: p.stat().st_size)
+    shutil.copyfile(files[-1], path)
+    first = read_chunk(open_tree(path), 0, 100, False)  # the rest of the file is kept
+    shutil.copyfile(files[-2], path)
+    second = read_chunk(open_tree(path), 100, 200, False)
+    import uproot
+
+    with uproot.open(path, **UPROOT_OPTIONS) as handle:
+        _columns_equal(second, _read_alone(handle["events"], 100, 200))
+    assert first.n == 100
+    clear_spans()
+    clear_open_files()
+
+
+def _read_alone(tree: object, start: int, stop: int) -> ChunkColumns:
+    """What a read of the chunk alone gives (uproot's arrays of the range)."""
+    from processors.columns import _names, _read
+
+    wanted, names = _names(tree, False)
+    return _read(tree, wanted, names, start, stop)

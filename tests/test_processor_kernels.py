@@ -19,14 +19,16 @@ from processors.features import (
     photon_momenta,
     three_photon_features,
 )
-from processors.filling import ChunkFills
+from processors.filling import ChunkFills, HistogramSums, layouts
 from processors.kernels import (
     count_good_tracks,
     gather_pool,
     pick_three,
     pick_three_stacked,
+    pool_candidates,
     segment_sum,
     select_for_fit,
+    top_candidates,
     variable_bins,
 )
 from simulation.resolution import TIME_E_FLOOR_GEV, time_resolution
@@ -115,6 +117,73 @@ def test_select_for_fit_agrees_with_the_numpy_selection_of_each_set(exactly: boo
         np.testing.assert_array_equal(e3[got], pick_three(energy, rows[got], order[got]))
 
 
+def test_timing_cut_at_its_edge_is_the_cut_as_defined() -> None:
+    """#12: select_for_fit decides the timing cut from squared ratios (no hypot) unless a ratio
+    lies within 1e-9 of the cut; events whose time differences put the spread on the cut, a few
+    ulps either side and 1e-9 either side pass or fail exactly as the cut's own expression."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    energy = np.full((n, 5), np.nan)
+    energy[:, :3] = rng.uniform(0.2, 4.0, (n, 3))
+    theta = rng.uniform(0.5, 2.5, (n, 5))
+    phi = rng.uniform(-np.pi, np.pi, (n, 5))
+    sigma = time_resolution(energy[:, :3], 1.0, 0.5)
+    order = np.argsort(-energy[:, :3], axis=1, kind="stable")
+    s = np.take_along_axis(sigma, order, axis=1)  # the leading three's resolutions
+    edge = 3.0 * np.hypot(s[:, 0], s[:, 1])  # t0 - t1 on the cut
+    steps = rng.integers(-4, 5, n).astype(float)
+    scale = np.where(rng.random(n) < 0.5, 1.0 + steps * np.finfo(float).eps, 1.0 + steps * 1e-9)
+    time = np.zeros((n, 5))
+    t = np.zeros((n, 3))
+    t[:, 1] = -edge * scale  # the leading photon at 0, the second at the edge, the third between
+    t[:, 2] = -0.5 * edge * scale
+    inverse = np.argsort(order, axis=1)
+    time[:, :3] = np.take_along_axis(t, inverse, axis=1)
+    cuts, _, rows, _ = select_for_fit(
+        energy[None], theta, phi, time, np.ones(n), np.ones(n, bool), 0.1, True, -1.0, np.inf,
+        1.0, 0.5, TIME_E_FLOOR_GEV, 3.0,
+    )  # fmt: skip
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+    three, _, _, time_ok = _numpy_selection(energy, trig, time, np.ones(n), True)
+    assert three.all()
+    np.testing.assert_array_equal(cuts[2], time_ok)
+    np.testing.assert_array_equal(rows, np.flatnonzero(time_ok))
+    assert 0.2 < time_ok.mean() < 0.8  # both sides of the edge
+
+
+def test_mass_window_at_its_edges_is_the_cut_as_defined() -> None:
+    """#12: select_for_fit decides the m3g window from polynomial sines and cosines unless the
+    mass lies within a 1e-9 margin of an edge; events whose E_cms puts M_3gamma / E_cms on
+    either edge, a few ulps either side and 1e-9 either side, pass or fail exactly as the cut's
+    own expression (libm's sines and cosines)."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    energy = np.full((n, 5), np.nan)
+    energy[:, :3] = rng.uniform(0.5, 5.0, (n, 3))
+    theta = rng.uniform(0.3, 2.8, (n, 5))
+    phi = rng.uniform(-np.pi, np.pi, (n, 5))
+    trig = np.stack([np.sin(theta), np.cos(theta), np.sin(phi), np.cos(phi)])
+    e3 = energy[:, :3]
+    px = (e3 * trig[0, :, :3] * trig[3, :, :3]).sum(axis=1)
+    py = (e3 * trig[0, :, :3] * trig[2, :, :3]).sum(axis=1)
+    pz = (e3 * trig[1, :, :3]).sum(axis=1)
+    m3 = np.sqrt(np.clip(e3.sum(axis=1) ** 2 - (px**2 + py**2 + pz**2), 0, None))
+    edge = np.where(rng.random(n) < 0.5, 0.8, 1.05)
+    steps = rng.integers(-4, 5, n).astype(float)
+    scale = np.where(rng.random(n) < 0.5, 1.0 + steps * np.finfo(float).eps, 1.0 + steps * 1e-9)
+    e_cms = m3 / (edge * scale)
+    time = np.zeros((n, 5))
+    cuts, _, rows, _ = select_for_fit(
+        energy[None], theta, phi, time, e_cms, np.ones(n, bool), 0.1, True, 0.8, 1.05,
+        1.0, 0.5, TIME_E_FLOOR_GEV, 3.0,
+    )  # fmt: skip
+    three, _, mass_ok, _ = _numpy_selection(energy, trig, time, e_cms, True)
+    assert three.all()
+    np.testing.assert_array_equal(cuts[1], mass_ok)
+    np.testing.assert_array_equal(rows, np.flatnonzero(mass_ok))
+    assert 0.2 < mass_ok.mean() < 0.8  # both sides of the edges
+
+
 def test_count_good_tracks_agrees_with_the_awkward_expression() -> None:
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 4, 10_000)
@@ -183,6 +252,47 @@ def test_gather_pool_is_a_fill_padded_take_in_float64_and_int64() -> None:
     assert got_f.dtype == np.float64 and got_i.dtype == np.int64 and valid.any() and not valid.all()
 
 
+def test_pool_candidates_equal_the_separate_steps() -> None:
+    """#12: the one-pass pool (top candidates, pool, gathering, beams, E_cms) against
+    top_candidates, the pool's mask, gather_pool and the numpy beam expressions, to the bit."""
+    rng = np.random.default_rng(4)
+    n = 5000
+    counts = rng.integers(0, 9, n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(offsets[-1])
+    energy = rng.choice([0.05, 0.095, 0.2, 0.5, 1.0, 3.0], total).astype(np.float32)  # ties
+    energy[rng.random(total) < 0.02] = np.nan
+    theta = rng.uniform(0.1, 3.0, total).astype(np.float32)
+    time = rng.normal(0.0, 150.0, total).astype(np.float32)
+    others = [rng.normal(0, 1, total).astype(np.float32) for _ in range(4)]
+    region = rng.integers(0, 4, total).astype(np.int32)
+    mc_index = rng.integers(-1, 5, total).astype(np.int32)
+    trigger = rng.random(n) < 0.9
+    beam = [rng.normal(11.0, 0.01, n), rng.normal(0.46, 0.01, n), rng.normal(0, 0.01, n),
+            rng.normal(2.9, 0.01, n)]  # fmt: skip
+    beam[0][:3] = 0.0  # below the momentum: E_cms clipped to 0
+    cuts = (0.09, 0.3, 2.6, 200.0, 5)
+    pool, floats, ints, beams, e_cms = pool_candidates(
+        offsets, energy, theta, others[0], time, *others[1:], region, mc_index, trigger,
+        tuple(beam), *cuts,
+    )  # fmt: skip
+    index = top_candidates(offsets, energy, theta, time, *cuts)
+    want_pool = np.flatnonzero(trigger & (index[:, 2] >= 0))
+    np.testing.assert_array_equal(pool, want_pool)
+    want_f, want_i = gather_pool(
+        index[want_pool], offsets, want_pool, energy, theta, others[0], time, *others[1:], region,
+        mc_index,
+    )  # fmt: skip
+    assert floats.tobytes() == want_f.tobytes() and ints.tobytes() == want_i.tobytes()
+    want_beam = np.stack([b[want_pool] for b in beam], axis=1)
+    np.testing.assert_array_equal(beams, want_beam)
+    want_cms = np.sqrt(
+        np.clip(want_beam[:, 0] ** 2 - np.sum(want_beam[:, 1:] ** 2, axis=1), 0.0, None)
+    )
+    assert e_cms.tobytes() == want_cms.tobytes()
+    assert 0 < len(pool) < n and (e_cms == 0).any()
+
+
 def test_pick_three_equals_take_along_axis() -> None:
     rng = np.random.default_rng(8)
     for values in (rng.normal(size=(500, 5)), rng.integers(-1, 9, size=(500, 5))):
@@ -195,57 +305,77 @@ def test_pick_three_equals_take_along_axis() -> None:
 
 
 def test_chunk_fills_equal_hist_fill_to_the_last_bit() -> None:
-    """The batched direct fills (bin index and bincount into each slice) against hist.fill: the
-    same values and variances in every bin, flow bins included (edges, NaN, infinities), the
-    same category axes grown in the same order, for every kind of histogram the processor
-    fills (variable M_gg axis, regular axes, two regular axes, a fixed category axis) into
-    histograms that hold other slices already; category-only histograms get np.sum."""
+    """The batched direct fills (bin index and bincount into each slice's sums) against
+    hist.fill: the same values and variances in every bin, flow bins included (edges, NaN,
+    infinities), the same category axes grown in the same order, for every kind of histogram the
+    processor fills (variable M_gg axis, regular axes, two regular axes, a fixed category axis);
+    category-only histograms get np.sum. Over three chunks merged by coffea's accumulate (the
+    sums against the chunks' hist.Hist objects), the first a chunk that could not be read (its
+    cutflow only), the others with categories in different orders."""
+    from coffea.processor import accumulate
+
     rng = np.random.default_rng(9)
     edges = (0.0, 0.2, 0.21, 1.0, 3.3, 9.7)
-    fast, slow = make_histograms(edges, None), make_histograms(edges, None)
-    for h in (fast, slow):
-        h[MGG].fill(dataset="gg", period="2018", variation="nominal", truth="matched", mgg=[0.5], weight=[2.0])  # fmt: skip
-    fills = ChunkFills(fast)
-
-    def both(name: str, where: dict[str, str], w: np.ndarray, *values: np.ndarray) -> None:
-        fills.add(name, where, w, *values)
-        axes = [a.name for a in slow[name].axes][len(where) :]
-        slow[name].fill(**where, **dict(zip(axes, values, strict=True)), weight=w)
+    layout = layouts(make_histograms(edges, None))
 
     def sample(lo: float, hi: float, n: int = 20_000) -> np.ndarray:
         grid = np.linspace(lo, hi, 41)  # every edge of the regular axes used below
         x = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), n)
         return np.concatenate([x, grid, np.nextafter(grid, -np.inf), [np.nan, np.inf, -np.inf]])
 
-    for where in (
-        {"dataset": "gg", "period": "2018", "variation": "nominal", "truth": "unmatched"},
-        {"dataset": "ggg", "period": "2019", "variation": "escale_up", "truth": "matched"},
-    ):
-        x = sample(0.0, 9.7)
-        both(MGG, where, rng.exponential(0.37, len(x)), x)
-    x = sample(-6.0, 6.0)
-    both("kinfit_pull", {"dataset": "ggg", "quantity": "theta"}, rng.exponential(1.0, len(x)), x)
-    x, y = sample(0.0, 30.0), sample(0.0, 1.0)
-    both("kinfit_chi2", {"dataset": "ggg"}, rng.exponential(1.0, len(x)), x, rng.permutation(y))
-    x = sample(-0.2, 0.2)
-    both("mass_resolution", {"dataset": "alp", "kind": "fit"}, rng.exponential(1.0, len(x)), x)
-    for name, (_, lo, hi) in FEATURE_BINNING.items():
-        x = sample(lo, hi)
-        both(
-            f"feature_{name}", {"dataset": "gg", "period": "2018"}, rng.exponential(1.0, len(x)), x
-        )
-    w = rng.exponential(1.0, 1000)
-    fills.add(CUTFLOW, {"dataset": "gg", "period": "2018", "cut": "m3g"}, w)
-    fills.flush()
-    for name in slow:
-        if name == CUTFLOW:
-            continue
-        assert [list(a) for a in fast[name].axes] == [list(a) for a in slow[name].axes], name
-        got, want = fast[name].view(flow=True), slow[name].view(flow=True)
-        np.testing.assert_array_equal(got.value, want.value, err_msg=name)
-        np.testing.assert_array_equal(got.variance, want.variance, err_msg=name)
-    cut = fast[CUTFLOW][{"dataset": "gg", "period": "2018", "cut": "m3g"}]
-    assert (cut.value, cut.variance) == (float(np.sum(w)), float(np.sum(w * w)))
+    def chunk(datasets: tuple[str, str]) -> tuple[HistogramSums, dict]:
+        slow = make_histograms(edges, None)
+        fills = ChunkFills(layout)
+
+        def both(name: str, where: dict[str, str], w: np.ndarray, *values: np.ndarray) -> None:
+            fills.add(name, where, w, *values)
+            axes = [a.name for a in slow[name].axes][len(where) :]
+            if axes:
+                slow[name].fill(**where, **dict(zip(axes, values, strict=True)), weight=w)
+                return
+            # category axes only: the processor adds np.sum(w), np.sum(w**2) (as before #12)
+            slow[name].fill(**{k: [v] for k, v in where.items()}, weight=[0.0])
+            at = tuple(list(a).index(where[a.name]) for a in slow[name].axes)
+            view = slow[name].view(flow=True)
+            view.value[at] += float(np.sum(w))
+            view.variance[at] += float(np.sum(w * w))
+
+        first, second = datasets
+        for where in (
+            {"dataset": first, "period": "2018", "variation": "nominal", "truth": "unmatched"},
+            {"dataset": second, "period": "2019", "variation": "escale_up", "truth": "matched"},
+        ):  # a slice is filled once per chunk (a second fill's sum would be added as a whole)
+            x = sample(0.0, 9.7)
+            both(MGG, where, rng.exponential(0.37, len(x)), x)
+        x = sample(-6.0, 6.0)
+        both("kinfit_pull", {"dataset": second, "quantity": "theta"}, rng.exponential(1.0, len(x)), x)  # fmt: skip
+        x, y = sample(0.0, 30.0), sample(0.0, 1.0)
+        both("kinfit_chi2", {"dataset": first}, rng.exponential(1.0, len(x)), x, rng.permutation(y))
+        x = sample(-0.2, 0.2)
+        both("mass_resolution", {"dataset": "alp", "kind": "fit"}, rng.exponential(1.0, len(x)), x)
+        for name, (_, lo, hi) in FEATURE_BINNING.items():
+            x = sample(lo, hi)
+            where = {"dataset": second, "period": "2018"}
+            both(f"feature_{name}", where, rng.exponential(1.0, len(x)), x)
+        for cut in ("all", "m3g"):
+            w = rng.exponential(1.0, 1000)
+            both(CUTFLOW, {"dataset": first, "period": "2018", "cut": cut}, w)
+        return fills.flush(), slow
+
+    unread = make_histograms(edges, None)
+    chunks = [({"h": HistogramSums([CUTFLOW])}, {CUTFLOW: unread[CUTFLOW]})]
+    for datasets in (("gg", "ggg"), ("ggg", "data")):
+        sums, slow = chunk(datasets)
+        chunks.append(({"h": sums}, slow))
+    merged = accumulate(c[0] for c in chunks)["h"].histograms(make_histograms(edges, None))
+    want = accumulate(c[1] for c in chunks)
+    assert list(merged) == list(want)  # the unread chunk's cutflow first, as its output had it
+    for name in want:
+        assert [list(a) for a in merged[name].axes] == [list(a) for a in want[name].axes], name
+        got, expected = merged[name].view(flow=True), want[name].view(flow=True)
+        assert got.value.tobytes() == expected.value.tobytes(), name
+        assert got.variance.tobytes() == expected.variance.tobytes(), name
+    assert merged[MGG].sum(flow=True).value > 0
 
 
 def test_three_photon_features_equal_the_numpy_features_to_the_last_bit() -> None:
