@@ -539,6 +539,50 @@ def variable_bins(
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _put_candidate(
+    floats: npt.NDArray[np.float64],
+    ints: npt.NDArray[np.int64],
+    row: int,
+    j: int,
+    c: int,
+    first: int,
+    energy: np.ndarray,
+    theta: np.ndarray,
+    phi: np.ndarray,
+    time: np.ndarray,
+    err_e: np.ndarray,
+    err_theta: np.ndarray,
+    err_phi: np.ndarray,
+    region: np.ndarray,
+    mc_index: np.ndarray,
+) -> None:
+    """Slot ``j`` of pool row ``row`` of :func:`gather_pool`'s ``floats`` and ``ints``: flat
+    cluster ``c`` (its event's clusters start at ``first``), or the padding where ``c`` < 0."""
+    if c >= 0:
+        floats[0, row, j] = energy[c]
+        floats[1, row, j] = theta[c]
+        floats[2, row, j] = phi[c]
+        floats[3, row, j] = time[c]
+        floats[4, row, j] = err_e[c]
+        floats[5, row, j] = err_theta[c]
+        floats[6, row, j] = err_phi[c]
+        ints[0, row, j] = region[c]
+        ints[1, row, j] = mc_index[c]
+        ints[2, row, j] = c - first
+    else:
+        floats[0, row, j] = np.nan
+        floats[1, row, j] = 0.0
+        floats[2, row, j] = 0.0
+        floats[3, row, j] = 0.0
+        floats[4, row, j] = 1.0
+        floats[5, row, j] = 1.0
+        floats[6, row, j] = 1.0
+        ints[0, row, j] = 0
+        ints[1, row, j] = -1
+        ints[2, row, j] = -1
+
+
 @nb.njit(cache=True, nogil=True)
 def gather_pool(
     index: npt.NDArray[np.int64],
@@ -565,29 +609,10 @@ def gather_pool(
     for i in range(m):
         first = offsets[pool[i]]
         for j in range(k):
-            c = index[i, j]
-            if c >= 0:
-                floats[0, i, j] = energy[c]
-                floats[1, i, j] = theta[c]
-                floats[2, i, j] = phi[c]
-                floats[3, i, j] = time[c]
-                floats[4, i, j] = err_e[c]
-                floats[5, i, j] = err_theta[c]
-                floats[6, i, j] = err_phi[c]
-                ints[0, i, j] = region[c]
-                ints[1, i, j] = mc_index[c]
-                ints[2, i, j] = c - first
-            else:
-                floats[0, i, j] = np.nan
-                floats[1, i, j] = 0.0
-                floats[2, i, j] = 0.0
-                floats[3, i, j] = 0.0
-                floats[4, i, j] = 1.0
-                floats[5, i, j] = 1.0
-                floats[6, i, j] = 1.0
-                ints[0, i, j] = 0
-                ints[1, i, j] = -1
-                ints[2, i, j] = -1
+            _put_candidate(
+                floats, ints, i, j, index[i, j], first, energy, theta, phi, time, err_e,
+                err_theta, err_phi, region, mc_index,
+            )  # fmt: skip
     return floats, ints
 
 
@@ -682,29 +707,10 @@ def pool_candidates(
             continue
         first = offsets[i]
         for j in range(k):  # as gather_pool
-            c = top[j]
-            if c >= 0:
-                floats[0, m, j] = energy[c]
-                floats[1, m, j] = theta[c]
-                floats[2, m, j] = phi[c]
-                floats[3, m, j] = time[c]
-                floats[4, m, j] = err_e[c]
-                floats[5, m, j] = err_theta[c]
-                floats[6, m, j] = err_phi[c]
-                ints[0, m, j] = region[c]
-                ints[1, m, j] = mc_index[c]
-                ints[2, m, j] = c - first
-            else:
-                floats[0, m, j] = np.nan
-                floats[1, m, j] = 0.0
-                floats[2, m, j] = 0.0
-                floats[3, m, j] = 0.0
-                floats[4, m, j] = 1.0
-                floats[5, m, j] = 1.0
-                floats[6, m, j] = 1.0
-                ints[0, m, j] = 0
-                ints[1, m, j] = -1
-                ints[2, m, j] = -1
+            _put_candidate(
+                floats, ints, m, j, top[j], first, energy, theta, phi, time, err_e,
+                err_theta, err_phi, region, mc_index,
+            )  # fmt: skip
         b0 = np.float64(beam_e[i])
         b1 = np.float64(beam_px[i])
         b2 = np.float64(beam_py[i])
