@@ -73,7 +73,7 @@ UPROOT_OPTIONS = getattr(_run_module, "UPROOT_OPTIONS", {})
 
 def _config(lumi_fb: float) -> AnalysisConfig:
     return AnalysisConfig(
-        run_slice=f"2018,lumi={lumi_fb}",
+        run_slice=f"lumi={lumi_fb}",  # the 2018 runs first (registry order), then beyond
         kinfit=KinfitConfig(covariance="clusters"),
         # files of up to 200 k events in chunks of at most 100 k: the sample's two large files
         # (data 180 k, gg 151 k events) split into two even chunks each, so that no chunk holds

@@ -15,7 +15,8 @@ A slice of the registry is chosen with one string (:meth:`RunRegistry.select`):
     filters, which combine with commas (``"exp=12,runs=100..900"``);
 ``"lumi=10"``
     the first 10 fb^-1 (in registry order) of what the other terms selected; the last block is
-    cut to a shorter run range with proportionally less luminosity.
+    cut to a shorter run range with proportionally less luminosity. Asking for more than the
+    other terms select is an error (``"2018,lumi=0.6"``: the 2018 slice holds 0.445 fb^-1).
 """
 
 from __future__ import annotations
@@ -166,6 +167,14 @@ class RunRegistry(Sequence[RunBlock]):
                     f"run slice term {term!r}: unknown key {key!r} (exp, runs, period, lumi)"
                 )
         if lumi_limit is not None:
+            held = sum(b.lumi_pb for b in blocks)
+            if blocks and lumi_limit * 1000.0 > held * (1 + 1e-9):
+                # a sample smaller than asked for would be mislabelled, not just smaller
+                raise ValueError(
+                    f"run slice {spec!r} asks for {lumi_limit:g} fb^-1, but the runs it selects "
+                    f"hold {held / 1000.0:.4g} fb^-1; ask for less, or widen the slice (e.g. "
+                    f"'lumi={lumi_limit:g}' alone takes the runs in registry order)"
+                )
             blocks = _first_lumi(blocks, lumi_limit * 1000.0)
         if not blocks:
             raise ValueError(f"run slice {spec!r} selects no runs")

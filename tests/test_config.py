@@ -116,3 +116,12 @@ def test_bad_registry_file(tmp_path: Path) -> None:
     path.write_text("exp,run_lo\n3,0\n")
     with pytest.raises(ValueError, match="missing columns"):
         load_registry(path)
+
+
+def test_a_slice_asked_for_more_luminosity_than_it_holds_is_refused() -> None:
+    registry = load_registry()
+    held = registry.select("2018").lumi_pb / 1000.0
+    assert registry.select(f"2018,lumi={held:.6f}").lumi_pb == pytest.approx(held * 1000.0)
+    with pytest.raises(ValueError, match=r"asks for 0.6 fb\^-1, but the runs it selects hold"):
+        registry.select("2018,lumi=0.6")
+    assert registry.select("lumi=0.6").lumi_pb == pytest.approx(600.0)  # runs beyond 2018
