@@ -507,6 +507,7 @@ class Saver:
              "exponents": exponents(current)}, indent=1,
         )  # fmt: skip
         if self.json_path:
+            self.json_path.parent.mkdir(parents=True, exist_ok=True)
             self.json_path.write_text(data)
         if self.out:
             self.out.mkdir(parents=True, exist_ok=True)
