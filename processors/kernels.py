@@ -39,27 +39,43 @@ def top_candidates(
     n = len(offsets) - 1
     out = np.full((n, k), -1, dtype=np.int64)
     for i in range(n):
-        filled = 0
-        for j in range(offsets[i], offsets[i + 1]):
-            e = energy[j]
-            if not (
-                e > e_min
-                and theta[j] > theta_lo
-                and theta[j] < theta_hi
-                and abs(time[j]) < time_window
-            ):
-                continue
-            # insertion into the sorted top-k
-            pos = filled if filled < k else k
-            while pos > 0 and energy[out[i, pos - 1]] < e:
-                if pos < k:
-                    out[i, pos] = out[i, pos - 1]
-                pos -= 1
-            if pos < k:
-                out[i, pos] = j
-                if filled < k:
-                    filled += 1
+        _event_top(offsets, i, energy, theta, time, e_min, theta_lo, theta_hi, time_window, out[i])
     return out
+
+
+@nb.njit(cache=True, inline="always")
+def _event_top(
+    offsets: npt.NDArray[np.int64],
+    i: int,
+    energy: npt.NDArray[np.floating],
+    theta: npt.NDArray[np.floating],
+    time: npt.NDArray[np.floating],
+    e_min: float,
+    theta_lo: float,
+    theta_hi: float,
+    time_window: float,
+    top: npt.NDArray[np.int64],
+) -> int:
+    """Event ``i``'s row of :func:`top_candidates` into ``top`` (length k, filled with -1 by
+    the caller), by insertion into the sorted top-k; the number of slots filled."""
+    k = len(top)
+    filled = 0
+    for j in range(offsets[i], offsets[i + 1]):
+        e = energy[j]
+        if not (
+            e > e_min and theta[j] > theta_lo and theta[j] < theta_hi and abs(time[j]) < time_window
+        ):
+            continue
+        pos = filled if filled < k else k
+        while pos > 0 and energy[top[pos - 1]] < e:
+            if pos < k:
+                top[pos] = top[pos - 1]
+            pos -= 1
+        if pos < k:
+            top[pos] = j
+            if filled < k:
+                filled += 1
+    return filled
 
 
 @nb.njit(cache=True)
@@ -683,26 +699,9 @@ def pool_candidates(
         if not trigger[i]:
             continue
         top[:] = -1
-        filled = 0
-        for j in range(offsets[i], offsets[i + 1]):
-            e = energy[j]
-            if not (
-                e > e_min
-                and theta[j] > theta_lo
-                and theta[j] < theta_hi
-                and abs(time[j]) < time_window
-            ):
-                continue
-            # insertion into the sorted top-k (as top_candidates)
-            pos = filled if filled < k else k
-            while pos > 0 and energy[top[pos - 1]] < e:
-                if pos < k:
-                    top[pos] = top[pos - 1]
-                pos -= 1
-            if pos < k:
-                top[pos] = j
-                if filled < k:
-                    filled += 1
+        filled = _event_top(
+            offsets, i, energy, theta, time, e_min, theta_lo, theta_hi, time_window, top
+        )
         if filled < 3:
             continue
         first = offsets[i]
